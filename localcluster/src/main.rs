@@ -1,0 +1,2 @@
+//! `localcluster`: run the local Kubernetes API emulator in the foreground.
+fn main() {}

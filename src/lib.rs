@@ -1,0 +1,1 @@
+//! kjenv: run a Python flow as a user-supplied Kubernetes Job.
