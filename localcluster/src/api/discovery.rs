@@ -1,0 +1,124 @@
+//! Discovery documents: `/version`, `/api`, `/apis`, the APIResourceLists, and the OpenAPI stub.
+
+use hyper::{header, Response};
+use serde_json::{json, Value};
+
+use super::{full, Body};
+
+/// `GET /version`.
+pub fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "33",
+        "gitVersion": "v1.33.0",
+        "gitCommit": "60a317eadfcb839692a68eab88b2096f4d708f4f",
+        "gitTreeState": "clean",
+        "buildDate": "2025-04-23T13:07:52Z",
+        "goVersion": "go1.24.2",
+        "compiler": "gc",
+        "platform": format!("{}/{}", std::env::consts::OS, go_arch()),
+    })
+}
+
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// `GET /api`.
+pub fn api_versions(port: u16) -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": format!("127.0.0.1:{port}")}],
+    })
+}
+
+fn batch_group_doc() -> Value {
+    json!({
+        "name": "batch",
+        "versions": [{"groupVersion": "batch/v1", "version": "v1"}],
+        "preferredVersion": {"groupVersion": "batch/v1", "version": "v1"},
+    })
+}
+
+/// `GET /apis`.
+pub fn api_groups() -> Value {
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [batch_group_doc()]})
+}
+
+/// `GET /apis/batch`.
+pub fn batch_group() -> Value {
+    let mut g = batch_group_doc();
+    if let Some(m) = g.as_object_mut() {
+        m.insert("kind".into(), json!("APIGroup"));
+        m.insert("apiVersion".into(), json!("v1"));
+    }
+    g
+}
+
+const ALL_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+
+fn res(name: &str, singular: &str, namespaced: bool, kind: &str, verbs: &[&str], short: &[&str], categories: &[&str]) -> Value {
+    let mut r = json!({
+        "name": name,
+        "singularName": singular,
+        "namespaced": namespaced,
+        "kind": kind,
+        "verbs": verbs,
+    });
+    if let Some(m) = r.as_object_mut() {
+        if !short.is_empty() {
+            m.insert("shortNames".into(), json!(short));
+        }
+        if !categories.is_empty() {
+            m.insert("categories".into(), json!(categories));
+        }
+    }
+    r
+}
+
+/// `GET /api/v1`.
+pub fn core_v1() -> Value {
+    let ns_verbs = &["create", "delete", "get", "list", "patch", "update", "watch"];
+    json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": "v1",
+        "resources": [
+            res("configmaps", "configmap", true, "ConfigMap", ALL_VERBS, &["cm"], &[]),
+            res("events", "event", true, "Event", ALL_VERBS, &["ev"], &[]),
+            res("namespaces", "namespace", false, "Namespace", ns_verbs, &["ns"], &[]),
+            res("pods", "pod", true, "Pod", ALL_VERBS, &["po"], &["all"]),
+            res("pods/log", "", true, "Pod", &["get"], &[], &[]),
+            res("pods/status", "", true, "Pod", &["get", "patch", "update"], &[], &[]),
+            res("secrets", "secret", true, "Secret", ALL_VERBS, &[], &[]),
+        ],
+    })
+}
+
+/// `GET /apis/batch/v1`.
+pub fn batch_v1() -> Value {
+    json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": "batch/v1",
+        "resources": [
+            res("jobs", "job", true, "Job", ALL_VERBS, &[], &["all"]),
+            res("jobs/status", "", true, "Job", &["get", "patch", "update"], &[], &[]),
+        ],
+    })
+}
+
+/// `GET /openapi/v2`: an empty protobuf document (kubectl 1.20 then skips client validation).
+pub fn openapi_v2() -> Response<Body> {
+    let mut r = Response::new(full(""));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/com.github.proto-openapi.spec.v2.v1.0+protobuf"),
+    );
+    r
+}
