@@ -1,1 +1,16 @@
 //! kjenv: run a Python flow as a user-supplied Kubernetes Job.
+//!
+//! The core is pure Rust and never sees pyo3: [`spec`] loads and checks a Job spec,
+//! [`context`] resolves the values a run needs, [`transform`] rewrites the spec into the Job
+//! kjenv submits. The PyO3 bindings live in `python/`, behind the `python` feature.
+
+pub mod context;
+pub mod error;
+pub mod secret;
+pub mod spec;
+pub mod transform;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use error::{Error, Result};

@@ -1,0 +1,164 @@
+"""Type stubs and docstrings for kjenv's Rust extension."""
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any, Callable
+
+__version__: str
+FLOW_COMMAND: str
+"""The in-container one-liner the flow container runs under ``/bin/sh -c``."""
+
+def dump_yaml(obj: Any) -> str:
+    """Return a JSON-like object (dicts, lists, scalars) as YAML text."""
+
+class KjenvError(Exception):
+    """Base class of every error kjenv raises."""
+
+class JobSpecError(KjenvError, ValueError):
+    """The job spec is malformed.
+
+    The message names the file, line and column (for YAML) and the field path, for example
+    ``job.yaml:6:19: spec.template.spec.containers: expected a list of containers, got an integer``.
+
+    Attributes:
+        file: The spec file, or None for YAML text and dicts.
+        line: 1-based line, when known.
+        column: 1-based column, when known.
+        field: The field path, e.g. ``spec.template.spec.containers[0].env``, when known.
+        detail: The message without its location.
+    """
+
+    file: str | None
+    line: int | None
+    column: int | None
+    field: str | None
+    detail: str
+
+class ClusterConfigError(KjenvError, OSError):
+    """No usable cluster configuration was found (kubeconfig, context or in-cluster account)."""
+
+class KubeApiError(KjenvError):
+    """The Kubernetes API refused a request.
+
+    Attributes:
+        status: HTTP status code.
+        reason: Kubernetes' reason (``NotFound``, ``AlreadyExists``, ``Invalid``, …).
+        message: Kubernetes' message.
+    """
+
+    status: int
+    reason: str
+    message: str
+
+class JobFailedError(KjenvError):
+    """The Job failed; the message gives the Kubernetes reason and the tail of the flow's log."""
+
+class JobTimeoutError(KjenvError, TimeoutError):
+    """Waiting for the Job took longer than the timeout."""
+
+class KubernetesJobEnvironment:
+    """Run a flow as a user-supplied Kubernetes Job: the drop-in for Prefect's class.
+
+    The job spec is loaded and checked once, here, as in Prefect; it is stored on the instance
+    and never serialized. The first container of the Job runs the flow; everything else in the
+    spec is submitted untouched.
+
+    Args:
+        job_spec_file: Path to a Kubernetes Job YAML file (stored as an absolute path).
+        unique_job_name: Append ``-<8 hex>`` to the Job's name on every render.
+        executor: The Prefect executor used when the flow runs.
+        labels: Labels of this environment (agents match on them).
+        on_start: Called before the flow runs.
+        on_exit: Called after the flow ran, whatever the outcome.
+        metadata: Extra metadata; ``metadata["image"]`` names the flow image.
+        job_spec: The spec as YAML text or a dict, instead of ``job_spec_file``.
+        namespace: The namespace to run in (else the spec's, Prefect's context, the kubeconfig's,
+            ``default``).
+        kubeconfig: A kubeconfig file to use instead of ``KUBECONFIG`` / ``~/.kube/config``.
+        context: The kubeconfig context to use.
+
+    Raises:
+        JobSpecError: The spec is not a valid Job spec (the message says where).
+        FileNotFoundError: ``job_spec_file`` does not exist.
+        ValueError: Both ``job_spec_file`` and ``job_spec`` were given.
+    """
+
+    job_spec_file: str | None
+    """The absolute path of the spec file, or None."""
+    unique_job_name: bool
+    executor: Any
+    labels: set[str]
+    on_start: Callable[[], Any] | None
+    on_exit: Callable[[], Any] | None
+    metadata: dict[str, Any]
+    namespace: str | None
+    kubeconfig: str | None
+    context: str | None
+
+    def __init__(
+        self,
+        job_spec_file: str | os.PathLike[str] | None = None,
+        unique_job_name: bool = False,
+        executor: Any = None,
+        labels: Iterable[str] | None = None,
+        on_start: Callable[[], Any] | None = None,
+        on_exit: Callable[[], Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        *,
+        job_spec: str | Mapping[str, Any] | None = None,
+        namespace: str | None = None,
+        kubeconfig: str | os.PathLike[str] | None = None,
+        context: str | None = None,
+    ) -> None: ...
+    @property
+    def logger(self) -> logging.Logger:
+        """The logger ``kjenv.KubernetesJobEnvironment``."""
+    @property
+    def identifier_label(self) -> str:
+        """A uuid4 labelling this environment's Jobs; new per instance and after unpickling."""
+    @property
+    def dependencies(self) -> list[str]:
+        """Python packages the flow's image needs: ``["kjenv"]``."""
+    @property
+    def job_spec(self) -> dict[str, Any]:
+        """A copy of the stored job spec."""
+    def setup(self, flow: Any = None) -> None:
+        """Do nothing: this environment needs no infrastructure (as the seed says)."""
+    def render(
+        self,
+        flow: Any = None,
+        *,
+        image: str | None = None,
+        flow_run_id: str | None = None,
+        namespace: str | None = None,
+        flow_file_path: str | None = None,
+    ) -> dict[str, Any]:
+        """Return exactly the Job ``execute`` would submit.
+
+        Values are resolved in this order: image from ``image``, ``metadata["image"]``, the
+        flow's Docker storage, ``PREFECT__CONTEXT__IMAGE``; flow run id from ``flow_run_id``,
+        ``prefect.context``, ``PREFECT__CONTEXT__FLOW_RUN_ID``, a new uuid4; namespace from
+        ``namespace``, the constructor, the spec, ``prefect.context``, ``default``; flow file
+        path from ``flow_file_path``, the flow's storage, ``PREFECT__CONTEXT__FLOW_FILE_PATH``,
+        ``/root/.prefect/flow_env.prefect``. With a Prefect Cloud token configured, the token
+        appears only as a ``secretKeyRef`` to the Secret ``<job-name>-kjenv``.
+
+        Raises:
+            ValueError: No image could be found.
+        """
+    def run(self, flow: Any) -> Any:
+        """Run ``flow`` in this process with Prefect's default flow runner.
+
+        ``on_start`` is called first and ``on_exit`` always; returns the flow's final state.
+
+        Raises:
+            ImportError: Prefect is not installed.
+        """
+    def serialize(self) -> dict[str, Any]:
+        """``{"type": "KubernetesJobEnvironment", "labels": [...], "metadata": {...}}``.
+
+        The job spec is never part of it.
+        """
+    def __getstate__(self) -> dict[str, Any]: ...
+    def __setstate__(self, state: dict[str, Any]) -> None: ...

@@ -1,0 +1,166 @@
+//! Where each value of a rendered Job comes from, in the order architecture.md §2.7 gives.
+
+use crate::error::{Error, Result};
+use crate::secret::SecretString;
+
+/// Prefect's default location of the flow file inside the image.
+pub const DEFAULT_FLOW_FILE_PATH: &str = "/root/.prefect/flow_env.prefect";
+
+/// Prefect Cloud settings. With a token the Job runs in Cloud mode; without, backend-less.
+#[derive(Debug, Clone, Default)]
+pub struct CloudSettings {
+    pub graphql: String,
+    pub auth_token: Option<SecretString>,
+}
+
+/// Candidates for each value, highest priority first within each field; `None`/empty = absent.
+#[derive(Debug, Clone, Default)]
+pub struct Candidates {
+    pub image: Option<String>,
+    pub metadata_image: Option<String>,
+    pub storage_image: Option<String>,
+    pub flow_run_id: Option<String>,
+    pub context_flow_run_id: Option<String>,
+    pub namespace: Option<String>,
+    pub spec_namespace: Option<String>,
+    pub context_namespace: Option<String>,
+    pub config_namespace: Option<String>,
+    pub flow_file_path: Option<String>,
+    pub storage_flow_file_path: Option<String>,
+}
+
+/// The values a Job is rendered with.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub image: String,
+    pub flow_run_id: String,
+    pub namespace: String,
+    pub flow_file_path: String,
+}
+
+fn first(options: impl IntoIterator<Item = Option<String>>) -> Option<String> {
+    options.into_iter().flatten().find(|s| !s.is_empty())
+}
+
+/// Resolve every value from its candidates and the environment (`env` looks a variable up).
+///
+/// # Errors
+/// [`Error::MissingValue`] when no image can be found anywhere.
+pub fn resolve(c: &Candidates, env: &dyn Fn(&str) -> Option<String>) -> Result<Resolved> {
+    let image = first([
+        c.image.clone(),
+        c.metadata_image.clone(),
+        c.storage_image.clone(),
+        env("PREFECT__CONTEXT__IMAGE"),
+    ])
+    .ok_or_else(|| {
+        Error::MissingValue(
+            "no image for the flow container: pass image=..., set metadata={\"image\": ...} on the \
+             environment, use Docker storage, or set PREFECT__CONTEXT__IMAGE"
+                .into(),
+        )
+    })?;
+    let flow_run_id = first([
+        c.flow_run_id.clone(),
+        c.context_flow_run_id.clone(),
+        env("PREFECT__CONTEXT__FLOW_RUN_ID"),
+    ])
+    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let namespace = first([
+        c.namespace.clone(),
+        c.spec_namespace.clone(),
+        c.context_namespace.clone(),
+        c.config_namespace.clone(),
+    ])
+    .unwrap_or_else(|| "default".into());
+    let flow_file_path = first([
+        c.flow_file_path.clone(),
+        c.storage_flow_file_path.clone(),
+        env("PREFECT__CONTEXT__FLOW_FILE_PATH"),
+    ])
+    .unwrap_or_else(|| DEFAULT_FLOW_FILE_PATH.into());
+    Ok(Resolved {
+        image,
+        flow_run_id,
+        namespace,
+        flow_file_path,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn image_order_is_argument_metadata_storage_env() {
+        let env = |k: &str| (k == "PREFECT__CONTEXT__IMAGE").then(|| "env/img".to_string());
+        let mut c = Candidates {
+            image: Some("arg/img".into()),
+            metadata_image: Some("meta/img".into()),
+            storage_image: Some("reg/flows:tag".into()),
+            ..Default::default()
+        };
+        assert_eq!(resolve(&c, &env).unwrap().image, "arg/img");
+        c.image = None;
+        assert_eq!(resolve(&c, &env).unwrap().image, "meta/img");
+        c.metadata_image = Some(String::new());
+        assert_eq!(resolve(&c, &env).unwrap().image, "reg/flows:tag");
+        c.storage_image = None;
+        assert_eq!(resolve(&c, &env).unwrap().image, "env/img");
+        let err = resolve(&c, &no_env).unwrap_err();
+        assert!(
+            err.to_string().contains("no image for the flow container"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn flow_run_id_falls_back_to_a_new_uuid() {
+        let c = Candidates {
+            image: Some("i".into()),
+            ..Default::default()
+        };
+        let id = resolve(&c, &no_env).unwrap().flow_run_id;
+        assert!(uuid::Uuid::parse_str(&id).is_ok());
+        let env = |k: &str| (k == "PREFECT__CONTEXT__FLOW_RUN_ID").then(|| "from-env".to_string());
+        assert_eq!(resolve(&c, &env).unwrap().flow_run_id, "from-env");
+        let c2 = Candidates {
+            context_flow_run_id: Some("ctx".into()),
+            ..c
+        };
+        assert_eq!(resolve(&c2, &env).unwrap().flow_run_id, "ctx");
+    }
+
+    #[test]
+    fn namespace_and_flow_path_orders() {
+        let mut c = Candidates {
+            image: Some("i".into()),
+            spec_namespace: Some("spec-ns".into()),
+            context_namespace: Some("ctx-ns".into()),
+            config_namespace: Some("cfg-ns".into()),
+            ..Default::default()
+        };
+        assert_eq!(resolve(&c, &no_env).unwrap().namespace, "spec-ns");
+        c.namespace = Some("arg-ns".into());
+        assert_eq!(resolve(&c, &no_env).unwrap().namespace, "arg-ns");
+        let bare = Candidates {
+            image: Some("i".into()),
+            ..Default::default()
+        };
+        let r = resolve(&bare, &no_env).unwrap();
+        assert_eq!(r.namespace, "default");
+        assert_eq!(r.flow_file_path, DEFAULT_FLOW_FILE_PATH);
+        let env =
+            |k: &str| (k == "PREFECT__CONTEXT__FLOW_FILE_PATH").then(|| "/env/flow".to_string());
+        assert_eq!(resolve(&bare, &env).unwrap().flow_file_path, "/env/flow");
+        let s = Candidates {
+            storage_flow_file_path: Some("/storage/flow".into()),
+            ..bare
+        };
+        assert_eq!(resolve(&s, &env).unwrap().flow_file_path, "/storage/flow");
+    }
+}

@@ -1,0 +1,414 @@
+//! `kjenv.KubernetesJobEnvironment`: the drop-in for Prefect's class, a thin shell over the core.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PySet, PyString, PyTuple};
+use pythonize::{depythonize, pythonize};
+use serde_json::Value;
+
+use super::prefect;
+use crate::context::{self, Candidates};
+use crate::transform::{self, RenderOptions, Rendered};
+
+/// Per-call overrides of `render` / `execute`.
+#[derive(Default)]
+pub(crate) struct Overrides {
+    pub image: Option<String>,
+    pub flow_run_id: Option<String>,
+    pub namespace: Option<String>,
+    pub flow_file_path: Option<String>,
+}
+
+#[pyclass(name = "KubernetesJobEnvironment", module = "kjenv", subclass, dict)]
+pub struct PyKubernetesJobEnvironment {
+    job_spec_file: Option<PathBuf>,
+    spec: Arc<Value>,
+    #[pyo3(get, set)]
+    unique_job_name: bool,
+    #[pyo3(get, set)]
+    executor: Py<PyAny>,
+    labels: Py<PyAny>,
+    #[pyo3(get, set)]
+    on_start: Py<PyAny>,
+    #[pyo3(get, set)]
+    on_exit: Py<PyAny>,
+    metadata: Py<PyAny>,
+    identifier: String,
+    #[pyo3(get)]
+    namespace: Option<String>,
+    #[pyo3(get)]
+    kubeconfig: Option<String>,
+    #[pyo3(get)]
+    context: Option<String>,
+    warned: AtomicBool,
+}
+
+fn empty_spec() -> Arc<Value> {
+    Arc::new(serde_json::json!({"apiVersion": "batch/v1", "kind": "Job"}))
+}
+
+/// Load the spec from `job_spec_file` or `job_spec` (YAML text or a mapping).
+fn load_spec(file: Option<&PathBuf>, job_spec: Option<&Bound<'_, PyAny>>) -> PyResult<Arc<Value>> {
+    match (file, job_spec) {
+        (Some(_), Some(_)) => Err(PyValueError::new_err(
+            "pass either job_spec_file or job_spec, not both",
+        )),
+        (Some(path), None) => {
+            let path = path.clone();
+            Ok(Arc::new(crate::spec::from_file(&path)?))
+        }
+        (None, Some(obj)) => {
+            if let Ok(text) = obj.cast::<PyString>() {
+                let text = text.to_cow()?;
+                return Ok(Arc::new(crate::spec::from_yaml(&text, None)?));
+            }
+            if obj.cast::<PyDict>().is_ok() || obj.is_instance_of::<pyo3::types::PyMapping>() {
+                let value: Value = depythonize(obj).map_err(|e| {
+                    crate::Error::spec(
+                        "",
+                        format!("job_spec cannot be read as a Kubernetes object: {e}"),
+                    )
+                })?;
+                return Ok(Arc::new(crate::spec::from_value(value)?));
+            }
+            Err(PyTypeError::new_err(format!(
+                "job_spec must be YAML text or a dict, got {}",
+                obj.get_type().name()?
+            )))
+        }
+        (None, None) => Ok(empty_spec()),
+    }
+}
+
+fn opt_string(py: Python<'_>, obj: &Py<PyAny>, key: &str) -> Option<String> {
+    let dict = obj.bind(py).cast::<PyDict>().ok()?;
+    let item = dict.get_item(key).ok()??;
+    item.extract::<String>().ok()
+}
+
+impl PyKubernetesJobEnvironment {
+    fn blank(py: Python<'_>) -> PyResult<Self> {
+        Ok(PyKubernetesJobEnvironment {
+            job_spec_file: None,
+            spec: empty_spec(),
+            unique_job_name: false,
+            executor: py.None(),
+            labels: PySet::empty(py)?.into_any().unbind(),
+            on_start: py.None(),
+            on_exit: py.None(),
+            metadata: PyDict::new(py).into_any().unbind(),
+            identifier: uuid::Uuid::new_v4().to_string(),
+            namespace: None,
+            kubeconfig: None,
+            context: None,
+            warned: AtomicBool::new(false),
+        })
+    }
+
+    /// Render the Job for `flow` with per-call overrides.
+    pub(crate) fn render_job(
+        &self,
+        py: Python<'_>,
+        flow: Option<&Bound<'_, PyAny>>,
+        o: Overrides,
+    ) -> PyResult<Rendered> {
+        let from_flow = prefect::flow_values(flow)?;
+        let ctx = prefect::context_values(py)?;
+        let cloud = prefect::cloud_settings(py)?;
+        let spec_namespace = self
+            .spec
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let candidates = Candidates {
+            image: o.image,
+            metadata_image: opt_string(py, &self.metadata, "image"),
+            storage_image: from_flow.image,
+            flow_run_id: o.flow_run_id,
+            context_flow_run_id: ctx.flow_run_id,
+            namespace: o.namespace.or_else(|| self.namespace.clone()),
+            spec_namespace,
+            context_namespace: ctx.namespace,
+            config_namespace: None,
+            flow_file_path: o.flow_file_path,
+            storage_flow_file_path: from_flow.flow_file_path,
+        };
+        let values = context::resolve(&candidates, &|k| std::env::var(k).ok())?;
+        let rendered = transform::render(
+            &self.spec,
+            &RenderOptions {
+                identifier: &self.identifier,
+                values: &values,
+                cloud: &cloud,
+                unique_job_name: self.unique_job_name,
+            },
+        );
+        if !rendered.replaced.is_empty() && !self.warned.swap(true, Ordering::Relaxed) {
+            let logging = py.import("logging")?;
+            logging.call_method1("getLogger", ("kjenv",))?.call_method1(
+                "warning",
+                (format!(
+                    "kjenv replaced these fields of the job spec's flow container: {} (the first container always runs the flow)",
+                    rendered.replaced.join(", ")
+                ),),
+            )?;
+        }
+        Ok(rendered)
+    }
+}
+
+#[pymethods]
+impl PyKubernetesJobEnvironment {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn __new__(
+        py: Python<'_>,
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        Self::blank(py)
+    }
+
+    #[pyo3(signature = (job_spec_file=None, unique_job_name=false, executor=None, labels=None, on_start=None,
+                        on_exit=None, metadata=None, *, job_spec=None, namespace=None, kubeconfig=None, context=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn __init__(
+        &mut self,
+        py: Python<'_>,
+        job_spec_file: Option<PathBuf>,
+        unique_job_name: bool,
+        executor: Option<Py<PyAny>>,
+        labels: Option<&Bound<'_, PyAny>>,
+        on_start: Option<Py<PyAny>>,
+        on_exit: Option<Py<PyAny>>,
+        metadata: Option<&Bound<'_, PyAny>>,
+        job_spec: Option<&Bound<'_, PyAny>>,
+        namespace: Option<String>,
+        kubeconfig: Option<PathBuf>,
+        context: Option<String>,
+    ) -> PyResult<()> {
+        let job_spec_file = match job_spec_file {
+            Some(p) => Some(std::path::absolute(&p).map_err(|e| crate::Error::Io {
+                path: p.clone(),
+                source: e,
+            })?),
+            None => None,
+        };
+        self.spec = load_spec(job_spec_file.as_ref(), job_spec)?;
+        self.job_spec_file = job_spec_file;
+        self.unique_job_name = unique_job_name;
+        self.executor = executor.unwrap_or_else(|| py.None());
+        self.labels = match labels {
+            Some(l) if !l.is_none() => {
+                PySet::new(py, l.try_iter()?.collect::<PyResult<Vec<_>>>()?)?
+                    .into_any()
+                    .unbind()
+            }
+            _ => PySet::empty(py)?.into_any().unbind(),
+        };
+        self.on_start = on_start.unwrap_or_else(|| py.None());
+        self.on_exit = on_exit.unwrap_or_else(|| py.None());
+        self.metadata = match metadata {
+            Some(m) if !m.is_none() => m.clone().unbind(),
+            _ => PyDict::new(py).into_any().unbind(),
+        };
+        self.namespace = namespace;
+        self.kubeconfig =
+            kubeconfig.map(|p| std::path::absolute(&p).unwrap_or(p).display().to_string());
+        self.context = context;
+        Ok(())
+    }
+
+    #[getter]
+    fn job_spec_file(&self) -> Option<String> {
+        self.job_spec_file.as_ref().map(|p| p.display().to_string())
+    }
+
+    #[getter]
+    fn labels(&self, py: Python<'_>) -> Py<PyAny> {
+        self.labels.clone_ref(py)
+    }
+
+    #[setter]
+    fn set_labels(&mut self, py: Python<'_>, labels: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.labels = PySet::new(py, labels.try_iter()?.collect::<PyResult<Vec<_>>>()?)?
+            .into_any()
+            .unbind();
+        Ok(())
+    }
+
+    #[getter]
+    fn metadata(&self, py: Python<'_>) -> Py<PyAny> {
+        self.metadata.clone_ref(py)
+    }
+
+    #[setter]
+    fn set_metadata(&mut self, metadata: Py<PyAny>) {
+        self.metadata = metadata;
+    }
+
+    #[getter]
+    fn identifier_label(&self) -> &str {
+        &self.identifier
+    }
+
+    #[getter]
+    fn dependencies<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, ["kjenv"])
+    }
+
+    #[getter]
+    fn logger<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        py.import("logging")?
+            .call_method1("getLogger", ("kjenv.KubernetesJobEnvironment",))
+    }
+
+    #[getter]
+    fn job_spec<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(pythonize(py, &*self.spec)?)
+    }
+
+    #[pyo3(signature = (flow=None))]
+    fn setup(&self, flow: Option<&Bound<'_, PyAny>>) {
+        let _ = flow;
+    }
+
+    #[pyo3(signature = (flow=None, *, image=None, flow_run_id=None, namespace=None, flow_file_path=None))]
+    fn render<'py>(
+        &self,
+        py: Python<'py>,
+        flow: Option<&Bound<'py, PyAny>>,
+        image: Option<String>,
+        flow_run_id: Option<String>,
+        namespace: Option<String>,
+        flow_file_path: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let rendered = self.render_job(
+            py,
+            flow,
+            Overrides {
+                image,
+                flow_run_id,
+                namespace,
+                flow_file_path,
+            },
+        )?;
+        Ok(pythonize(py, &rendered.job)?)
+    }
+
+    fn serialize<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        out.set_item("type", "KubernetesJobEnvironment")?;
+        let labels = py
+            .import("builtins")?
+            .call_method1("sorted", (self.labels.bind(py),))?;
+        out.set_item("labels", labels)?;
+        out.set_item("metadata", self.metadata.bind(py))?;
+        Ok(out)
+    }
+
+    fn run<'py>(slf: &Bound<'py, Self>, flow: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        slf.py()
+            .import("kjenv._prefect")?
+            .call_method1("run_here", (slf, flow))
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let this = slf.borrow();
+        let class = slf.get_type().qualname()?;
+        let file = match &this.job_spec_file {
+            Some(p) => format!("'{}'", p.display()),
+            None => "None".into(),
+        };
+        let labels = slf
+            .py()
+            .import("builtins")?
+            .call_method1("sorted", (this.labels.bind(slf.py()),))?;
+        Ok(format!(
+            "<{class}: job_spec_file={file} labels={}>",
+            labels.repr()?
+        ))
+    }
+
+    /// Pickle support: rebuilt with `cls.__new__(cls)` then `__setstate__`, for every protocol.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        let newobj = py.import("copyreg")?.getattr("__newobj__")?;
+        let state = Self::__getstate__(slf)?;
+        PyTuple::new(
+            py,
+            [
+                newobj,
+                PyTuple::new(py, [slf.get_type()])?.into_any(),
+                state.into_any(),
+            ],
+        )
+    }
+
+    fn __getstate__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
+        let py = slf.py();
+        let this = slf.borrow();
+        let state = PyDict::new(py);
+        state.set_item("job_spec_file", this.job_spec_file())?;
+        state.set_item("job_spec", pythonize(py, &*this.spec)?)?;
+        state.set_item("unique_job_name", this.unique_job_name)?;
+        state.set_item("executor", this.executor.bind(py))?;
+        state.set_item("labels", this.labels.bind(py))?;
+        state.set_item("on_start", this.on_start.bind(py))?;
+        state.set_item("on_exit", this.on_exit.bind(py))?;
+        state.set_item("metadata", this.metadata.bind(py))?;
+        state.set_item("namespace", &this.namespace)?;
+        state.set_item("kubeconfig", &this.kubeconfig)?;
+        state.set_item("context", &this.context)?;
+        state.set_item("__dict__", slf.getattr("__dict__")?)?;
+        Ok(state)
+    }
+
+    fn __setstate__(slf: &Bound<'_, Self>, state: &Bound<'_, PyDict>) -> PyResult<()> {
+        let py = slf.py();
+        let get = |k: &str| -> PyResult<Bound<'_, PyAny>> {
+            Ok(state
+                .get_item(k)?
+                .unwrap_or_else(|| py.None().into_bound(py)))
+        };
+        {
+            let mut this = slf.borrow_mut();
+            this.job_spec_file = get("job_spec_file")?.extract::<Option<PathBuf>>()?;
+            let spec = get("job_spec")?;
+            this.spec = if spec.is_none() {
+                empty_spec()
+            } else {
+                Arc::new(crate::spec::from_value(
+                    depythonize(&spec).map_err(|e| crate::Error::spec("", e.to_string()))?,
+                )?)
+            };
+            this.unique_job_name = get("unique_job_name")?
+                .extract::<Option<bool>>()?
+                .unwrap_or(false);
+            this.executor = get("executor")?.unbind();
+            let labels = get("labels")?;
+            if !labels.is_none() {
+                this.labels = labels.unbind();
+            }
+            this.on_start = get("on_start")?.unbind();
+            this.on_exit = get("on_exit")?.unbind();
+            let metadata = get("metadata")?;
+            if !metadata.is_none() {
+                this.metadata = metadata.unbind();
+            }
+            this.namespace = get("namespace")?.extract()?;
+            this.kubeconfig = get("kubeconfig")?.extract()?;
+            this.context = get("context")?.extract()?;
+        }
+        let extra = get("__dict__")?;
+        if let Ok(extra) = extra.cast::<PyDict>() {
+            let own = slf.getattr("__dict__")?;
+            own.call_method1("update", (extra,))?;
+        }
+        Ok(())
+    }
+}

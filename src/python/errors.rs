@@ -1,0 +1,144 @@
+//! The Python exception tree (`kjenv.KjenvError` and its subclasses) and the one mapping from
+//! the core's [`crate::Error`] to it.
+
+use pyo3::exceptions::{PyException, PyFileNotFoundError, PyOSError, PyTimeoutError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::IntoPyObjectExt;
+
+use crate::error::Error;
+
+/// The exception classes, created once per interpreter in module init.
+pub(crate) struct Exceptions {
+    pub kjenv_error: Py<PyType>,
+    pub job_spec_error: Py<PyType>,
+    pub cluster_config_error: Py<PyType>,
+    pub kube_api_error: Py<PyType>,
+    pub job_failed_error: Py<PyType>,
+    pub job_timeout_error: Py<PyType>,
+}
+
+static EXCEPTIONS: PyOnceLock<Exceptions> = PyOnceLock::new();
+
+fn new_class<'py>(
+    py: Python<'py>,
+    name: &str,
+    bases: Vec<Bound<'py, PyAny>>,
+) -> PyResult<Py<PyType>> {
+    let namespace = PyDict::new(py);
+    namespace.set_item("__module__", "kjenv")?;
+    let bases = PyTuple::new(py, bases)?;
+    let class = py.get_type::<PyType>().call1((name, bases, namespace))?;
+    Ok(class.cast_into::<PyType>()?.unbind())
+}
+
+impl Exceptions {
+    fn create(py: Python<'_>) -> PyResult<Self> {
+        let base = new_class(
+            py,
+            "KjenvError",
+            vec![py.get_type::<PyException>().into_any()],
+        )?;
+        let under = |name: &str, builtin: Bound<'_, PyType>| -> PyResult<Py<PyType>> {
+            new_class(
+                py,
+                name,
+                vec![base.bind(py).clone().into_any(), builtin.into_any()],
+            )
+        };
+        Ok(Exceptions {
+            job_spec_error: under("JobSpecError", py.get_type::<PyValueError>())?,
+            cluster_config_error: under("ClusterConfigError", py.get_type::<PyOSError>())?,
+            kube_api_error: new_class(py, "KubeApiError", vec![base.bind(py).clone().into_any()])?,
+            job_failed_error: new_class(
+                py,
+                "JobFailedError",
+                vec![base.bind(py).clone().into_any()],
+            )?,
+            job_timeout_error: under("JobTimeoutError", py.get_type::<PyTimeoutError>())?,
+            kjenv_error: base,
+        })
+    }
+
+    /// The classes for this interpreter.
+    pub(crate) fn get(py: Python<'_>) -> PyResult<&Exceptions> {
+        EXCEPTIONS.get_or_try_init(py, || Exceptions::create(py))
+    }
+}
+
+/// Register the exception classes on the module.
+pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = module.py();
+    let e = Exceptions::get(py)?;
+    module.add("KjenvError", e.kjenv_error.bind(py))?;
+    module.add("JobSpecError", e.job_spec_error.bind(py))?;
+    module.add("ClusterConfigError", e.cluster_config_error.bind(py))?;
+    module.add("KubeApiError", e.kube_api_error.bind(py))?;
+    module.add("JobFailedError", e.job_failed_error.bind(py))?;
+    module.add("JobTimeoutError", e.job_timeout_error.bind(py))?;
+    Ok(())
+}
+
+/// A Python object for an optional value (None when absent or not convertible).
+fn to_py<'py, T: IntoPyObject<'py>>(py: Python<'py>, value: Option<T>) -> Py<PyAny> {
+    value
+        .and_then(|v| v.into_py_any(py).ok())
+        .unwrap_or_else(|| py.None())
+}
+
+/// Instantiate `class(message)` and set extra attributes on it.
+fn raise(
+    py: Python<'_>,
+    class: &Py<PyType>,
+    message: String,
+    attrs: &[(&str, Py<PyAny>)],
+) -> PyErr {
+    let build = || -> PyResult<PyErr> {
+        let exc = class.bind(py).call1((message.clone(),))?;
+        for (name, value) in attrs {
+            exc.setattr(*name, value)?;
+        }
+        Ok(PyErr::from_value(exc))
+    };
+    build().unwrap_or_else(|e| e)
+}
+
+impl From<Error> for PyErr {
+    fn from(err: Error) -> PyErr {
+        Python::attach(|py| {
+            let exceptions = match Exceptions::get(py) {
+                Ok(e) => e,
+                Err(e) => return e,
+            };
+            let message = err.to_string();
+            match err {
+                Error::JobSpec {
+                    location,
+                    message: detail,
+                } => {
+                    let attrs = [
+                        (
+                            "file",
+                            to_py(py, location.file.map(|f| f.display().to_string())),
+                        ),
+                        ("line", to_py(py, location.line)),
+                        ("column", to_py(py, location.column)),
+                        ("field", to_py(py, location.field)),
+                        ("detail", to_py(py, Some(detail))),
+                    ];
+                    raise(py, &exceptions.job_spec_error, message, &attrs)
+                }
+                Error::FileNotFound { path, .. } => PyFileNotFoundError::new_err((
+                    2,
+                    "No such file or directory",
+                    path.display().to_string(),
+                )),
+                Error::Io { .. } => PyOSError::new_err(message),
+                Error::MissingValue(_) | Error::InvalidArgument(_) => {
+                    PyValueError::new_err(message)
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,27 @@
+//! The PyO3 bindings: convert arguments, call the core, convert results and errors back.
+
+mod environment;
+mod errors;
+mod prefect;
+
+use pyo3::prelude::*;
+
+/// The extension module `kjenv._kjenv`.
+#[pymodule]
+fn _kjenv(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    errors::register(m)?;
+    m.add_class::<environment::PyKubernetesJobEnvironment>()?;
+    m.add("FLOW_COMMAND", crate::transform::FLOW_COMMAND)?;
+    m.add_function(wrap_pyfunction!(dump_yaml, m)?)?;
+    Ok(())
+}
+
+/// YAML text of a JSON-like Python object.
+#[pyfunction]
+fn dump_yaml(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    let value: serde_json::Value = pythonize::depythonize(obj).map_err(|e| {
+        pyo3::exceptions::PyTypeError::new_err(format!("cannot write as YAML: {e}"))
+    })?;
+    Ok(crate::spec::to_yaml(&value)?)
+}

@@ -1,0 +1,184 @@
+//! Loading a user's Job spec: from a YAML file, YAML text or an already-parsed value, checked for
+//! shape so later steps can trust it, with errors that say where.
+
+mod node;
+mod validate;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result, SpecLocation};
+use node::Node;
+
+/// The largest job spec file kjenv reads. Kubernetes objects are capped at ~1.5 MB by etcd.
+pub const MAX_SPEC_BYTES: usize = 8 * 1024 * 1024;
+
+/// Parser budgets: generous for any real Job, small enough that an alias bomb or a deeply nested
+/// document fails in milliseconds.
+fn yaml_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_events = 200_000;
+    budget.max_nodes = 100_000;
+    budget.max_aliases = 10_000;
+    budget.max_depth = 64;
+    budget.max_documents = 2;
+    budget.max_total_scalar_bytes = MAX_SPEC_BYTES;
+    budget.max_recorded_anchor_events = 100_000;
+    budget.max_recorded_anchor_bytes = MAX_SPEC_BYTES;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options.with_snippet = false;
+    // YAML 1.2 booleans: `n`, `yes`, `on` stay strings (keys like `n:` must not become `false`).
+    options.strict_booleans = true;
+    options.alias_limits.max_total_replayed_events = 100_000;
+    options
+}
+
+/// Parse and check a Job spec from YAML text. `file` only serves error messages.
+///
+/// # Errors
+/// [`Error::JobSpec`] for YAML syntax errors (with line and column), several documents, an empty
+/// document, and every shape error found by validation (with the field path and position).
+pub fn from_yaml(text: &str, file: Option<&Path>) -> Result<Value> {
+    let attach = |e: Error| match file {
+        Some(path) => e.in_file(path),
+        None => e,
+    };
+    if text.len() > MAX_SPEC_BYTES {
+        return Err(attach(Error::spec(
+            "",
+            format!(
+                "the job spec is too large ({} bytes; at most {} bytes)",
+                text.len(),
+                MAX_SPEC_BYTES
+            ),
+        )));
+    }
+    let tree = Node::parse(text, yaml_options()).map_err(|e| attach(yaml_error(&e)))?;
+    let mut value = tree.to_value();
+    validate::check(&mut value).map_err(|(path, message)| {
+        let at = tree.locate(&path);
+        attach(Error::JobSpec {
+            location: SpecLocation {
+                file: None,
+                line: (at.line > 0).then_some(at.line),
+                column: (at.line > 0).then_some(at.column),
+                field: (!path.is_empty()).then(|| validate::display_path(&path)),
+            },
+            message,
+        })
+    })?;
+    Ok(value)
+}
+
+/// Read, parse and check a Job spec file.
+///
+/// # Errors
+/// [`Error::FileNotFound`] when it does not exist, [`Error::Io`] when it cannot be read,
+/// [`Error::JobSpec`] when it is too large, not UTF-8, or not a valid Job spec.
+pub fn from_file(path: &Path) -> Result<Value> {
+    let io_error = |source: std::io::Error| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            Error::FileNotFound {
+                path: path.to_path_buf(),
+                source,
+            }
+        } else {
+            Error::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    };
+    let meta = std::fs::metadata(path).map_err(io_error)?;
+    if meta.is_dir() {
+        return Err(Error::spec("", "expected a YAML file, got a directory").in_file(path));
+    }
+    if meta.len() > MAX_SPEC_BYTES as u64 {
+        return Err(Error::spec(
+            "",
+            format!(
+                "the job spec is too large ({} bytes; at most {} bytes)",
+                meta.len(),
+                MAX_SPEC_BYTES
+            ),
+        )
+        .in_file(path));
+    }
+    let bytes = std::fs::read(path).map_err(io_error)?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        Error::spec(
+            "",
+            format!(
+                "the job spec is not valid UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
+        )
+        .in_file(path)
+    })?;
+    from_yaml(text, Some(path))
+}
+
+/// Check a Job spec given as an already-parsed value (a Python dict).
+///
+/// # Errors
+/// [`Error::JobSpec`] with the field path when the value is not a valid Job spec.
+pub fn from_value(mut value: Value) -> Result<Value> {
+    validate::check(&mut value)
+        .map_err(|(path, message)| Error::spec(validate::display_path(&path), message))?;
+    Ok(value)
+}
+
+/// Turn a YAML parser error into a one-line spec error with its position.
+fn yaml_error(err: &serde_saphyr::Error) -> Error {
+    let location = err.location();
+    let (line, column) = match location {
+        Some(l) if l.line() > 0 => (Some(l.line()), Some(l.column())),
+        _ => (None, None),
+    };
+    let message = match err {
+        serde_saphyr::Error::MultipleDocuments { .. } => {
+            "the file holds several YAML documents; kjenv takes exactly one Job".to_string()
+        }
+        _ => clean_parser_message(&err.to_string()),
+    };
+    Error::JobSpec {
+        location: SpecLocation {
+            file: None,
+            line,
+            column,
+            field: None,
+        },
+        message,
+    }
+}
+
+/// The parser's own text, on one line, without the position it also prints (we print our own).
+fn clean_parser_message(text: &str) -> String {
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("invalid YAML");
+    let cut = [" at line ", " at line:"]
+        .iter()
+        .filter_map(|m| first.find(m))
+        .min()
+        .unwrap_or(first.len());
+    let msg = first[..cut].trim_end_matches([',', '.', ':', ' ']).trim();
+    let msg = msg.strip_prefix("error: ").unwrap_or(msg);
+    format!("invalid YAML: {msg}")
+}
+
+#[cfg(test)]
+mod tests;
+
+/// Render a value as YAML (for `kjenv render -o yaml`).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] if the value cannot be written as YAML.
+pub fn to_yaml(value: &Value) -> Result<String> {
+    serde_saphyr::to_string(value)
+        .map_err(|e| Error::InvalidArgument(format!("cannot write YAML: {e}")))
+}

@@ -1,0 +1,145 @@
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+fn err(text: &str) -> String {
+    from_yaml(text, Some(Path::new("job.yaml")))
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn fills_missing_kind_and_api_version() {
+    let v = from_yaml("metadata:\n  name: x\n", None).unwrap();
+    assert_eq!(v["kind"], "Job");
+    assert_eq!(v["apiVersion"], "batch/v1");
+}
+
+#[test]
+fn syntax_error_names_file_line_and_column() {
+    let e = err("apiVersion: batch/v1\nkind: Job\nspec:\n  template: [unclosed\n");
+    assert!(e.starts_with("job.yaml:"), "{e}");
+    assert!(e.contains("invalid YAML"), "{e}");
+    let e = err("a: b\n  c: d\n");
+    assert!(e.starts_with("job.yaml:"), "{e}");
+    assert!(!e.contains('\n'), "one line: {e}");
+}
+
+#[test]
+fn shape_errors_name_the_field_path_and_position() {
+    let e = err(
+        "apiVersion: batch/v1\nkind: Job\nspec:\n  template:\n    spec:\n      containers: 3\n",
+    );
+    assert_eq!(e, "job.yaml:6:19: spec.template.spec.containers: expected a list of containers, got an integer");
+    let e = err("spec:\n  template:\n    spec:\n      containers:\n      - name: a\n      - just-a-string\n");
+    assert!(
+        e.contains(
+            "spec.template.spec.containers[1]: expected a container (a mapping), got a string"
+        ),
+        "{e}"
+    );
+    assert!(e.starts_with("job.yaml:6:"), "{e}");
+    let e = err("spec:\n  template:\n    spec:\n      containers:\n      - name: a\n        env:\n        - name: X\n          value: 5\n");
+    assert!(
+        e.contains(
+            "spec.template.spec.containers[0].env[0].value: expected a string, got an integer"
+        ),
+        "{e}"
+    );
+    let e = err("metadata:\n  labels:\n    a: 1\n");
+    assert!(
+        e.contains("metadata.labels.a: expected a string, got an integer"),
+        "{e}"
+    );
+}
+
+#[test]
+fn wrong_kind_and_api_version() {
+    assert!(err("kind: Pod\n").contains("kind: expected \"Job\", got \"Pod\""));
+    assert!(err("apiVersion: v1\nkind: Job\n")
+        .contains("apiVersion: expected \"batch/v1\", got \"v1\""));
+}
+
+#[test]
+fn empty_list_and_multi_document() {
+    assert!(err("").contains("the job spec is empty"), "{}", err(""));
+    assert!(err("# only a comment\n").contains("the job spec is empty"));
+    assert!(err("- a\n- b\n").contains("expected a Kubernetes Job (a mapping), got a list"));
+    let e = err("kind: Job\n---\nkind: Job\n");
+    assert!(e.contains("several YAML documents"), "{e}");
+}
+
+#[test]
+fn alias_bomb_fails_fast() {
+    let mut text = String::from(
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
+    let names = ["b", "c", "d", "e", "f", "g", "h", "i"];
+    let mut prev = "a";
+    for n in names {
+        text.push_str(&format!(
+            "{n}: &{n} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"
+        ));
+        prev = n;
+    }
+    let start = Instant::now();
+    let e = err(&text);
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(e.starts_with("job.yaml"), "{e}");
+}
+
+#[test]
+fn deep_nesting_fails_fast() {
+    let text = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let start = Instant::now();
+    let e = err(&text);
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(e.contains("invalid YAML"), "{e}");
+}
+
+#[test]
+fn files_missing_directory_and_non_utf8() {
+    let missing = from_file(Path::new("/nonexistent/job.yaml")).unwrap_err();
+    assert!(matches!(missing, Error::FileNotFound { .. }));
+    assert_eq!(
+        missing.to_string(),
+        "job spec file not found: /nonexistent/job.yaml"
+    );
+    let dir = std::env::temp_dir().join(format!("kjenv-spec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    assert!(from_file(&dir)
+        .unwrap_err()
+        .to_string()
+        .contains("got a directory"));
+    let bin = dir.join("bin.yaml");
+    std::fs::write(&bin, b"kind: Job\nx: \xff\xfe\n").unwrap();
+    let e = from_file(&bin).unwrap_err().to_string();
+    assert!(
+        e.contains("not valid UTF-8") && e.contains("bin.yaml"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn value_errors_name_the_path() {
+    let e =
+        from_value(serde_json::json!({"spec": {"template": {"spec": {"containers": {"a": 1}}}}}))
+            .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "spec.template.spec.containers: expected a list of containers, got a mapping"
+    );
+}
+
+#[test]
+fn filled_in_kind_and_api_version_come_first() {
+    let v = from_value(serde_json::json!({"metadata": {"name": "x"}})).unwrap();
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["apiVersion", "kind", "metadata"]);
+}

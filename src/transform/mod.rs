@@ -1,0 +1,315 @@
+//! The seed's job transformation: rewrite a user's Job spec into the Job kjenv submits.
+//! Pure: no I/O, no environment, no clock; randomness only for generated name suffixes.
+
+use serde_json::{json, Map, Value};
+
+use crate::context::{CloudSettings, Resolved};
+
+/// The in-container entry point, run by `/bin/sh -c`.
+pub const FLOW_COMMAND: &str = r#"python -c "from kjenv import KubernetesJobEnvironment; KubernetesJobEnvironment().run_flow()""#;
+
+/// The env vars kjenv sets on the first container, in this order.
+pub const ENV_NAMES: [&str; 10] = [
+    "PREFECT__CLOUD__GRAPHQL",
+    "PREFECT__CLOUD__AUTH_TOKEN",
+    "PREFECT__CONTEXT__FLOW_RUN_ID",
+    "PREFECT__CONTEXT__NAMESPACE",
+    "PREFECT__CONTEXT__IMAGE",
+    "PREFECT__CONTEXT__FLOW_FILE_PATH",
+    "PREFECT__CLOUD__USE_LOCAL_SECRETS",
+    "PREFECT__ENGINE__FLOW_RUNNER__DEFAULT_CLASS",
+    "PREFECT__ENGINE__TASK_RUNNER__DEFAULT_CLASS",
+    "PREFECT__LOGGING__LOG_TO_CLOUD",
+];
+
+/// The key of the auth token inside the run's Secret.
+pub const SECRET_TOKEN_KEY: &str = "auth-token";
+
+/// The longest Job name (it becomes the `job-name` label value).
+pub const MAX_JOB_NAME: usize = 63;
+
+/// What a render needs besides the spec.
+#[derive(Debug, Clone)]
+pub struct RenderOptions<'a> {
+    pub identifier: &'a str,
+    pub values: &'a Resolved,
+    pub cloud: &'a CloudSettings,
+    pub unique_job_name: bool,
+}
+
+/// The rendered Job and what the caller must know about it.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The Job to submit.
+    pub job: Value,
+    /// User fields that were non-empty and got replaced (for one warning).
+    pub replaced: Vec<String>,
+    /// The Secret that must hold the auth token (Cloud mode only).
+    pub secret_name: Option<String>,
+}
+
+/// The name of the Secret holding a run's auth token.
+pub fn secret_name(job_name: &str) -> String {
+    format!("{job_name}-kjenv")
+}
+
+fn random_hex8() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
+}
+
+/// Five characters of the alphabet the API server uses for generateName.
+fn random_suffix5() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    bytes[..5]
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// The object at `key`, created (or replacing a non-object) if needed.
+fn object<'a>(map: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
+    let slot = map
+        .entry(key.to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !slot.is_object() {
+        *slot = Value::Object(Map::new());
+    }
+    match slot {
+        Value::Object(m) => m,
+        _ => unreachable!("just made an object"),
+    }
+}
+
+fn is_nonempty(value: Option<&Value>) -> bool {
+    match value {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Object(o)) => !o.is_empty(),
+        Some(_) => true,
+    }
+}
+
+fn set_labels(meta: &mut Map<String, Value>, identifier: &str, flow_run_id: &str) {
+    let labels = object(meta, "labels");
+    labels.insert("identifier".into(), Value::String(identifier.into()));
+    labels.insert("flow_run_id".into(), Value::String(flow_run_id.into()));
+}
+
+/// Shorten `name` so `name-XXXXXXXX` fits in [`MAX_JOB_NAME`], without a trailing `-` or `.`.
+fn with_unique_suffix(name: &str) -> String {
+    let keep = MAX_JOB_NAME - 9;
+    let mut base: &str = name;
+    if base.len() > keep {
+        let mut cut = keep;
+        while !base.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        base = &base[..cut];
+    }
+    let base = base.trim_end_matches(['-', '.']);
+    format!("{base}-{}", random_hex8())
+}
+
+/// The name the Job will have, fixing it when kjenv must know it before submission.
+fn settle_name(meta: &mut Map<String, Value>, unique: bool, need_name: bool) -> Option<String> {
+    let name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
+    let generate = meta
+        .get("generateName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
+    let name = match (name, generate) {
+        (Some(n), _) if unique => Some(with_unique_suffix(&n)),
+        (Some(n), _) => Some(n),
+        (None, Some(prefix)) if need_name => {
+            // The Secret is named after the Job, so kjenv picks the generated name itself.
+            let mut prefix = prefix;
+            prefix.truncate(MAX_JOB_NAME - 5);
+            meta.remove("generateName");
+            Some(format!("{prefix}{}", random_suffix5()))
+        }
+        (None, Some(_)) => None,
+        (None, None) => Some(format!("prefect-job-{}", random_hex8())),
+    };
+    if let Some(n) = &name {
+        meta.insert("name".into(), Value::String(n.clone()));
+    }
+    name
+}
+
+fn env_entries(opts: &RenderOptions, secret: Option<&str>) -> Vec<Value> {
+    let v = opts.values;
+    let cloud = opts.cloud.auth_token.is_some();
+    let (flow_runner, task_runner) = if cloud {
+        (
+            "prefect.engine.cloud.CloudFlowRunner",
+            "prefect.engine.cloud.CloudTaskRunner",
+        )
+    } else {
+        (
+            "prefect.engine.flow_runner.FlowRunner",
+            "prefect.engine.task_runner.TaskRunner",
+        )
+    };
+    let graphql = if cloud {
+        opts.cloud.graphql.as_str()
+    } else {
+        ""
+    };
+    let plain = |name: &str, value: &str| json!({"name": name, "value": value});
+    let token = match secret {
+        Some(secret) => json!({
+            "name": "PREFECT__CLOUD__AUTH_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": secret, "key": SECRET_TOKEN_KEY}}
+        }),
+        None => plain("PREFECT__CLOUD__AUTH_TOKEN", ""),
+    };
+    vec![
+        plain("PREFECT__CLOUD__GRAPHQL", graphql),
+        token,
+        plain("PREFECT__CONTEXT__FLOW_RUN_ID", &v.flow_run_id),
+        plain("PREFECT__CONTEXT__NAMESPACE", &v.namespace),
+        plain("PREFECT__CONTEXT__IMAGE", &v.image),
+        plain("PREFECT__CONTEXT__FLOW_FILE_PATH", &v.flow_file_path),
+        plain(
+            "PREFECT__CLOUD__USE_LOCAL_SECRETS",
+            if cloud { "false" } else { "true" },
+        ),
+        plain("PREFECT__ENGINE__FLOW_RUNNER__DEFAULT_CLASS", flow_runner),
+        plain("PREFECT__ENGINE__TASK_RUNNER__DEFAULT_CLASS", task_runner),
+        plain(
+            "PREFECT__LOGGING__LOG_TO_CLOUD",
+            if cloud { "true" } else { "false" },
+        ),
+    ]
+}
+
+/// Rewrite the first container; report user values that were replaced.
+fn rewrite_flow_container(
+    container: &mut Map<String, Value>,
+    image: &str,
+    env: Vec<Value>,
+    replaced: &mut Vec<String>,
+) {
+    let name = container
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("flow")
+        .to_string();
+    let command = json!(["/bin/sh", "-c"]);
+    let args = json!([FLOW_COMMAND]);
+    for (field, new) in [
+        ("image", Value::String(image.into())),
+        ("command", command),
+        ("args", args),
+    ] {
+        let old = container.get(field);
+        if is_nonempty(old) && old != Some(&new) {
+            replaced.push(format!("containers[{name}].{field}"));
+        }
+        container.insert(field.into(), new);
+    }
+    let slot = container.entry("env").or_insert_with(|| json!([]));
+    let user_env = match std::mem::take(slot) {
+        Value::Array(items) => items,
+        _ => Vec::new(),
+    };
+    let mut kept: Vec<Value> = Vec::with_capacity(user_env.len() + env.len());
+    for entry in user_env {
+        let var_name = entry
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if ENV_NAMES.contains(&var_name) {
+            if is_nonempty(entry.get("value")) || entry.get("valueFrom").is_some() {
+                replaced.push(format!("containers[{name}].env[{var_name}]"));
+            }
+        } else {
+            kept.push(entry);
+        }
+    }
+    kept.extend(env);
+    // Replaced in place: the user's key order is kept.
+    *slot = Value::Array(kept);
+}
+
+/// Render the Job kjenv submits for `spec` (a checked Job spec, see [`crate::spec`]).
+pub fn render(spec: &Value, opts: &RenderOptions) -> Rendered {
+    let mut job = match spec {
+        Value::Object(_) => spec.clone(),
+        _ => json!({}),
+    };
+    let root = job.as_object_mut().expect("made an object above");
+    root.entry("apiVersion")
+        .or_insert_with(|| json!("batch/v1"));
+    root.entry("kind").or_insert_with(|| json!("Job"));
+    let values = opts.values;
+    let cloud = opts.cloud.auth_token.is_some();
+    let mut replaced = Vec::new();
+
+    let meta = object(root, "metadata");
+    let job_name = settle_name(meta, opts.unique_job_name, cloud);
+    meta.insert("namespace".into(), Value::String(values.namespace.clone()));
+    set_labels(meta, opts.identifier, &values.flow_run_id);
+
+    let secret = if cloud {
+        job_name.as_deref().map(secret_name)
+    } else {
+        None
+    };
+
+    let template = object(object(root, "spec"), "template");
+    set_labels(
+        object(template, "metadata"),
+        opts.identifier,
+        &values.flow_run_id,
+    );
+    let pod = object(template, "spec");
+    let policy = pod
+        .get("restartPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if policy.is_empty() {
+        pod.insert("restartPolicy".into(), json!("Never"));
+    }
+    let containers = pod.entry("containers").or_insert_with(|| json!([]));
+    if !containers.is_array() {
+        *containers = json!([]);
+    }
+    let list = containers.as_array_mut().expect("made an array above");
+    if list.is_empty() {
+        list.push(json!({"name": "flow"}));
+    }
+    if !list[0].is_object() {
+        list[0] = json!({"name": "flow"});
+    }
+    let first = list[0].as_object_mut().expect("made an object above");
+    if first
+        .get("name")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        first.insert("name".into(), json!("flow"));
+    }
+    rewrite_flow_container(
+        first,
+        &values.image,
+        env_entries(opts, secret.as_deref()),
+        &mut replaced,
+    );
+
+    Rendered {
+        job,
+        replaced,
+        secret_name: secret,
+    }
+}
+
+#[cfg(test)]
+mod tests;

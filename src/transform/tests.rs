@@ -1,0 +1,323 @@
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::context::{CloudSettings, Resolved};
+use crate::secret::SecretString;
+
+fn fixture(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    crate::spec::from_file(&path).expect("fixture loads")
+}
+
+fn values() -> Resolved {
+    Resolved {
+        image: "registry/flows:v1".into(),
+        flow_run_id: "run-1".into(),
+        namespace: "default".into(),
+        flow_file_path: "/root/.prefect/flow_env.prefect".into(),
+    }
+}
+
+fn render_with(spec: &Value, cloud: &CloudSettings, unique: bool) -> Rendered {
+    let v = values();
+    render(
+        spec,
+        &RenderOptions {
+            identifier: "ident-1",
+            values: &v,
+            cloud,
+            unique_job_name: unique,
+        },
+    )
+}
+
+fn local(spec: &Value) -> Rendered {
+    render_with(spec, &CloudSettings::default(), false)
+}
+
+fn env_of(job: &Value, container: usize) -> Vec<Value> {
+    job["spec"]["template"]["spec"]["containers"][container]["env"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn env_names(job: &Value, container: usize) -> Vec<String> {
+    env_of(job, container)
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn minimal_spec_gets_every_missing_section() {
+    let r = local(&fixture("minimal.yaml"));
+    let job = &r.job;
+    assert_eq!(job["apiVersion"], "batch/v1");
+    assert_eq!(job["kind"], "Job");
+    let name = job["metadata"]["name"].as_str().unwrap();
+    assert!(
+        name.starts_with("prefect-job-") && name.len() == 20,
+        "{name}"
+    );
+    assert_eq!(
+        job["metadata"]["labels"],
+        json!({"identifier": "ident-1", "flow_run_id": "run-1"})
+    );
+    assert_eq!(
+        job["spec"]["template"]["metadata"]["labels"],
+        json!({"identifier": "ident-1", "flow_run_id": "run-1"})
+    );
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "Never");
+    let c = &pod["containers"][0];
+    assert_eq!(c["name"], "flow");
+    assert_eq!(c["image"], "registry/flows:v1");
+    assert_eq!(c["command"], json!(["/bin/sh", "-c"]));
+    assert_eq!(c["args"], json!([FLOW_COMMAND]));
+    assert_eq!(env_names(job, 0), ENV_NAMES.to_vec());
+    assert!(r.replaced.is_empty());
+    assert!(r.secret_name.is_none());
+}
+
+#[test]
+fn seed_spec_keeps_user_env_first_and_sets_backendless_values() {
+    let r = local(&fixture("seed_job_spec.yaml"));
+    let job = &r.job;
+    assert_eq!(job["metadata"]["name"], "my-prefect-job");
+    let names = env_names(job, 0);
+    assert_eq!(names[0], "MY_ENV");
+    assert_eq!(&names[1..], &ENV_NAMES);
+    let env: std::collections::HashMap<String, Value> = env_of(job, 0)
+        .into_iter()
+        .map(|e| (e["name"].as_str().unwrap().to_string(), e))
+        .collect();
+    assert_eq!(env["MY_ENV"]["value"], "foo");
+    assert_eq!(env["PREFECT__CLOUD__GRAPHQL"]["value"], "");
+    assert_eq!(env["PREFECT__CLOUD__AUTH_TOKEN"]["value"], "");
+    assert_eq!(env["PREFECT__CONTEXT__FLOW_RUN_ID"]["value"], "run-1");
+    assert_eq!(env["PREFECT__CONTEXT__NAMESPACE"]["value"], "default");
+    assert_eq!(env["PREFECT__CONTEXT__IMAGE"]["value"], "registry/flows:v1");
+    assert_eq!(
+        env["PREFECT__CONTEXT__FLOW_FILE_PATH"]["value"],
+        "/root/.prefect/flow_env.prefect"
+    );
+    assert_eq!(env["PREFECT__CLOUD__USE_LOCAL_SECRETS"]["value"], "true");
+    assert_eq!(
+        env["PREFECT__ENGINE__FLOW_RUNNER__DEFAULT_CLASS"]["value"],
+        "prefect.engine.flow_runner.FlowRunner"
+    );
+    assert_eq!(
+        env["PREFECT__ENGINE__TASK_RUNNER__DEFAULT_CLASS"]["value"],
+        "prefect.engine.task_runner.TaskRunner"
+    );
+    assert_eq!(env["PREFECT__LOGGING__LOG_TO_CLOUD"]["value"], "false");
+    // The seed's empty image/command/args are not "replaced user content".
+    assert!(r.replaced.is_empty(), "{:?}", r.replaced);
+}
+
+#[test]
+fn seed_resources_spec_keeps_resources_and_restart_policy() {
+    let spec = fixture("seed_job_spec_resources.yaml");
+    let job = local(&spec).job;
+    let c = &job["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        c["resources"],
+        spec["spec"]["template"]["spec"]["containers"][0]["resources"]
+    );
+    assert_eq!(job["spec"]["template"]["spec"]["restartPolicy"], "Never");
+    let keys: Vec<&String> = c.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        ["name", "image", "command", "args", "env", "resources"]
+    );
+}
+
+#[test]
+fn sidecars_init_containers_and_unknown_fields_survive() {
+    let spec = fixture("sidecar_init.yaml");
+    let r = local(&spec);
+    let job = &r.job;
+    let pod = &job["spec"]["template"]["spec"];
+    let orig = &spec["spec"]["template"]["spec"];
+    for key in [
+        "initContainers",
+        "volumes",
+        "tolerations",
+        "nodeSelector",
+        "serviceAccountName",
+        "restartPolicy",
+    ] {
+        assert_eq!(pod[key], orig[key], "{key}");
+    }
+    assert_eq!(
+        pod["containers"][1], orig["containers"][1],
+        "sidecar untouched, its env too"
+    );
+    assert_eq!(pod["containers"][0]["x-unknown-field"], "keep");
+    assert_eq!(
+        pod["containers"][0]["volumeMounts"],
+        orig["containers"][0]["volumeMounts"]
+    );
+    assert_eq!(job["spec"]["backoffLimit"], 2);
+    assert_eq!(job["spec"]["activeDeadlineSeconds"], 600);
+    assert_eq!(job["metadata"]["annotations"], json!({"team": "data"}));
+    assert_eq!(job["metadata"]["labels"]["app"], "etl");
+    assert_eq!(job["metadata"]["labels"]["identifier"], "ident-1");
+    assert_eq!(
+        job["spec"]["template"]["metadata"]["annotations"],
+        orig_template_annotations(&spec)
+    );
+    // user env order kept, same-named entry replaced, no duplicates
+    let names = env_names(job, 0);
+    assert_eq!(&names[..2], &["KEEP_ME", "AFTER"]);
+    assert_eq!(&names[2..], &ENV_NAMES);
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| *n == "PREFECT__CLOUD__AUTH_TOKEN")
+            .count(),
+        1
+    );
+    assert_eq!(
+        r.replaced,
+        vec![
+            "containers[flow].image",
+            "containers[flow].command",
+            "containers[flow].args",
+            "containers[flow].env[PREFECT__CLOUD__AUTH_TOKEN]"
+        ]
+    );
+    // top-level key order unchanged
+    let keys: Vec<&String> = job["spec"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["backoffLimit", "activeDeadlineSeconds", "template"]);
+}
+
+fn orig_template_annotations(spec: &Value) -> Value {
+    spec["spec"]["template"]["metadata"]["annotations"].clone()
+}
+
+#[test]
+fn namespace_is_written_to_metadata() {
+    let spec = fixture("sidecar_init.yaml");
+    let mut v = values();
+    v.namespace = "flows".into();
+    let job = render(
+        &spec,
+        &RenderOptions {
+            identifier: "i",
+            values: &v,
+            cloud: &CloudSettings::default(),
+            unique_job_name: false,
+        },
+    )
+    .job;
+    assert_eq!(job["metadata"]["namespace"], "flows");
+}
+
+#[test]
+fn cloud_mode_uses_a_secret_ref_and_cloud_runners() {
+    let cloud = CloudSettings {
+        graphql: "https://api.prefect.io".into(),
+        auth_token: SecretString::new("tok-SECRET"),
+    };
+    let r = render_with(&fixture("seed_job_spec.yaml"), &cloud, false);
+    assert_eq!(r.secret_name.as_deref(), Some("my-prefect-job-kjenv"));
+    let text = r.job.to_string();
+    assert!(!text.contains("tok-SECRET"));
+    let env: std::collections::HashMap<String, Value> = env_of(&r.job, 0)
+        .into_iter()
+        .map(|e| (e["name"].as_str().unwrap().to_string(), e))
+        .collect();
+    assert_eq!(
+        env["PREFECT__CLOUD__AUTH_TOKEN"],
+        json!({"name": "PREFECT__CLOUD__AUTH_TOKEN", "valueFrom": {"secretKeyRef": {"name": "my-prefect-job-kjenv", "key": "auth-token"}}})
+    );
+    assert_eq!(
+        env["PREFECT__CLOUD__GRAPHQL"]["value"],
+        "https://api.prefect.io"
+    );
+    assert_eq!(env["PREFECT__CLOUD__USE_LOCAL_SECRETS"]["value"], "false");
+    assert_eq!(
+        env["PREFECT__ENGINE__FLOW_RUNNER__DEFAULT_CLASS"]["value"],
+        "prefect.engine.cloud.CloudFlowRunner"
+    );
+    assert_eq!(
+        env["PREFECT__ENGINE__TASK_RUNNER__DEFAULT_CLASS"]["value"],
+        "prefect.engine.cloud.CloudTaskRunner"
+    );
+    assert_eq!(env["PREFECT__LOGGING__LOG_TO_CLOUD"]["value"], "true");
+}
+
+#[test]
+fn cloud_mode_with_generate_name_fixes_the_name_for_the_secret() {
+    let spec =
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"generateName": "flow-"}});
+    let cloud = CloudSettings {
+        graphql: String::new(),
+        auth_token: SecretString::new("t"),
+    };
+    let r = render_with(&spec, &cloud, false);
+    let name = r.job["metadata"]["name"].as_str().unwrap();
+    assert!(name.starts_with("flow-") && name.len() == 10, "{name}");
+    assert!(r.job["metadata"].get("generateName").is_none());
+    assert_eq!(r.secret_name.unwrap(), format!("{name}-kjenv"));
+    // without a token generateName is left to the API server
+    let r = local(&spec);
+    assert_eq!(r.job["metadata"]["generateName"], "flow-");
+    assert!(r.job["metadata"].get("name").is_none());
+}
+
+#[test]
+fn unique_job_name_appends_hex_and_stays_within_63() {
+    let r = render_with(
+        &fixture("seed_job_spec.yaml"),
+        &CloudSettings::default(),
+        true,
+    );
+    let name = r.job["metadata"]["name"].as_str().unwrap();
+    assert!(
+        name.starts_with("my-prefect-job-") && name.len() == "my-prefect-job-".len() + 8,
+        "{name}"
+    );
+    let long = json!({"metadata": {"name": format!("{}-x", "a".repeat(70))}});
+    let r = render_with(&long, &CloudSettings::default(), true);
+    let name = r.job["metadata"]["name"].as_str().unwrap();
+    assert!(name.len() <= MAX_JOB_NAME, "{name}");
+    let edge = json!({"metadata": {"name": format!("{}-b", "a".repeat(53))}});
+    let name = render_with(&edge, &CloudSettings::default(), true).job["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!name.contains("--") && name.len() <= MAX_JOB_NAME, "{name}");
+}
+
+#[test]
+fn existing_labels_are_replaced_and_others_kept() {
+    let spec = json!({"metadata": {"labels": {"identifier": "x", "flow_run_id": "y", "team": "a"}},
+                      "spec": {"template": {"metadata": {"labels": {"identifier": "x", "other": "b"}}}}});
+    let job = local(&spec).job;
+    assert_eq!(
+        job["metadata"]["labels"],
+        json!({"identifier": "ident-1", "flow_run_id": "run-1", "team": "a"})
+    );
+    assert_eq!(
+        job["spec"]["template"]["metadata"]["labels"],
+        json!({"identifier": "ident-1", "other": "b", "flow_run_id": "run-1"})
+    );
+}
+
+#[test]
+fn restart_policy_on_failure_is_kept_empty_is_defaulted() {
+    let spec = json!({"spec": {"template": {"spec": {"restartPolicy": "", "containers": []}}}});
+    let job = local(&spec).job;
+    assert_eq!(job["spec"]["template"]["spec"]["restartPolicy"], "Never");
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["name"],
+        "flow"
+    );
+}

@@ -1,0 +1,29 @@
+"""Shared helpers for kjenv's pytest suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture
+def fixture_path():
+    """Path of a file in tests/fixtures."""
+    return lambda name: str(FIXTURES / name)
+
+
+@pytest.fixture(autouse=True)
+def _clean_prefect_env(monkeypatch):
+    """No test sees the developer's Prefect settings."""
+    for name in (
+        "PREFECT__CLOUD__AUTH_TOKEN",
+        "PREFECT__CLOUD__GRAPHQL",
+        "PREFECT__CONTEXT__IMAGE",
+        "PREFECT__CONTEXT__FLOW_RUN_ID",
+        "PREFECT__CONTEXT__FLOW_FILE_PATH",
+    ):
+        monkeypatch.delenv(name, raising=False)
