@@ -1,0 +1,866 @@
+//! One pod's worker: binds it to the node, waits for a concurrency slot, runs its init
+//! containers in order and then its containers, restarts them under `OnFailure`, stops them
+//! on delete, and writes `Pod.status` after every change.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::time::Instant;
+
+use super::env;
+use super::process::{ExitInfo, ProcSpec, Processes};
+use super::status::{self, rfc3339, Ctr, State, Terminated};
+use super::{Signal, SIMULATE_ANNOTATION};
+use crate::error::ApiError;
+use crate::events::{self, NODE_NAME};
+use crate::store::{meta_str, Kind};
+use crate::Cluster;
+
+/// How long `CreateContainerConfigError` waits before looking for the Secret/ConfigMap again.
+const CONFIG_RETRY: Duration = Duration::from_secs(1);
+/// How long after its start a `oom-killed` simulation kills the container.
+const OOM_AFTER: Duration = Duration::from_millis(300);
+/// How long, after SIGKILL, a process may take to be reported dead before we give up on it.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// The parent environment variables a container process inherits (everything else comes
+/// from the pod spec): the locale, temp dir and Python paths, so that a `python` found
+/// through the cluster's `PATH` prefix works as it does in the shell that started it.
+const PASSTHROUGH_ENV: &[&str] = &[
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+];
+
+/// Why the worker stops early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interrupt {
+    /// Deleted through the API with this grace period.
+    Delete(i64),
+    /// Gone from the store.
+    Gone,
+}
+
+/// A container position: init container or container, and its index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Slot {
+    init: bool,
+    idx: usize,
+}
+
+/// A running process of a container.
+#[derive(Debug, Clone)]
+struct Proc {
+    pid: i32,
+    attempt: u64,
+    started_at: chrono::DateTime<Utc>,
+    oom: bool,
+}
+
+/// An exit report from a process's waiter task.
+#[derive(Debug)]
+struct Exit {
+    slot: Slot,
+    attempt: u64,
+    info: ExitInfo,
+}
+
+/// A timer of a container: restart (after a crash) or retry (after a config error).
+#[derive(Debug, Clone, Copy)]
+struct Due {
+    at: Instant,
+    restart: bool,
+}
+
+/// The worker of one pod.
+pub(super) struct Worker {
+    cluster: Arc<Cluster>,
+    procs: Arc<Processes>,
+    slots: Arc<Semaphore>,
+    pod: Value,
+    ns: String,
+    name: String,
+    uid: String,
+    signal: watch::Receiver<Signal>,
+    policy: String,
+    simulate: String,
+    init_specs: Vec<Value>,
+    specs: Vec<Value>,
+    init: Vec<Ctr>,
+    ctrs: Vec<Ctr>,
+    running: HashMap<Slot, Proc>,
+    due: HashMap<Slot, Due>,
+    attempts: u64,
+    exits_tx: mpsc::UnboundedSender<Exit>,
+    exits_rx: mpsc::UnboundedReceiver<Exit>,
+    bound: bool,
+    started: bool,
+    stopping: bool,
+    conditions: Value,
+    start_time: String,
+}
+
+async fn next_interrupt(signal: &mut watch::Receiver<Signal>) -> Interrupt {
+    loop {
+        match *signal.borrow_and_update() {
+            Signal::Run => {}
+            Signal::Delete { grace } => return Interrupt::Delete(grace),
+            Signal::Gone => return Interrupt::Gone,
+        }
+        if signal.changed().await.is_err() {
+            return Interrupt::Gone;
+        }
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Worker {
+    /// A worker for `pod` (as stored), steered by `signal`.
+    pub(super) fn new(
+        cluster: Arc<Cluster>,
+        procs: Arc<Processes>,
+        slots: Arc<Semaphore>,
+        pod: Value,
+        signal: watch::Receiver<Signal>,
+    ) -> Self {
+        let spec = &pod["spec"];
+        let list = |k: &str| spec[k].as_array().cloned().unwrap_or_default();
+        let init_specs = list("initContainers");
+        let specs = list("containers");
+        let ctr = |c: &Value, init: bool, reason: &str| {
+            Ctr::new(
+                c["name"].as_str().unwrap_or(""),
+                c["image"].as_str().unwrap_or(""),
+                init,
+                reason,
+            )
+        };
+        let main_reason = if init_specs.is_empty() {
+            "ContainerCreating"
+        } else {
+            "PodInitializing"
+        };
+        let init = init_specs
+            .iter()
+            .map(|c| ctr(c, true, "PodInitializing"))
+            .collect();
+        let ctrs = specs.iter().map(|c| ctr(c, false, main_reason)).collect();
+        let (exits_tx, exits_rx) = mpsc::unbounded_channel();
+        Worker {
+            ns: meta_str(&pod, "namespace").to_owned(),
+            name: meta_str(&pod, "name").to_owned(),
+            uid: meta_str(&pod, "uid").to_owned(),
+            policy: spec["restartPolicy"].as_str().unwrap_or("Never").to_owned(),
+            simulate: pod["metadata"]["annotations"][SIMULATE_ANNOTATION]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+            bound: spec["nodeName"].as_str().is_some_and(|n| !n.is_empty()),
+            conditions: pod["status"]["conditions"].clone(),
+            start_time: rfc3339(Utc::now()),
+            cluster,
+            procs,
+            slots,
+            pod,
+            signal,
+            init_specs,
+            specs,
+            init,
+            ctrs,
+            running: HashMap::new(),
+            due: HashMap::new(),
+            attempts: 0,
+            exits_tx,
+            exits_rx,
+            started: false,
+            stopping: false,
+        }
+    }
+
+    /// Runs the pod to its end (or until it is deleted / gone).
+    pub(super) async fn run(mut self) {
+        let outcome = self.lifecycle().await;
+        if let Err(Interrupt::Delete(grace)) = outcome {
+            if self.bound {
+                self.terminate(grace).await;
+            }
+        }
+        for p in self.running.values() {
+            self.procs.signal(p.pid, libc::SIGKILL);
+        }
+    }
+
+    async fn lifecycle(&mut self) -> Result<(), Interrupt> {
+        self.schedule().await?;
+        self.write(false)?;
+        if let Some(i) = self.pending_interrupt() {
+            return Err(i);
+        }
+        match self.simulate.as_str() {
+            "image-pull-error" => return self.simulate_pull_error().await,
+            "create-error" => return self.simulate_create_error().await,
+            _ => {}
+        }
+        let _permit = tokio::select! {
+            p = self.slots.clone().acquire_owned() => p.ok(),
+            i = next_interrupt(&mut self.signal) => return Err(i),
+        };
+        self.started = true;
+        for idx in 0..self.init.len() {
+            let ok = self.run_set(&[Slot { init: true, idx }]).await?;
+            if !ok {
+                // Never: a failed init container fails the pod.
+                return self.write(true);
+            }
+        }
+        for c in &mut self.ctrs {
+            c.state = State::waiting("ContainerCreating", None);
+        }
+        let all: Vec<Slot> = (0..self.ctrs.len())
+            .map(|idx| Slot { init: false, idx })
+            .collect();
+        self.run_set(&all).await?;
+        self.write(true)
+    }
+
+    fn pending_interrupt(&mut self) -> Option<Interrupt> {
+        match *self.signal.borrow() {
+            Signal::Run => None,
+            Signal::Delete { grace } => Some(Interrupt::Delete(grace)),
+            Signal::Gone => Some(Interrupt::Gone),
+        }
+    }
+
+    // ---- scheduling -------------------------------------------------------------------
+
+    /// Binds the pod to the node, or — for `unschedulable` — reports it unschedulable and
+    /// waits for its deletion.
+    async fn schedule(&mut self) -> Result<(), Interrupt> {
+        if self.bound {
+            return Ok(());
+        }
+        let store = &self.cluster.store;
+        if self.simulate == "unschedulable" {
+            let msg = "0/1 nodes are available: 1 node(s) were unschedulable. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.";
+            let cond = json!([{
+                "type": "PodScheduled", "status": "False", "lastProbeTime": null,
+                "lastTransitionTime": rfc3339(Utc::now()), "reason": "Unschedulable", "message": msg,
+            }]);
+            let qos = status::qos_class(&self.pod["spec"]);
+            let uid = self.uid.clone();
+            let pod = store
+                .update(Kind::Pod, &self.ns, &self.name, |o| {
+                    check_uid(o, &uid)?;
+                    o["status"] = json!({"phase": "Pending", "conditions": cond, "qosClass": qos});
+                    Ok(())
+                })
+                .map_err(|_| Interrupt::Gone)?;
+            events::record(store, &pod, "Warning", "FailedScheduling", msg);
+            return Err(next_interrupt(&mut self.signal).await);
+        }
+        let uid = self.uid.clone();
+        let cond = json!([{
+            "type": "PodScheduled", "status": "True", "lastProbeTime": null,
+            "lastTransitionTime": rfc3339(Utc::now()),
+        }]);
+        let pod = store
+            .update(Kind::Pod, &self.ns, &self.name, |o| {
+                check_uid(o, &uid)?;
+                if o["metadata"]["deletionTimestamp"].is_string() {
+                    return Err(ApiError::not_found(Kind::Pod, &uid));
+                }
+                o["spec"]["nodeName"] = json!(NODE_NAME);
+                o["status"]["phase"] = json!("Pending");
+                o["status"]["conditions"] = cond;
+                Ok(())
+            })
+            .map_err(|_| Interrupt::Gone)?;
+        self.bound = true;
+        self.conditions = pod["status"]["conditions"].clone();
+        self.pod = pod;
+        events::record(
+            store,
+            &self.pod,
+            "Normal",
+            "Scheduled",
+            &format!(
+                "Successfully assigned {}/{} to {NODE_NAME}",
+                self.ns, self.name
+            ),
+        );
+        Ok(())
+    }
+
+    // ---- simulations ------------------------------------------------------------------
+
+    /// The containers a pull/create simulation applies to: the first init container if
+    /// there is one (the others never get there), else every container.
+    fn simulated_slots(&self) -> Vec<Slot> {
+        if self.init.is_empty() {
+            (0..self.ctrs.len())
+                .map(|idx| Slot { init: false, idx })
+                .collect()
+        } else {
+            vec![Slot { init: true, idx: 0 }]
+        }
+    }
+
+    async fn simulate_pull_error(&mut self) -> Result<(), Interrupt> {
+        let slots = self.simulated_slots();
+        for &s in &slots {
+            let image = self.ctr(s).image.clone();
+            let msg = format!(
+                "failed to pull and unpack image \"{image}\": simulated pull failure ({SIMULATE_ANNOTATION}: image-pull-error)"
+            );
+            self.event(
+                s,
+                "Normal",
+                "Pulling",
+                &format!("Pulling image \"{image}\""),
+            );
+            self.event(
+                s,
+                "Warning",
+                "Failed",
+                &format!("Failed to pull image \"{image}\": {msg}"),
+            );
+            self.event(s, "Warning", "Failed", "Error: ErrImagePull");
+            self.ctr(s).state = State::waiting("ErrImagePull", Some(msg));
+        }
+        self.write(false)?;
+        let backoff = self
+            .cluster
+            .options
+            .backoff_base
+            .min(Duration::from_secs(1));
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            i = next_interrupt(&mut self.signal) => return Err(i),
+        }
+        for &s in &slots {
+            let image = self.ctr(s).image.clone();
+            let msg = format!("Back-off pulling image \"{image}\"");
+            self.event(s, "Normal", "BackOff", &msg);
+            self.event(s, "Warning", "Failed", "Error: ImagePullBackOff");
+            self.ctr(s).state = State::waiting("ImagePullBackOff", Some(msg));
+        }
+        self.write(false)?;
+        Err(next_interrupt(&mut self.signal).await)
+    }
+
+    async fn simulate_create_error(&mut self) -> Result<(), Interrupt> {
+        let msg = format!(
+            "failed to create containerd container: simulated create failure ({SIMULATE_ANNOTATION}: create-error)"
+        );
+        for s in self.simulated_slots() {
+            self.event(s, "Warning", "Failed", &format!("Error: {msg}"));
+            self.ctr(s).state = State::waiting("CreateContainerError", Some(msg.clone()));
+        }
+        self.write(false)?;
+        Err(next_interrupt(&mut self.signal).await)
+    }
+
+    // ---- running containers -----------------------------------------------------------
+
+    fn ctr(&mut self, s: Slot) -> &mut Ctr {
+        if s.init {
+            &mut self.init[s.idx]
+        } else {
+            &mut self.ctrs[s.idx]
+        }
+    }
+
+    fn spec(&self, s: Slot) -> &Value {
+        if s.init {
+            &self.init_specs[s.idx]
+        } else {
+            &self.specs[s.idx]
+        }
+    }
+
+    fn field_path(&self, s: Slot) -> String {
+        let name = self.spec(s)["name"].as_str().unwrap_or("");
+        if s.init {
+            format!("spec.initContainers{{{name}}}")
+        } else {
+            format!("spec.containers{{{name}}}")
+        }
+    }
+
+    fn event(&self, s: Slot, type_: &str, reason: &str, message: &str) {
+        events::record_container(
+            &self.cluster.store,
+            &self.pod,
+            &self.field_path(s),
+            type_,
+            reason,
+            message,
+        );
+    }
+
+    /// Starts the given containers together and runs them until each has terminated for
+    /// good. `Ok(true)` when all exited 0.
+    async fn run_set(&mut self, set: &[Slot]) -> Result<bool, Interrupt> {
+        for &s in set {
+            self.start(s).await;
+        }
+        self.write(false)?;
+        loop {
+            let settled = set.iter().all(|s| {
+                !self.due.contains_key(s)
+                    && !self.running.contains_key(s)
+                    && matches!(
+                        if s.init {
+                            &self.init[s.idx].state
+                        } else {
+                            &self.ctrs[s.idx].state
+                        },
+                        State::Terminated(_)
+                    )
+            });
+            if settled {
+                return Ok(set.iter().all(|s| {
+                    if s.init {
+                        self.init[s.idx].succeeded()
+                    } else {
+                        self.ctrs[s.idx].succeeded()
+                    }
+                }));
+            }
+            let next_due = set
+                .iter()
+                .filter_map(|s| self.due.get(s).map(|d| d.at))
+                .min();
+            tokio::select! {
+                exit = self.exits_rx.recv() => {
+                    if let Some(exit) = exit {
+                        self.on_exit(exit);
+                    }
+                    self.write(false)?;
+                }
+                i = next_interrupt(&mut self.signal) => return Err(i),
+                _ = sleep_until_opt(next_due) => {
+                    let now = Instant::now();
+                    let fire: Vec<(Slot, Due)> = set
+                        .iter()
+                        .filter_map(|s| self.due.get(s).map(|d| (*s, *d)))
+                        .filter(|(_, d)| d.at <= now)
+                        .collect();
+                    for (s, d) in fire {
+                        self.due.remove(&s);
+                        if d.restart {
+                            self.ctr(s).restart_count += 1;
+                        }
+                        self.start(s).await;
+                    }
+                    self.write(false)?;
+                }
+            }
+        }
+    }
+
+    /// The environment every container starts from (before the pod spec's `env`).
+    fn base_env(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut path: Vec<String> = self
+            .cluster
+            .options
+            .path_prefix
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        path.push(std::env::var("PATH").unwrap_or_else(|_| {
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()
+        }));
+        out.push(("PATH".to_owned(), path.join(":")));
+        for k in PASSTHROUGH_ENV {
+            if let Ok(v) = std::env::var(k) {
+                out.push(((*k).to_owned(), v));
+            }
+        }
+        if !out.iter().any(|(k, _)| k == "HOME") {
+            out.push(("HOME".into(), "/root".into()));
+        }
+        out.push(("HOSTNAME".into(), self.name.clone()));
+        out.push((
+            "KUBECONFIG".into(),
+            self.cluster.kubeconfig_path.display().to_string(),
+        ));
+        out
+    }
+
+    /// The working directory: `workingDir`, else a per-pod directory in the cluster's
+    /// work directory.
+    fn cwd(&self, spec: &Value) -> PathBuf {
+        if let Some(dir) = spec["workingDir"].as_str().filter(|d| !d.is_empty()) {
+            return PathBuf::from(dir);
+        }
+        let dir = pod_dir(&self.cluster, &self.ns, &self.name);
+        let _ = std::fs::create_dir_all(&dir);
+        dir
+    }
+
+    /// Tries to start one container; records the outcome in its state.
+    async fn start(&mut self, s: Slot) {
+        let spec = self.spec(s).clone();
+        let name = spec["name"].as_str().unwrap_or("").to_owned();
+        let image = spec["image"].as_str().unwrap_or("").to_owned();
+        let now = Utc::now();
+        let container_env = match env::resolve(&self.cluster.store, &self.pod, &spec) {
+            Ok(e) => e,
+            Err(msg) => {
+                self.event(s, "Warning", "Failed", &format!("Error: {msg}"));
+                self.ctr(s).state = State::waiting("CreateContainerConfigError", Some(msg));
+                self.due.insert(
+                    s,
+                    Due {
+                        at: Instant::now() + CONFIG_RETRY,
+                        restart: false,
+                    },
+                );
+                return;
+            }
+        };
+        let command: Vec<String> = spec["command"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if command.is_empty() {
+            let msg = format!(
+                "the local cluster runs containers as local processes and does not pull images, so it cannot use the entrypoint of image \"{image}\": container \"{name}\" needs an explicit command"
+            );
+            self.event(s, "Warning", "Failed", &format!("Error: {msg}"));
+            self.start_failed(s, now, msg);
+            return;
+        }
+        let mut full_env = self.base_env();
+        for (k, v) in container_env {
+            full_env.retain(|(ek, _)| *ek != k);
+            full_env.push((k, v));
+        }
+        let lookup = |n: &str| {
+            full_env
+                .iter()
+                .rev()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.clone())
+        };
+        let args = spec["args"].as_array().cloned().unwrap_or_default();
+        let argv: Vec<String> = command
+            .iter()
+            .cloned()
+            .chain(args.iter().filter_map(|v| v.as_str().map(str::to_owned)))
+            .map(|a| env::expand(&a, &lookup))
+            .collect();
+        self.pull_events(s, &spec, &image);
+        self.event(
+            s,
+            "Normal",
+            "Created",
+            &format!("Created container: {name}"),
+        );
+        let log = self.cluster.logs.open(&self.ns, &self.name, &name);
+        let proc_spec = ProcSpec {
+            argv,
+            env: full_env.clone(),
+            cwd: self.cwd(&spec),
+        };
+        match self.procs.spawn(proc_spec, log.clone()).await {
+            Err(msg) => {
+                log.finish();
+                self.event(s, "Warning", "Failed", &format!("Error: {msg}"));
+                self.start_failed(s, now, msg);
+            }
+            Ok(started) => {
+                self.attempts += 1;
+                let attempt = self.attempts;
+                let oom = self.simulate == "oom-killed";
+                let pid = started.pid;
+                self.running.insert(
+                    s,
+                    Proc {
+                        pid,
+                        attempt,
+                        started_at: now,
+                        oom,
+                    },
+                );
+                let c = self.ctr(s);
+                c.state = State::Running { started_at: now };
+                c.container_id = format!("local://{pid}");
+                self.event(s, "Normal", "Started", &format!("Started container {name}"));
+                let tx = self.exits_tx.clone();
+                let exit = started.exit;
+                tokio::spawn(async move {
+                    let info = exit.await.unwrap_or(ExitInfo {
+                        exit_code: 137,
+                        signal: Some(libc::SIGKILL),
+                    });
+                    let _ = tx.send(Exit {
+                        slot: s,
+                        attempt,
+                        info,
+                    });
+                });
+                if oom {
+                    let procs = self.procs.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(OOM_AFTER).await;
+                        procs.signal(pid, libc::SIGKILL);
+                    });
+                }
+            }
+        }
+    }
+
+    fn pull_events(&self, s: Slot, spec: &Value, image: &str) {
+        let policy = spec["imagePullPolicy"].as_str().unwrap_or_else(|| {
+            let tag = image.rsplit('/').next().unwrap_or(image);
+            if !tag.contains(':') || tag.ends_with(":latest") {
+                "Always"
+            } else {
+                "IfNotPresent"
+            }
+        });
+        if policy == "Always" {
+            self.event(
+                s,
+                "Normal",
+                "Pulling",
+                &format!("Pulling image \"{image}\""),
+            );
+            self.event(
+                s,
+                "Normal",
+                "Pulled",
+                &format!("Successfully pulled image \"{image}\" in 0s (0s including waiting). Image size: 0 bytes."),
+            );
+        } else {
+            self.event(
+                s,
+                "Normal",
+                "Pulled",
+                &format!("Container image \"{image}\" already present on machine"),
+            );
+        }
+    }
+
+    /// The container could not start: terminated `StartError`, exit 128.
+    fn start_failed(&mut self, s: Slot, at: chrono::DateTime<Utc>, msg: String) {
+        let t = Terminated {
+            exit_code: 128,
+            signal: None,
+            reason: "StartError".into(),
+            message: Some(msg),
+            started_at: at,
+            finished_at: Utc::now(),
+            container_id: String::new(),
+        };
+        self.terminated(s, t);
+    }
+
+    fn on_exit(&mut self, exit: Exit) {
+        let Some(p) = self.running.get(&exit.slot).cloned() else {
+            return;
+        };
+        if p.attempt != exit.attempt {
+            return;
+        }
+        self.running.remove(&exit.slot);
+        let container_id = self.ctr(exit.slot).container_id.clone();
+        let mut t = Terminated::from_exit(
+            exit.info.exit_code,
+            exit.info.signal,
+            p.started_at,
+            &container_id,
+        );
+        if p.oom {
+            t.exit_code = 137;
+            t.signal = None;
+            t.reason = "OOMKilled".into();
+        }
+        self.terminated(exit.slot, t);
+    }
+
+    /// Records a terminated attempt; under `OnFailure` a failure schedules a restart
+    /// (`CrashLoopBackOff` until then).
+    fn terminated(&mut self, s: Slot, t: Terminated) {
+        let failed = t.exit_code != 0;
+        if failed && self.policy == "OnFailure" && !self.stopping {
+            let restarts = self.ctr(s).restart_count.clamp(0, 20) as u32;
+            let opts = &self.cluster.options;
+            let backoff = opts
+                .backoff_base
+                .saturating_mul(1u32 << restarts.min(16))
+                .min(opts.backoff_max);
+            let (ns, pod, uid) = (self.ns.clone(), self.name.clone(), self.uid.clone());
+            let c = self.ctr(s);
+            let name = c.name.clone();
+            c.last_state = Some(t);
+            c.state = State::waiting(
+                "CrashLoopBackOff",
+                Some(format!(
+                    "back-off {}s restarting failed container={name} pod={pod}_{ns}({uid})",
+                    backoff.as_secs()
+                )),
+            );
+            self.due.insert(
+                s,
+                Due {
+                    at: Instant::now() + backoff,
+                    restart: true,
+                },
+            );
+            self.event(
+                s,
+                "Warning",
+                "BackOff",
+                &format!("Back-off restarting failed container {name} in pod {pod}_{ns}({uid})"),
+            );
+        } else {
+            self.ctr(s).state = State::Terminated(t);
+        }
+    }
+
+    // ---- stopping ---------------------------------------------------------------------
+
+    /// Deleted through the API: SIGTERM every process group, SIGKILL after `grace`
+    /// seconds, then write the final status (which lets the store remove the pod).
+    async fn terminate(&mut self, grace: i64) {
+        self.stopping = true;
+        self.due.clear();
+        let slots: Vec<(Slot, i32)> = self.running.iter().map(|(s, p)| (*s, p.pid)).collect();
+        for (s, pid) in &slots {
+            let name = self.ctr(*s).name.clone();
+            self.event(
+                *s,
+                "Normal",
+                "Killing",
+                &format!("Stopping container {name}"),
+            );
+            self.procs.signal(*pid, libc::SIGTERM);
+        }
+        let soft = Instant::now() + Duration::from_secs(grace.clamp(0, 86_400) as u64);
+        let mut killed = false;
+        let mut hard = soft + KILL_WAIT;
+        while !self.running.is_empty() {
+            let deadline = if killed { hard } else { soft };
+            match tokio::time::timeout_at(deadline, self.exits_rx.recv()).await {
+                Ok(Some(exit)) => self.on_exit(exit),
+                Ok(None) => break,
+                Err(_) if !killed => {
+                    for p in self.running.values() {
+                        self.procs.signal(p.pid, libc::SIGKILL);
+                    }
+                    killed = true;
+                    hard = Instant::now() + KILL_WAIT;
+                }
+                Err(_) => break,
+            }
+        }
+        let now = Utc::now();
+        for c in self.init.iter_mut().chain(self.ctrs.iter_mut()) {
+            if !matches!(c.state, State::Terminated(_)) {
+                c.state = State::Terminated(Terminated {
+                    exit_code: 137,
+                    signal: None,
+                    reason: "ContainerStatusUnknown".into(),
+                    message: Some(
+                        "The container could not be located when the pod was terminated".into(),
+                    ),
+                    started_at: now,
+                    finished_at: now,
+                    container_id: String::new(),
+                });
+            }
+        }
+        let _ = self.write(true);
+    }
+
+    // ---- status -----------------------------------------------------------------------
+
+    /// Writes `Pod.status` from the model (`finished`: nothing will restart any more).
+    fn write(&mut self, finished: bool) -> Result<(), Interrupt> {
+        let phase = status::phase(&self.policy, &self.init, &self.ctrs, finished);
+        let conditions = status::conditions(
+            &self.init,
+            &self.ctrs,
+            phase,
+            self.started,
+            &self.conditions,
+        );
+        self.conditions = conditions.clone();
+        let mut st = json!({
+            "phase": phase,
+            "conditions": conditions,
+            "hostIP": "127.0.0.1",
+            "hostIPs": [{"ip": "127.0.0.1"}],
+            "podIP": "127.0.0.1",
+            "podIPs": [{"ip": "127.0.0.1"}],
+            "startTime": self.start_time,
+            "qosClass": status::qos_class(&self.pod["spec"]),
+            "containerStatuses": self.ctrs.iter().map(Ctr::to_json).collect::<Vec<_>>(),
+        });
+        if !self.init.is_empty() {
+            st["initContainerStatuses"] =
+                json!(self.init.iter().map(Ctr::to_json).collect::<Vec<_>>());
+        }
+        let uid = self.uid.clone();
+        self.cluster
+            .store
+            .update(Kind::Pod, &self.ns, &self.name, |o| {
+                check_uid(o, &uid)?;
+                if !o["status"].is_object() {
+                    o["status"] = json!({});
+                }
+                if let (Some(dst), Some(src)) = (o["status"].as_object_mut(), st.as_object()) {
+                    for (k, v) in src {
+                        dst.insert(k.clone(), v.clone());
+                    }
+                }
+                Ok(())
+            })
+            .map(|p| {
+                self.pod["metadata"] = p["metadata"].clone();
+            })
+            .map_err(|_| Interrupt::Gone)
+    }
+}
+
+fn check_uid(o: &Value, uid: &str) -> Result<(), ApiError> {
+    if meta_str(o, "uid") == uid {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(Kind::Pod, meta_str(o, "name")))
+    }
+}
+
+/// The default working directory of a pod's containers.
+pub(super) fn pod_dir(cluster: &Cluster, ns: &str, name: &str) -> PathBuf {
+    cluster.work_dir.join("pods").join(format!("{ns}_{name}"))
+}
