@@ -60,9 +60,26 @@ pub fn batch_group() -> Value {
     g
 }
 
-const ALL_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 
-fn res(name: &str, singular: &str, namespaced: bool, kind: &str, verbs: &[&str], short: &[&str], categories: &[&str]) -> Value {
+fn res(
+    name: &str,
+    singular: &str,
+    namespaced: bool,
+    kind: &str,
+    verbs: &[&str],
+    short: &[&str],
+    categories: &[&str],
+) -> Value {
     let mut r = json!({
         "name": name,
         "singularName": singular,
@@ -83,7 +100,9 @@ fn res(name: &str, singular: &str, namespaced: bool, kind: &str, verbs: &[&str],
 
 /// `GET /api/v1`.
 pub fn core_v1() -> Value {
-    let ns_verbs = &["create", "delete", "get", "list", "patch", "update", "watch"];
+    let ns_verbs = &[
+        "create", "delete", "get", "list", "patch", "update", "watch",
+    ];
     json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",
@@ -118,7 +137,9 @@ pub fn openapi_v2() -> Response<Body> {
     let mut r = Response::new(full(""));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/com.github.proto-openapi.spec.v2.v1.0+protobuf"),
+        header::HeaderValue::from_static(
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+        ),
     );
     r
 }

@@ -45,7 +45,10 @@ pub struct Req {
 impl Req {
     /// The first value of a query parameter.
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A boolean query parameter (`true`/`1`).
@@ -69,10 +72,13 @@ impl Req {
     /// 400 when the body is not JSON.
     pub fn json_body(&self, what: &str) -> Result<Value, ApiError> {
         if self.body.is_empty() {
-            return Err(ApiError::bad_request(format!("{what}: request body is empty")));
+            return Err(ApiError::bad_request(format!(
+                "{what}: request body is empty"
+            )));
         }
-        serde_json::from_slice(&self.body)
-            .map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))
+        serde_json::from_slice(&self.body).map_err(|e| {
+            ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+        })
     }
 }
 
@@ -96,7 +102,9 @@ pub fn decode(s: &str) -> String {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(v) => {
                         out.push(v);
@@ -126,7 +134,10 @@ pub fn json_response(code: u16, value: &Value) -> Response<Body> {
 pub fn json_bytes(code: u16, bytes: Vec<u8>) -> Response<Body> {
     let mut r = Response::new(full(bytes));
     *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -158,7 +169,10 @@ impl hyper::body::Body for ChannelBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         self.rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
     }
 }
@@ -166,7 +180,10 @@ impl hyper::body::Body for ChannelBody {
 /// A streaming response (`Transfer-Encoding: chunked`) with this content type.
 pub fn stream_response(content_type: &'static str, body: Body) -> Response<Body> {
     let mut r = Response::new(body);
-    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
     r
 }
 
@@ -180,7 +197,10 @@ mod tests {
         assert_eq!(parse_query("&a=b"), vec![("a".into(), "b".into())]);
         assert_eq!(
             parse_query("labelSelector=a%3Db%2Cc+in+(x)&watch"),
-            vec![("labelSelector".into(), "a=b,c in (x)".into()), ("watch".into(), String::new())]
+            vec![
+                ("labelSelector".into(), "a=b,c in (x)".into()),
+                ("watch".into(), String::new())
+            ]
         );
         assert_eq!(decode("100%"), "100%");
     }

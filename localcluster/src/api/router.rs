@@ -46,7 +46,10 @@ pub async fn route(cluster: &Arc<Cluster>, req: Req) -> Response<Body> {
 fn page_not_found() -> Response<Body> {
     let mut r = Response::new(full("404 page not found\n"));
     *r.status_mut() = StatusCode::NOT_FOUND;
-    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -64,7 +67,10 @@ async fn dispatch(cluster: &Arc<Cluster>, req: Req) -> Result<Response<Body>, Ap
         ["openapi", "v2"] if get => Ok(discovery::openapi_v2()),
         ["healthz" | "livez" | "readyz"] if get => {
             let mut r = Response::new(full("ok"));
-            r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
             Ok(r)
         }
         ["_kjenv", action] => admin(cluster, &req, action).await,
@@ -74,7 +80,11 @@ async fn dispatch(cluster: &Arc<Cluster>, req: Req) -> Result<Response<Body>, Ap
     }
 }
 
-async fn admin(cluster: &Arc<Cluster>, req: &Req, action: &str) -> Result<Response<Body>, ApiError> {
+async fn admin(
+    cluster: &Arc<Cluster>,
+    req: &Req,
+    action: &str,
+) -> Result<Response<Body>, ApiError> {
     if req.method != Method::POST {
         return Err(ApiError::method_not_allowed());
     }
@@ -131,7 +141,9 @@ fn parse_target(group: &str, rest: &[&str]) -> Option<Target> {
     match rest {
         [plural] => Some(t(kind_of(plural)?, None, None, None)),
         ["namespaces", ns] if group.is_empty() => Some(t(Kind::Namespace, None, Some(ns), None)),
-        ["namespaces", ns, "status"] if group.is_empty() => Some(t(Kind::Namespace, None, Some(ns), Some("status"))),
+        ["namespaces", ns, "status"] if group.is_empty() => {
+            Some(t(Kind::Namespace, None, Some(ns), Some("status")))
+        }
         ["namespaces", ns, plural] => {
             let k = kind_of(plural)?;
             k.namespaced().then(|| t(k, Some(ns), None, None))
@@ -142,7 +154,10 @@ fn parse_target(group: &str, rest: &[&str]) -> Option<Target> {
         }
         ["namespaces", ns, plural, name, sub] => {
             let k = kind_of(plural)?;
-            let ok = matches!((k, *sub), (Kind::Pod, "status" | "log") | (Kind::Job, "status"));
+            let ok = matches!(
+                (k, *sub),
+                (Kind::Pod, "status" | "log") | (Kind::Job, "status")
+            );
             (k.namespaced() && ok).then(|| t(k, Some(ns), Some(name), Some(sub)))
         }
         [plural, name] => {
@@ -158,7 +173,9 @@ fn parse_target(group: &str, rest: &[&str]) -> Option<Target> {
 /// # Errors
 /// 406 when only unsupported media types are listed.
 pub fn negotiate(accept: Option<&str>) -> Result<Format, ApiError> {
-    let Some(accept) = accept.map(str::trim).filter(|a| !a.is_empty()) else { return Ok(Format::Json) };
+    let Some(accept) = accept.map(str::trim).filter(|a| !a.is_empty()) else {
+        return Ok(Format::Json);
+    };
     for range in accept.split(',') {
         let mut parts = range.split(';').map(str::trim);
         let media = parts.next().unwrap_or("").to_ascii_lowercase();
@@ -166,7 +183,10 @@ pub fn negotiate(accept: Option<&str>) -> Result<Format, ApiError> {
             .filter_map(|p| p.split_once('='))
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
             .collect();
-        let as_ = params.iter().find(|(k, _)| k == "as").map(|(_, v)| v.as_str());
+        let as_ = params
+            .iter()
+            .find(|(k, _)| k == "as")
+            .map(|(_, v)| v.as_str());
         match media.as_str() {
             "application/json" | "application/*" => match as_ {
                 Some("Table") => return Ok(Format::Table),
@@ -179,9 +199,18 @@ pub fn negotiate(accept: Option<&str>) -> Result<Format, ApiError> {
     Err(ApiError::not_acceptable())
 }
 
-async fn resource(cluster: &Arc<Cluster>, req: Req, group: &str, rest: &[&str]) -> Result<Response<Body>, ApiError> {
+async fn resource(
+    cluster: &Arc<Cluster>,
+    req: Req,
+    group: &str,
+    rest: &[&str],
+) -> Result<Response<Body>, ApiError> {
     let Some(target) = parse_target(group, rest) else {
-        return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"));
+        return Err(ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ));
     };
     if target.sub.as_deref() == Some("log") {
         if req.method != Method::GET {
@@ -202,7 +231,9 @@ async fn resource(cluster: &Arc<Cluster>, req: Req, group: &str, rest: &[&str]) 
         (None, _) if *m == Method::POST => crud::create(cluster, &req, &target),
         (None, _) if *m == Method::DELETE => crud::delete_collection(cluster, &req, &target),
         (Some(_), None) if *m == Method::GET => crud::get(cluster, &req, &target, format),
-        (Some(_), Some("status")) if *m == Method::GET => crud::get(cluster, &req, &target, Format::Json),
+        (Some(_), Some("status")) if *m == Method::GET => {
+            crud::get(cluster, &req, &target, Format::Json)
+        }
         (Some(_), _) if *m == Method::PUT => crud::replace(cluster, &req, &target),
         (Some(_), _) if *m == Method::PATCH => crud::patch(cluster, &req, &target),
         (Some(_), None) if *m == Method::DELETE => crud::delete(cluster, &req, &target),
@@ -217,9 +248,15 @@ mod tests {
     #[test]
     fn targets_parse() {
         let t = parse_target("batch", &["namespaces", "default", "jobs", "x", "status"]).unwrap();
-        assert_eq!((t.kind, t.ns.as_deref(), t.name.as_deref(), t.sub.as_deref()), (Kind::Job, Some("default"), Some("x"), Some("status")));
+        assert_eq!(
+            (t.kind, t.ns.as_deref(), t.name.as_deref(), t.sub.as_deref()),
+            (Kind::Job, Some("default"), Some("x"), Some("status"))
+        );
         assert_eq!(parse_target("", &["pods"]).unwrap().ns, None);
-        assert_eq!(parse_target("", &["namespaces", "n"]).unwrap().kind, Kind::Namespace);
+        assert_eq!(
+            parse_target("", &["namespaces", "n"]).unwrap().kind,
+            Kind::Namespace
+        );
         assert!(parse_target("", &["jobs"]).is_none());
         assert!(parse_target("", &["namespaces", "d", "pods", "p", "exec"]).is_none());
     }
@@ -227,8 +264,17 @@ mod tests {
     #[test]
     fn accept_negotiation() {
         assert_eq!(negotiate(None).unwrap(), Format::Json);
-        assert_eq!(negotiate(Some("application/json;as=Table;v=v1;g=meta.k8s.io,application/json")).unwrap(), Format::Table);
-        assert_eq!(negotiate(Some("application/vnd.kubernetes.protobuf, */*")).unwrap(), Format::Json);
+        assert_eq!(
+            negotiate(Some(
+                "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+            ))
+            .unwrap(),
+            Format::Table
+        );
+        assert_eq!(
+            negotiate(Some("application/vnd.kubernetes.protobuf, */*")).unwrap(),
+            Format::Json
+        );
         assert_eq!(negotiate(Some("application/yaml")).unwrap_err().code, 406);
     }
 }

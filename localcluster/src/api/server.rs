@@ -25,7 +25,9 @@ const MAX_BODY: usize = 64 * 1024 * 1024;
 /// # Errors
 /// [`Error::Listen`] when the port is taken.
 pub async fn bind(port: u16) -> Result<TcpListener, Error> {
-    TcpListener::bind(("127.0.0.1", port)).await.map_err(|source| Error::Listen { port, source })
+    TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|source| Error::Listen { port, source })
 }
 
 /// Spawns the accept loop; it and its connections end when `cancel` fires.
@@ -55,7 +57,10 @@ pub fn serve(cluster: Arc<Cluster>, listener: TcpListener, cancel: CancellationT
 pub async fn restart(cluster: &Arc<Cluster>) -> Result<(), Error> {
     let fresh = cluster.shutdown.child_token();
     let old = {
-        let mut current = cluster.listener_cancel.lock().unwrap_or_else(|p| p.into_inner());
+        let mut current = cluster
+            .listener_cancel
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         std::mem::replace(&mut *current, fresh.clone())
     };
     old.cancel();
@@ -110,11 +115,16 @@ async fn connection(
     }
 }
 
-async fn handle(cluster: Arc<Cluster>, req: Request<Incoming>) -> Result<Response<Body>, ResetConnection> {
+async fn handle(
+    cluster: Arc<Cluster>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ResetConnection> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     match cluster.faults.take(method.as_str(), &path) {
-        Some(Fault::Status(code, retry)) => return Ok(error_response(&ApiError::injected(code, retry))),
+        Some(Fault::Status(code, retry)) => {
+            return Ok(error_response(&ApiError::injected(code, retry)))
+        }
         Some(Fault::Reset) => return Err(ResetConnection),
         Some(Fault::Latency(d)) => tokio::time::sleep(d).await,
         None => {}
@@ -132,8 +142,18 @@ async fn handle(cluster: Arc<Cluster>, req: Request<Incoming>) -> Result<Respons
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(e) => return Ok(error_response(&ApiError::bad_request(format!("cannot read the request body: {e}")))),
+        Err(e) => {
+            return Ok(error_response(&ApiError::bad_request(format!(
+                "cannot read the request body: {e}"
+            ))))
+        }
     };
-    let req = Req { method, path, query, headers: parts.headers, body };
+    let req = Req {
+        method,
+        path,
+        query,
+        headers: parts.headers,
+        body,
+    };
     Ok(super::router::route(&cluster, req).await)
 }
