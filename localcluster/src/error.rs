@@ -38,7 +38,11 @@ impl Cause {
         } else {
             format!("Required value: {detail}")
         };
-        Cause { reason: "FieldValueRequired", field: field.into(), message }
+        Cause {
+            reason: "FieldValueRequired",
+            field: field.into(),
+            message,
+        }
     }
 
     /// `Invalid value: <v>: <detail>` (strings quoted, numbers bare, as Go prints them).
@@ -49,7 +53,11 @@ impl Cause {
         } else {
             format!("Invalid value: {v}: {detail}")
         };
-        Cause { reason: "FieldValueInvalid", field: field.into(), message }
+        Cause {
+            reason: "FieldValueInvalid",
+            field: field.into(),
+            message,
+        }
     }
 
     /// `Unsupported value: "X": supported values: "A", "B"`.
@@ -58,7 +66,11 @@ impl Cause {
         Cause {
             reason: "FieldValueNotSupported",
             field: field.into(),
-            message: format!("Unsupported value: {}: supported values: {}", go_value(value), list.join(", ")),
+            message: format!(
+                "Unsupported value: {}: supported values: {}",
+                go_value(value),
+                list.join(", ")
+            ),
         }
     }
 
@@ -82,7 +94,11 @@ impl Cause {
 
     /// `Forbidden: <detail>`.
     pub fn forbidden(field: impl Into<String>, detail: &str) -> Cause {
-        Cause { reason: "FieldValueForbidden", field: field.into(), message: format!("Forbidden: {detail}") }
+        Cause {
+            reason: "FieldValueForbidden",
+            field: field.into(),
+            message: format!("Forbidden: {detail}"),
+        }
     }
 }
 
@@ -98,7 +114,13 @@ fn go_value(v: &Value) -> String {
 impl ApiError {
     /// A bare error with the given code, reason and message.
     pub fn new(code: u16, reason: &str, message: impl Into<String>) -> ApiError {
-        ApiError { code, reason: reason.to_string(), message: message.into(), details: None, retry_after: None }
+        ApiError {
+            code,
+            reason: reason.to_string(),
+            message: message.into(),
+            details: None,
+            retry_after: None,
+        }
     }
 
     fn with_details(mut self, name: &str, kind: Kind) -> ApiError {
@@ -114,14 +136,22 @@ impl ApiError {
 
     /// 404 `jobs.batch "x" not found`.
     pub fn not_found(kind: Kind, name: &str) -> ApiError {
-        ApiError::new(404, "NotFound", format!("{} \"{name}\" not found", kind.qualified_plural()))
-            .with_details(name, kind)
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", kind.qualified_plural()),
+        )
+        .with_details(name, kind)
     }
 
     /// 409 `jobs.batch "x" already exists`.
     pub fn already_exists(kind: Kind, name: &str) -> ApiError {
-        ApiError::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", kind.qualified_plural()))
-            .with_details(name, kind)
+        ApiError::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", kind.qualified_plural()),
+        )
+        .with_details(name, kind)
     }
 
     /// 409 Conflict with the standard "object has been modified" message.
@@ -138,15 +168,25 @@ impl ApiError {
         ApiError::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {} \"{name}\": {detail}", kind.qualified_plural()),
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {detail}",
+                kind.qualified_plural()
+            ),
         )
         .with_details(name, kind)
     }
 
     /// 422 Invalid: `Job.batch "x" is invalid: <field>: <detail>` (several → `[e1, e2]`).
     pub fn invalid(kind: Kind, name: &str, causes: Vec<Cause>) -> ApiError {
-        let parts: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
-        let summary = if parts.len() == 1 { parts[0].clone() } else { format!("[{}]", parts.join(", ")) };
+        let parts: Vec<String> = causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
+        let summary = if parts.len() == 1 {
+            parts[0].clone()
+        } else {
+            format!("[{}]", parts.join(", "))
+        };
         let mut err = ApiError::new(
             422,
             "Invalid",
@@ -184,7 +224,11 @@ impl ApiError {
 
     /// 405 MethodNotAllowed.
     pub fn method_not_allowed() -> ApiError {
-        ApiError::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
     }
 
     /// 406 NotAcceptable.
@@ -203,12 +247,20 @@ impl ApiError {
 
     /// 410 Expired `too old resource version: N (M)`.
     pub fn expired(requested: u64, oldest: u64) -> ApiError {
-        ApiError::new(410, "Expired", format!("too old resource version: {requested} ({oldest})"))
+        ApiError::new(
+            410,
+            "Expired",
+            format!("too old resource version: {requested} ({oldest})"),
+        )
     }
 
     /// 500 InternalError `Internal error occurred: …`.
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {
-        let mut e = ApiError::new(500, "InternalError", format!("Internal error occurred: {detail}"));
+        let mut e = ApiError::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {detail}"),
+        );
         e.details = Some(json!({"causes": [{"message": detail.to_string()}]}));
         e
     }

@@ -34,7 +34,13 @@ pub struct FaultRule {
 
 impl FaultRule {
     /// A rule answering `code` (with `Retry-After` seconds) to the next `times` matching requests.
-    pub fn status(method: Option<&str>, path: Option<&str>, times: u32, code: u16, retry_after: Option<u32>) -> Self {
+    pub fn status(
+        method: Option<&str>,
+        path: Option<&str>,
+        times: u32,
+        code: u16,
+        retry_after: Option<u32>,
+    ) -> Self {
         FaultRule {
             method: method.map(String::from),
             path: path.map(String::from),
@@ -61,12 +67,17 @@ impl FaultRule {
         let number = |k: &str| -> Result<Option<u64>, String> {
             match obj.get(k) {
                 None | Some(Value::Null) => Ok(None),
-                Some(v) => v.as_u64().map(Some).ok_or_else(|| format!("{k} must be a non-negative integer")),
+                Some(v) => v
+                    .as_u64()
+                    .map(Some)
+                    .ok_or_else(|| format!("{k} must be a non-negative integer")),
             }
         };
-        let times = u32::try_from(number("times")?.unwrap_or(1)).map_err(|_| "times is too large".to_string())?;
+        let times = u32::try_from(number("times")?.unwrap_or(1))
+            .map_err(|_| "times is too large".to_string())?;
         let action = if let Some(code) = number("status")? {
-            let code = u16::try_from(code).map_err(|_| "status is not an HTTP status".to_string())?;
+            let code =
+                u16::try_from(code).map_err(|_| "status is not an HTTP status".to_string())?;
             if !(400..600).contains(&code) {
                 return Err("status must be 4xx or 5xx".into());
             }
@@ -79,7 +90,12 @@ impl FaultRule {
         } else {
             return Err("a fault rule needs one of status, reset: true, latencyMs".into());
         };
-        Ok(FaultRule { method: text("method")?, path: text("path")?, times, action })
+        Ok(FaultRule {
+            method: text("method")?,
+            path: text("path")?,
+            times,
+            action,
+        })
     }
 
     fn matches(&self, method: &str, path: &str) -> bool {
@@ -158,7 +174,10 @@ mod tests {
 
     #[test]
     fn globs() {
-        assert!(glob("/apis/batch/v1/*", "/apis/batch/v1/namespaces/default/jobs"));
+        assert!(glob(
+            "/apis/batch/v1/*",
+            "/apis/batch/v1/namespaces/default/jobs"
+        ));
         assert!(glob("*/jobs", "/apis/batch/v1/namespaces/default/jobs"));
         assert!(!glob("*/jobs", "/apis/batch/v1/namespaces/default/jobs/x"));
         assert!(glob("/a*b*c", "/aXbYc"));
@@ -167,10 +186,21 @@ mod tests {
     #[test]
     fn rules_count_down() {
         let f = Faults::default();
-        f.add(FaultRule::from_json(&serde_json::json!({"method": "post", "path": "jobs", "times": 2, "status": 503})).unwrap());
+        f.add(
+            FaultRule::from_json(
+                &serde_json::json!({"method": "post", "path": "jobs", "times": 2, "status": 503}),
+            )
+            .unwrap(),
+        );
         assert_eq!(f.take("GET", "/apis/batch/v1/jobs"), None);
-        assert_eq!(f.take("POST", "/apis/batch/v1/jobs"), Some(Fault::Status(503, None)));
-        assert_eq!(f.take("POST", "/apis/batch/v1/jobs"), Some(Fault::Status(503, None)));
+        assert_eq!(
+            f.take("POST", "/apis/batch/v1/jobs"),
+            Some(Fault::Status(503, None))
+        );
+        assert_eq!(
+            f.take("POST", "/apis/batch/v1/jobs"),
+            Some(Fault::Status(503, None))
+        );
         assert_eq!(f.take("POST", "/apis/batch/v1/jobs"), None);
     }
 }

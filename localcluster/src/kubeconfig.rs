@@ -20,8 +20,17 @@ pub fn render(server: &str, ca_pem: &str, token: &str, namespace: &str) -> Strin
 ///
 /// # Errors
 /// [`Error::Io`] when the file cannot be written.
-pub fn write(path: &Path, server: &str, ca_pem: &str, token: &str, namespace: &str) -> Result<(), Error> {
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
+pub fn write(
+    path: &Path,
+    server: &str,
+    ca_pem: &str,
+    token: &str,
+    namespace: &str,
+) -> Result<(), Error> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -30,13 +39,16 @@ pub fn write(path: &Path, server: &str, ca_pem: &str, token: &str, namespace: &s
         opts.mode(0o600);
         let mut f = opts.open(path).map_err(io)?;
         // The mode only applies to new files; tighten an existing one too.
-        f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
-        f.write_all(render(server, ca_pem, token, namespace).as_bytes()).map_err(io)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(io)?;
+        f.write_all(render(server, ca_pem, token, namespace).as_bytes())
+            .map_err(io)?;
     }
     #[cfg(not(unix))]
     {
         let mut f = opts.open(path).map_err(io)?;
-        f.write_all(render(server, ca_pem, token, namespace).as_bytes()).map_err(io)?;
+        f.write_all(render(server, ca_pem, token, namespace).as_bytes())
+            .map_err(io)?;
     }
     Ok(())
 }

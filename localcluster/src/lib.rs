@@ -117,19 +117,31 @@ impl LocalCluster {
         let (temp_dir, work_dir) = match &options.work_dir {
             Some(d) => (None, d.clone()),
             None => {
-                let d = std::env::temp_dir().join(format!("kjenv-localcluster-{}", uuid::Uuid::new_v4()));
+                let d = std::env::temp_dir()
+                    .join(format!("kjenv-localcluster-{}", uuid::Uuid::new_v4()));
                 (Some(d.clone()), d)
             }
         };
-        std::fs::create_dir_all(&work_dir).map_err(|source| Error::Io { path: work_dir.clone(), source })?;
-        let (tx, rx) = std::sync::mpsc::channel::<Result<(Arc<Cluster>, tokio::runtime::Handle), Error>>();
+        std::fs::create_dir_all(&work_dir).map_err(|source| Error::Io {
+            path: work_dir.clone(),
+            source,
+        })?;
+        let (tx, rx) =
+            std::sync::mpsc::channel::<Result<(Arc<Cluster>, tokio::runtime::Handle), Error>>();
         let thread = std::thread::Builder::new()
             .name("localcluster".into())
             .spawn(move || run(options, work_dir, tx))
             .map_err(|e| Error::Runtime(e.to_string()))?;
-        let started = rx.recv().map_err(|_| Error::Runtime("the runtime thread died".into()));
+        let started = rx
+            .recv()
+            .map_err(|_| Error::Runtime("the runtime thread died".into()));
         match started.and_then(|r| r) {
-            Ok((cluster, handle)) => Ok(LocalCluster { cluster, handle, thread: Some(thread), temp_dir }),
+            Ok((cluster, handle)) => Ok(LocalCluster {
+                cluster,
+                handle,
+                thread: Some(thread),
+                temp_dir,
+            }),
             Err(e) => {
                 let _ = thread.join();
                 if let Some(d) = temp_dir {
@@ -185,13 +197,16 @@ impl LocalCluster {
         self.handle.spawn(async move {
             let _ = tx.send(api::server::restart(&cluster).await);
         });
-        rx.recv().map_err(|_| Error::Runtime("the runtime stopped".into()))?
+        rx.recv()
+            .map_err(|_| Error::Runtime("the runtime stopped".into()))?
     }
 
     /// Stops the cluster: kills every process, stops the runtime, removes the temporary
     /// work directory. Idempotent.
     pub fn stop(&mut self) {
-        let Some(thread) = self.thread.take() else { return };
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
         kubelet::shutdown(&self.cluster);
         self.cluster.shutdown.cancel();
         let _ = thread.join();
@@ -211,7 +226,11 @@ type Started = Result<(Arc<Cluster>, tokio::runtime::Handle), Error>;
 
 /// The runtime thread: builds the runtime, starts everything, reports back, waits for shutdown.
 fn run(options: Options, work_dir: PathBuf, tx: std::sync::mpsc::Sender<Started>) {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("localcluster-rt").build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("localcluster-rt")
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             let _ = tx.send(Err(Error::Runtime(e.to_string())));
@@ -236,7 +255,13 @@ fn run(options: Options, work_dir: PathBuf, tx: std::sync::mpsc::Sender<Started>
 
 async fn boot(options: Options, work_dir: PathBuf) -> Result<Arc<Cluster>, Error> {
     let listener = api::server::bind(options.port).await?;
-    let port = listener.local_addr().map_err(|source| Error::Listen { port: options.port, source })?.port();
+    let port = listener
+        .local_addr()
+        .map_err(|source| Error::Listen {
+            port: options.port,
+            source,
+        })?
+        .port();
     let certs = tls::Certs::generate()?;
     let token = options.token.clone().unwrap_or_else(|| {
         use rand::distr::{Alphanumeric, SampleString};

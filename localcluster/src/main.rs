@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use localcluster::{LocalCluster, Options};
 
-const USAGE: &str = "usage: localcluster [--port N] [--work-dir DIR] [--concurrency N] [--token TOKEN]";
+const USAGE: &str =
+    "usage: localcluster [--port N] [--work-dir DIR] [--concurrency N] [--token TOKEN]";
 
 fn parse_args() -> Result<Options, String> {
     let mut opts = Options::default();
@@ -15,12 +16,23 @@ fn parse_args() -> Result<Options, String> {
             Some((f, v)) => (f.to_string(), Some(v.to_string())),
             None => (arg.clone(), None),
         };
-        let mut value = |name: &str| inline.clone().or_else(|| args.next()).ok_or(format!("{name} needs a value"));
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or(format!("{name} needs a value"))
+        };
         match flag.as_str() {
-            "--port" => opts.port = value("--port")?.parse().map_err(|_| "--port must be a number".to_string())?,
+            "--port" => {
+                opts.port = value("--port")?
+                    .parse()
+                    .map_err(|_| "--port must be a number".to_string())?
+            }
             "--work-dir" => opts.work_dir = Some(PathBuf::from(value("--work-dir")?)),
             "--concurrency" => {
-                opts.concurrency = value("--concurrency")?.parse().map_err(|_| "--concurrency must be a number".to_string())?
+                opts.concurrency = value("--concurrency")?
+                    .parse()
+                    .map_err(|_| "--concurrency must be a number".to_string())?
             }
             "--token" => opts.token = Some(value("--token")?),
             "-h" | "--help" => return Err(String::new()),
@@ -51,7 +63,10 @@ fn main() -> ExitCode {
     println!("kubeconfig: {}", cluster.kubeconfig_path().display());
     println!("url: {}", cluster.url());
     println!("export KUBECONFIG={}", cluster.kubeconfig_path().display());
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("localcluster: {e}");
@@ -60,7 +75,10 @@ fn main() -> ExitCode {
     };
     rt.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
-        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
             (Ok(mut int), Ok(mut term)) => {
                 tokio::select! {
                     _ = int.recv() => {}

@@ -30,7 +30,14 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in index order.
-    pub const ALL: [Kind; 6] = [Kind::Namespace, Kind::Pod, Kind::Job, Kind::Secret, Kind::ConfigMap, Kind::Event];
+    pub const ALL: [Kind; 6] = [
+        Kind::Namespace,
+        Kind::Pod,
+        Kind::Job,
+        Kind::Secret,
+        Kind::ConfigMap,
+        Kind::Event,
+    ];
 
     fn index(self) -> usize {
         self as usize
@@ -106,7 +113,9 @@ impl Kind {
 
     /// The kind served under `group` with this plural, if any.
     pub fn from_plural(group: &str, plural: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.group() == group && k.plural() == plural)
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.group() == group && k.plural() == plural)
     }
 
     /// Whether `metadata.generation` is maintained for this kind.
@@ -208,7 +217,10 @@ impl Default for Store {
 
 /// `metadata.<field>` as a string, or `""`.
 pub fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
-    obj.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str).unwrap_or("")
+    obj.get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 /// Now as RFC 3339 with seconds, UTC (`2024-01-02T03:04:05Z`).
@@ -241,14 +253,24 @@ fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
 fn owner_uids(obj: &Value) -> Vec<String> {
     obj.pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
-        .map(|refs| refs.iter().filter_map(|r| r.get("uid").and_then(Value::as_str)).map(String::from).collect())
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| r.get("uid").and_then(Value::as_str))
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn finalizers(obj: &Value) -> Vec<String> {
     obj.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
-        .map(|f| f.iter().filter_map(Value::as_str).map(String::from).collect())
+        .map(|f| {
+            f.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -257,13 +279,20 @@ fn pod_is_active(kind: Kind, obj: &Value) -> bool {
     if kind != Kind::Pod {
         return false;
     }
-    let scheduled = obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
-    let phase = obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending");
+    let scheduled = obj
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let phase = obj
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("Pending");
     scheduled && matches!(phase, "Pending" | "Running")
 }
 
 fn is_deleting(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null())
+    obj.pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
 }
 
 impl Inner {
@@ -302,7 +331,11 @@ impl Inner {
         };
         // Keep the uid and owner indexes in step.
         let old_owners = prev.as_deref().map(owner_uids).unwrap_or_default();
-        let new_owners = if event == EventType::Deleted { Vec::new() } else { owner_uids(&obj) };
+        let new_owners = if event == EventType::Deleted {
+            Vec::new()
+        } else {
+            owner_uids(&obj)
+        };
         if old_owners != new_owners {
             for o in &old_owners {
                 if let Some(set) = self.dependents.get_mut(o) {
@@ -313,7 +346,10 @@ impl Inner {
                 }
             }
             for o in &new_owners {
-                self.dependents.entry(o.clone()).or_default().insert((kind, key.clone()));
+                self.dependents
+                    .entry(o.clone())
+                    .or_default()
+                    .insert((kind, key.clone()));
             }
         }
         let uid = meta_str(&obj, "uid").to_string();
@@ -324,7 +360,13 @@ impl Inner {
                 self.by_uid.insert(uid, (kind, key));
             }
         }
-        let change = Change { kind, event, object: obj.clone(), rv, prev };
+        let change = Change {
+            kind,
+            event,
+            object: obj.clone(),
+            rv,
+            prev,
+        };
         if self.history.len() >= HISTORY_CAPACITY {
             if let Some(old) = self.history.pop_front() {
                 self.evicted_upto = old.rv;
@@ -396,7 +438,11 @@ impl Store {
         let g = self.lock();
         g.dependents
             .get(owner_uid)
-            .map(|set| set.iter().filter_map(|(k, key)| g.map(*k).get(key).map(|v| (*k, v.clone()))).collect())
+            .map(|set| {
+                set.iter()
+                    .filter_map(|(k, key)| g.map(*k).get(key).map(|v| (*k, v.clone())))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -439,7 +485,10 @@ impl Store {
     ///
     /// # Errors
     /// 410 Expired when changes after `rv` have already been dropped from the history.
-    pub fn watch_from(&self, rv: u64) -> Result<(Vec<Change>, broadcast::Receiver<Change>), ApiError> {
+    pub fn watch_from(
+        &self,
+        rv: u64,
+    ) -> Result<(Vec<Change>, broadcast::Receiver<Change>), ApiError> {
         let g = self.lock();
         if rv < g.evicted_upto {
             let oldest = g.history.front().map_or(g.rv, |c| c.rv);
@@ -469,20 +518,38 @@ impl Store {
     ///
     /// # Errors
     /// As [`Store::create`].
-    pub fn create_opts(&self, kind: Kind, mut obj: Value, dry_run: bool) -> Result<Value, ApiError> {
+    pub fn create_opts(
+        &self,
+        kind: Kind,
+        mut obj: Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
         if let Some(root) = obj.as_object_mut() {
-            root.entry("apiVersion").or_insert_with(|| json!(kind.api_version()));
+            root.entry("apiVersion")
+                .or_insert_with(|| json!(kind.api_version()));
             root.entry("kind").or_insert_with(|| json!(kind.kind()));
         }
         let meta = metadata_mut(&mut obj);
         if !kind.namespaced() {
             meta.remove("namespace");
         }
-        let ns = meta.get("namespace").and_then(Value::as_str).unwrap_or("").to_string();
-        if meta.get("uid").and_then(Value::as_str).is_none_or(str::is_empty) {
+        let ns = meta
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if meta
+            .get("uid")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
             meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         }
-        if meta.get("creationTimestamp").and_then(Value::as_str).is_none_or(str::is_empty) {
+        if meta
+            .get("creationTimestamp")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
             meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
         }
         if kind.has_generation() {
@@ -490,13 +557,24 @@ impl Store {
         }
         meta.remove("deletionTimestamp");
         meta.remove("deletionGracePeriodSeconds");
-        let given_name = meta.get("name").and_then(Value::as_str).unwrap_or("").to_string();
-        let prefix = meta.get("generateName").and_then(Value::as_str).unwrap_or("").to_string();
+        let given_name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let prefix = meta
+            .get("generateName")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         if given_name.is_empty() && prefix.is_empty() {
             return Err(ApiError::invalid(
                 kind,
                 "",
-                vec![crate::error::Cause::required("metadata.name", "name or generateName is required")],
+                vec![crate::error::Cause::required(
+                    "metadata.name",
+                    "name or generateName is required",
+                )],
             ));
         }
 
@@ -561,13 +639,22 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let ns = Inner::ns_key(kind, ns);
         let mut g = self.lock();
-        let cur = g.get(kind, &ns, name).cloned().ok_or_else(|| ApiError::not_found(kind, name))?;
+        let cur = g
+            .get(kind, &ns, name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(kind, name))?;
         let mut obj = (*cur).clone();
         f(&mut obj)?;
         // Identity fields are the server's.
         {
             let meta = metadata_mut(&mut obj);
-            for field in ["name", "namespace", "uid", "creationTimestamp", "resourceVersion"] {
+            for field in [
+                "name",
+                "namespace",
+                "uid",
+                "creationTimestamp",
+                "resourceVersion",
+            ] {
                 match cur.pointer(&format!("/metadata/{field}")) {
                     Some(v) => {
                         meta.insert(field.into(), v.clone());
@@ -582,14 +669,22 @@ impl Store {
             return Ok(obj);
         }
         if kind.has_generation() && obj.get("spec") != cur.get("spec") {
-            let gen = cur.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+            let gen = cur
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                + 1;
             metadata_mut(&mut obj).insert("generation".into(), json!(gen));
         }
         if dry_run {
             return Ok(obj);
         }
         let remove = is_deleting(&obj) && finalizers(&obj).is_empty() && !pod_is_active(kind, &obj);
-        let event = if remove { EventType::Deleted } else { EventType::Modified };
+        let event = if remove {
+            EventType::Deleted
+        } else {
+            EventType::Modified
+        };
         let stored = g.commit(&self.tx, kind, (ns, name.to_string()), obj, event);
         Ok((*stored).clone())
     }
@@ -598,7 +693,13 @@ impl Store {
     ///
     /// # Errors
     /// As [`Store::delete_ex`].
-    pub fn delete(&self, kind: Kind, ns: &str, name: &str, opts: &DeleteOptions) -> Result<Value, ApiError> {
+    pub fn delete(
+        &self,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Value, ApiError> {
         self.delete_ex(kind, ns, name, opts).map(|o| o.object)
     }
 
@@ -608,7 +709,13 @@ impl Store {
     ///
     /// # Errors
     /// 404 when missing, 409 when `preconditions_uid` differs, 403 for the built-in namespaces.
-    pub fn delete_ex(&self, kind: Kind, ns: &str, name: &str, opts: &DeleteOptions) -> Result<DeleteOutcome, ApiError> {
+    pub fn delete_ex(
+        &self,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<DeleteOutcome, ApiError> {
         let ns = Inner::ns_key(kind, ns);
         if kind == Kind::Namespace && (name == "default" || name == "kube-system") {
             return Err(ApiError::forbidden(format!(
@@ -616,7 +723,10 @@ impl Store {
             )));
         }
         let mut g = self.lock();
-        let cur = g.get(kind, &ns, name).cloned().ok_or_else(|| ApiError::not_found(kind, name))?;
+        let cur = g
+            .get(kind, &ns, name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(kind, name))?;
         let uid = meta_str(&cur, "uid").to_string();
         if let Some(want) = &opts.preconditions_uid {
             if *want != uid {
@@ -648,11 +758,16 @@ impl Store {
         if fins.is_empty() && !active_pod {
             if kind == Kind::Namespace {
                 if opts.dry_run {
-                    return Ok(DeleteOutcome { object: obj, removed: true });
+                    return Ok(DeleteOutcome {
+                        object: obj,
+                        removed: true,
+                    });
                 }
                 // Remove the namespace's content first, each with its own DELETED event.
                 for k in Kind::ALL.into_iter().filter(|k| k.namespaced()) {
-                    let keys: Vec<Key> = g.map(k).range((name.to_string(), String::new())..)
+                    let keys: Vec<Key> = g
+                        .map(k)
+                        .range((name.to_string(), String::new())..)
                         .take_while(|((n, _), _)| n == name)
                         .map(|(key, _)| key.clone())
                         .collect();
@@ -664,10 +779,22 @@ impl Store {
                 }
             }
             if opts.dry_run {
-                return Ok(DeleteOutcome { object: obj, removed: true });
+                return Ok(DeleteOutcome {
+                    object: obj,
+                    removed: true,
+                });
             }
-            let last = g.commit(&self.tx, kind, (ns, name.to_string()), obj, EventType::Deleted);
-            return Ok(DeleteOutcome { object: (*last).clone(), removed: true });
+            let last = g.commit(
+                &self.tx,
+                kind,
+                (ns, name.to_string()),
+                obj,
+                EventType::Deleted,
+            );
+            return Ok(DeleteOutcome {
+                object: (*last).clone(),
+                removed: true,
+            });
         }
         // Deletion pending: mark it.
         let was_deleting = is_deleting(&obj);
@@ -678,7 +805,10 @@ impl Store {
         if kind == Kind::Pod {
             let grace = if active_pod {
                 opts.grace_period_seconds
-                    .or_else(|| cur.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+                    .or_else(|| {
+                        cur.pointer("/spec/terminationGracePeriodSeconds")
+                            .and_then(Value::as_i64)
+                    })
                     .unwrap_or(30)
                     .max(0)
             } else {
@@ -698,13 +828,28 @@ impl Store {
             meta.insert("finalizers".into(), json!(fins));
         }
         if obj == *cur {
-            return Ok(DeleteOutcome { object: obj, removed: false });
+            return Ok(DeleteOutcome {
+                object: obj,
+                removed: false,
+            });
         }
         if opts.dry_run {
-            return Ok(DeleteOutcome { object: obj, removed: false });
+            return Ok(DeleteOutcome {
+                object: obj,
+                removed: false,
+            });
         }
-        let stored = g.commit(&self.tx, kind, (ns, name.to_string()), obj, EventType::Modified);
-        Ok(DeleteOutcome { object: (*stored).clone(), removed: false })
+        let stored = g.commit(
+            &self.tx,
+            kind,
+            (ns, name.to_string()),
+            obj,
+            EventType::Modified,
+        );
+        Ok(DeleteOutcome {
+            object: (*stored).clone(),
+            removed: false,
+        })
     }
 }
 
@@ -723,28 +868,44 @@ mod tests {
     fn create_update_delete_bump_the_global_rv() {
         let s = Store::new();
         let base = s.current_rv();
-        let j = s.create(Kind::Job, json!({"metadata": {"name": "a", "namespace": "default"}, "spec": {}})).unwrap();
+        let j = s
+            .create(
+                Kind::Job,
+                json!({"metadata": {"name": "a", "namespace": "default"}, "spec": {}}),
+            )
+            .unwrap();
         assert_eq!(meta_str(&j, "resourceVersion"), (base + 1).to_string());
-        let j = s.update(Kind::Job, "default", "a", |o| {
-            o["spec"]["x"] = json!(1);
-            Ok(())
-        })
-        .unwrap();
+        let j = s
+            .update(Kind::Job, "default", "a", |o| {
+                o["spec"]["x"] = json!(1);
+                Ok(())
+            })
+            .unwrap();
         assert_eq!(j["metadata"]["generation"], json!(2));
         let same = s.update(Kind::Job, "default", "a", |_| Ok(())).unwrap();
         assert_eq!(meta_str(&same, "resourceVersion"), (base + 2).to_string());
-        let out = s.delete_ex(Kind::Job, "default", "a", &DeleteOptions::default()).unwrap();
+        let out = s
+            .delete_ex(Kind::Job, "default", "a", &DeleteOptions::default())
+            .unwrap();
         assert!(out.removed);
-        assert_eq!(meta_str(&out.object, "resourceVersion"), (base + 3).to_string());
+        assert_eq!(
+            meta_str(&out.object, "resourceVersion"),
+            (base + 3).to_string()
+        );
         assert!(s.get(Kind::Job, "default", "a").is_none());
     }
 
     #[test]
     fn finalizers_hold_an_object_until_removed() {
         let s = Store::new();
-        s.create(Kind::ConfigMap, json!({"metadata": {"name": "c", "namespace": "default", "finalizers": ["x"]}}))
+        s.create(
+            Kind::ConfigMap,
+            json!({"metadata": {"name": "c", "namespace": "default", "finalizers": ["x"]}}),
+        )
+        .unwrap();
+        let out = s
+            .delete_ex(Kind::ConfigMap, "default", "c", &DeleteOptions::default())
             .unwrap();
-        let out = s.delete_ex(Kind::ConfigMap, "default", "c", &DeleteOptions::default()).unwrap();
         assert!(!out.removed);
         assert!(is_deleting(&out.object));
         s.update(Kind::ConfigMap, "default", "c", |o| {
@@ -758,7 +919,12 @@ mod tests {
     #[test]
     fn missing_namespace_is_not_found() {
         let s = Store::new();
-        let err = s.create(Kind::Pod, json!({"metadata": {"name": "p", "namespace": "nope"}})).unwrap_err();
+        let err = s
+            .create(
+                Kind::Pod,
+                json!({"metadata": {"name": "p", "namespace": "nope"}}),
+            )
+            .unwrap_err();
         assert_eq!(err.code, 404);
         assert_eq!(err.message, "namespaces \"nope\" not found");
     }
@@ -767,7 +933,11 @@ mod tests {
     fn watch_from_replays_history() {
         let s = Store::new();
         let rv = s.current_rv();
-        s.create(Kind::Secret, json!({"metadata": {"name": "s", "namespace": "default"}})).unwrap();
+        s.create(
+            Kind::Secret,
+            json!({"metadata": {"name": "s", "namespace": "default"}}),
+        )
+        .unwrap();
         let (past, _rx) = s.watch_from(rv).unwrap();
         assert_eq!(past.len(), 1);
         assert_eq!(past[0].event, EventType::Added);

@@ -25,11 +25,24 @@ async fn discovery_and_version() {
     assert_eq!(v.git_version, "v1.33.0");
     let d = Discovery::new(client.clone()).run().await.unwrap();
     let batch = d.get("batch").expect("batch group");
-    assert!(batch.recommended_resources().iter().any(|(r, _)| r.plural == "jobs"));
+    assert!(batch
+        .recommended_resources()
+        .iter()
+        .any(|(r, _)| r.plural == "jobs"));
     let core = d.get("").expect("core group");
-    assert!(core.recommended_resources().iter().any(|(r, _)| r.plural == "pods"));
+    assert!(core
+        .recommended_resources()
+        .iter()
+        .any(|(r, _)| r.plural == "pods"));
     let nss: Api<Namespace> = Api::all(client);
-    let names: Vec<String> = nss.list(&ListParams::default()).await.unwrap().items.iter().map(|n| n.name_any()).collect();
+    let names: Vec<String> = nss
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|n| n.name_any())
+        .collect();
     assert!(names.contains(&"default".into()) && names.contains(&"kube-system".into()));
 }
 
@@ -39,38 +52,78 @@ async fn job_crud_and_errors() {
     let client = common::client(&cluster).await;
     let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
 
-    let created = jobs.create(&PostParams::default(), &common::job("pi")).await.unwrap();
+    let created = jobs
+        .create(&PostParams::default(), &common::job("pi"))
+        .await
+        .unwrap();
     let uid = created.uid().unwrap();
     let spec = created.spec.as_ref().unwrap();
     assert_eq!(spec.backoff_limit, Some(6));
     assert_eq!(spec.completions, Some(1));
     assert_eq!(created.labels()["app"], "test");
-    let tl = spec.template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
+    let tl = spec
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .labels
+        .as_ref()
+        .unwrap();
     assert_eq!(tl["batch.kubernetes.io/controller-uid"], uid);
     assert_eq!(tl["job-name"], "pi");
     assert_eq!(created.metadata.generation, Some(1));
 
-    let (code, reason, msg) = api_err(jobs.create(&PostParams::default(), &common::job("pi")).await.unwrap_err());
-    assert_eq!((code, reason.as_str(), msg.as_str()), (409, "AlreadyExists", "jobs.batch \"pi\" already exists"));
+    let (code, reason, msg) = api_err(
+        jobs.create(&PostParams::default(), &common::job("pi"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (code, reason.as_str(), msg.as_str()),
+        (409, "AlreadyExists", "jobs.batch \"pi\" already exists")
+    );
     let (code, reason, msg) = api_err(jobs.get("nope").await.unwrap_err());
-    assert_eq!((code, reason.as_str(), msg.as_str()), (404, "NotFound", "jobs.batch \"nope\" not found"));
+    assert_eq!(
+        (code, reason.as_str(), msg.as_str()),
+        (404, "NotFound", "jobs.batch \"nope\" not found")
+    );
 
     // Replace with a stale resourceVersion → 409 Conflict.
     let mut stale = created.clone();
     let mut fresh = jobs.get("pi").await.unwrap();
     fresh.labels_mut().insert("x".into(), "1".into());
-    let fresh = jobs.replace("pi", &PostParams::default(), &fresh).await.unwrap();
+    let fresh = jobs
+        .replace("pi", &PostParams::default(), &fresh)
+        .await
+        .unwrap();
     assert_eq!(fresh.labels()["x"], "1");
     stale.labels_mut().insert("x".into(), "2".into());
-    let (code, reason, msg) = api_err(jobs.replace("pi", &PostParams::default(), &stale).await.unwrap_err());
+    let (code, reason, msg) = api_err(
+        jobs.replace("pi", &PostParams::default(), &stale)
+            .await
+            .unwrap_err(),
+    );
     assert_eq!((code, reason.as_str()), (409, "Conflict"));
-    assert!(msg.starts_with("Operation cannot be fulfilled on jobs.batch \"pi\": the object has been modified"));
+    assert!(msg.starts_with(
+        "Operation cannot be fulfilled on jobs.batch \"pi\": the object has been modified"
+    ));
 
     // Patches.
-    let p = jobs.patch("pi", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"m": "1"}}}))).await.unwrap();
+    let p = jobs
+        .patch(
+            "pi",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"m": "1"}}})),
+        )
+        .await
+        .unwrap();
     assert_eq!(p.labels()["m"], "1");
     let p = jobs
-        .patch("pi", &PatchParams::default(), &Patch::Strategic(json!({"metadata": {"labels": {"s": "1"}}})))
+        .patch(
+            "pi",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"metadata": {"labels": {"s": "1"}}})),
+        )
         .await
         .unwrap();
     assert_eq!(p.labels()["s"], "1");
@@ -78,7 +131,12 @@ async fn job_crud_and_errors() {
         .patch(
             "pi",
             &PatchParams::default(),
-            &Patch::Json::<()>(serde_json::from_value(json!([{"op": "add", "path": "/metadata/annotations", "value": {"a": "b"}}])).unwrap()),
+            &Patch::Json::<()>(
+                serde_json::from_value(
+                    json!([{"op": "add", "path": "/metadata/annotations", "value": {"a": "b"}}]),
+                )
+                .unwrap(),
+            ),
         )
         .await
         .unwrap();
@@ -98,13 +156,20 @@ async fn job_crud_and_errors() {
 
     // Status subresource.
     let st = jobs
-        .patch_status("pi", &PatchParams::default(), &Patch::Merge(json!({"status": {"active": 1}})))
+        .patch_status(
+            "pi",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"active": 1}})),
+        )
         .await
         .unwrap();
     assert_eq!(st.status.unwrap().active, Some(1));
 
     // Delete: Background → Success Status.
-    let res = jobs.delete("pi", &DeleteParams::background()).await.unwrap();
+    let res = jobs
+        .delete("pi", &DeleteParams::background())
+        .await
+        .unwrap();
     assert!(res.is_right(), "a removed Job answers a Status");
     assert_eq!(api_err(jobs.get("pi").await.unwrap_err()).0, 404);
 }
@@ -116,7 +181,14 @@ async fn validation_generate_name_and_dry_run() {
     let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
 
     let mut bad = common::job("bad");
-    bad.spec.as_mut().unwrap().template.spec.as_mut().unwrap().restart_policy = Some("Always".into());
+    bad.spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .restart_policy = Some("Always".into());
     let (code, reason, msg) = api_err(jobs.create(&PostParams::default(), &bad).await.unwrap_err());
     assert_eq!((code, reason.as_str()), (422, "Invalid"));
     assert_eq!(
@@ -133,18 +205,36 @@ async fn validation_generate_name_and_dry_run() {
 
     let mut none = common::job("");
     none.metadata.name = None;
-    let (code, _, msg) = api_err(jobs.create(&PostParams::default(), &none).await.unwrap_err());
+    let (code, _, msg) = api_err(
+        jobs.create(&PostParams::default(), &none)
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(code, 422);
-    assert!(msg.contains("metadata.name: Required value: name or generateName is required"), "{msg}");
+    assert!(
+        msg.contains("metadata.name: Required value: name or generateName is required"),
+        "{msg}"
+    );
 
-    let dry = PostParams { dry_run: true, ..Default::default() };
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
     let d = jobs.create(&dry, &common::job("dry")).await.unwrap();
     assert!(d.uid().is_some());
     assert_eq!(api_err(jobs.get("dry").await.unwrap_err()).0, 404);
 
     let other: Api<Job> = Api::namespaced(client.clone(), "missing");
-    let (code, _, msg) = api_err(other.create(&PostParams::default(), &common::job("x")).await.unwrap_err());
-    assert_eq!((code, msg.as_str()), (404, "namespaces \"missing\" not found"));
+    let (code, _, msg) = api_err(
+        other
+            .create(&PostParams::default(), &common::job("x"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (code, msg.as_str()),
+        (404, "namespaces \"missing\" not found")
+    );
 }
 
 #[tokio::test]
@@ -153,24 +243,48 @@ async fn selectors_filter_lists() {
     let client = common::client(&cluster).await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     for (n, tier) in [("a", "web"), ("b", "db"), ("c", "web")] {
-        let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": n, "labels": {"tier": tier}}})).unwrap();
+        let cm: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": n, "labels": {"tier": tier}}}))
+                .unwrap();
         cms.create(&PostParams::default(), &cm).await.unwrap();
     }
-    let web = cms.list(&ListParams::default().labels("tier=web")).await.unwrap();
+    let web = cms
+        .list(&ListParams::default().labels("tier=web"))
+        .await
+        .unwrap();
     assert_eq!(web.items.len(), 2);
     assert!(web.metadata.resource_version.is_some());
-    let notin = cms.list(&ListParams::default().labels("tier notin (web)")).await.unwrap();
+    let notin = cms
+        .list(&ListParams::default().labels("tier notin (web)"))
+        .await
+        .unwrap();
     assert_eq!(notin.items.len(), 1);
-    let byname = cms.list(&ListParams::default().fields("metadata.name=b")).await.unwrap();
+    let byname = cms
+        .list(&ListParams::default().fields("metadata.name=b"))
+        .await
+        .unwrap();
     assert_eq!(byname.items[0].name_any(), "b");
-    let (code, _, _) = api_err(cms.list(&ListParams::default().labels("tier in web")).await.unwrap_err());
+    let (code, _, _) = api_err(
+        cms.list(&ListParams::default().labels("tier in web"))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(code, 400);
     let jobs: Api<Job> = Api::all(client.clone());
-    let (code, _, msg) = api_err(jobs.list(&ListParams::default().fields("spec.foo=1")).await.unwrap_err());
+    let (code, _, msg) = api_err(
+        jobs.list(&ListParams::default().fields("spec.foo=1"))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(code, 400);
     assert!(msg.contains("field label"), "{msg}");
     let pods: Api<Pod> = Api::all(client);
-    assert!(pods.list(&ListParams::default().fields("status.phase=Running")).await.unwrap().items.is_empty());
+    assert!(pods
+        .list(&ListParams::default().fields("status.phase=Running"))
+        .await
+        .unwrap()
+        .items
+        .is_empty());
 }
 
 #[tokio::test]
@@ -189,22 +303,47 @@ async fn delete_propagation_policies() {
     }
 
     // Background: owner gone at once, dependent collected after.
-    let j = jobs.create(&PostParams::default(), &common::job("bg")).await.unwrap();
+    let j = jobs
+        .create(&PostParams::default(), &common::job("bg"))
+        .await
+        .unwrap();
     owned(&cms, "bg-dep", &j).await;
-    assert!(jobs.delete("bg", &DeleteParams::background()).await.unwrap().is_right());
-    assert!(common::eventually(3, || async { cms.get_opt("bg-dep").await.unwrap().is_none() }).await);
+    assert!(jobs
+        .delete("bg", &DeleteParams::background())
+        .await
+        .unwrap()
+        .is_right());
+    assert!(
+        common::eventually(3, || async {
+            cms.get_opt("bg-dep").await.unwrap().is_none()
+        })
+        .await
+    );
 
     // Foreground: owner kept with the finalizer until dependents are gone.
-    let j = jobs.create(&PostParams::default(), &common::job("fg")).await.unwrap();
+    let j = jobs
+        .create(&PostParams::default(), &common::job("fg"))
+        .await
+        .unwrap();
     owned(&cms, "fg-dep", &j).await;
-    let res = jobs.delete("fg", &DeleteParams::foreground()).await.unwrap();
-    let left = res.left().expect("a Job held by dependents is answered as it is");
-    assert!(left.finalizers().contains(&"foregroundDeletion".to_string()));
+    let res = jobs
+        .delete("fg", &DeleteParams::foreground())
+        .await
+        .unwrap();
+    let left = res
+        .left()
+        .expect("a Job held by dependents is answered as it is");
+    assert!(left
+        .finalizers()
+        .contains(&"foregroundDeletion".to_string()));
     assert!(common::eventually(3, || async { jobs.get_opt("fg").await.unwrap().is_none() }).await);
     assert!(cms.get_opt("fg-dep").await.unwrap().is_none());
 
     // Default for Jobs is Orphan: dependent kept, ownerReference stripped.
-    let j = jobs.create(&PostParams::default(), &common::job("or")).await.unwrap();
+    let j = jobs
+        .create(&PostParams::default(), &common::job("or"))
+        .await
+        .unwrap();
     owned(&cms, "or-dep", &j).await;
     jobs.delete("or", &DeleteParams::default()).await.unwrap();
     assert!(common::eventually(3, || async { jobs.get_opt("or").await.unwrap().is_none() }).await);
@@ -212,8 +351,13 @@ async fn delete_propagation_policies() {
     assert!(dep.metadata.owner_references.unwrap_or_default().is_empty());
 
     // dryRun delete keeps the object.
-    jobs.create(&PostParams::default(), &common::job("keep")).await.unwrap();
-    let dp = DeleteParams { dry_run: true, ..DeleteParams::background() };
+    jobs.create(&PostParams::default(), &common::job("keep"))
+        .await
+        .unwrap();
+    let dp = DeleteParams {
+        dry_run: true,
+        ..DeleteParams::background()
+    };
     jobs.delete("keep", &dp).await.unwrap();
     assert!(jobs.get_opt("keep").await.unwrap().is_some());
 }

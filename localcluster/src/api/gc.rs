@@ -31,31 +31,50 @@ pub fn spawn(cluster: Arc<Cluster>) {
 }
 
 fn has_finalizer(obj: &Value, f: &str) -> bool {
-    obj.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|a| a.iter().any(|x| x == f))
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|a| a.iter().any(|x| x == f))
 }
 
 fn is_deleting(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null())
+    obj.pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
 }
 
 fn owner_uids(obj: &Value) -> Vec<String> {
     obj.pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
-        .map(|r| r.iter().filter_map(|o| o["uid"].as_str()).map(String::from).collect())
+        .map(|r| {
+            r.iter()
+                .filter_map(|o| o["uid"].as_str())
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn remove_finalizer(cluster: &Cluster, kind: Kind, obj: &Value, f: &str) {
-    let _ = cluster.store.update(kind, meta_str(obj, "namespace"), meta_str(obj, "name"), |o| {
-        if let Some(a) = o.pointer_mut("/metadata/finalizers").and_then(Value::as_array_mut) {
-            a.retain(|x| x != f);
-        }
-        Ok(())
-    });
+    let _ = cluster.store.update(
+        kind,
+        meta_str(obj, "namespace"),
+        meta_str(obj, "name"),
+        |o| {
+            if let Some(a) = o
+                .pointer_mut("/metadata/finalizers")
+                .and_then(Value::as_array_mut)
+            {
+                a.retain(|x| x != f);
+            }
+            Ok(())
+        },
+    );
 }
 
 fn background() -> DeleteOptions {
-    DeleteOptions { propagation: Some(Propagation::Background), ..Default::default() }
+    DeleteOptions {
+        propagation: Some(Propagation::Background),
+        ..Default::default()
+    }
 }
 
 /// Works on an owner being deleted with `orphan` or `foregroundDeletion`.
@@ -66,17 +85,27 @@ fn process_owner(cluster: &Cluster, kind: Kind, owner: &Value) {
     let uid = meta_str(owner, "uid").to_string();
     if has_finalizer(owner, ORPHAN) {
         for (dk, dep) in cluster.store.dependents_of(&uid) {
-            let _ = cluster.store.update(dk, meta_str(&dep, "namespace"), meta_str(&dep, "name"), |o| {
-                if let Some(refs) = o.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
-                    refs.retain(|r| r["uid"] != uid.as_str());
-                    if refs.is_empty() {
-                        if let Some(m) = o.pointer_mut("/metadata").and_then(Value::as_object_mut) {
-                            m.remove("ownerReferences");
+            let _ = cluster.store.update(
+                dk,
+                meta_str(&dep, "namespace"),
+                meta_str(&dep, "name"),
+                |o| {
+                    if let Some(refs) = o
+                        .pointer_mut("/metadata/ownerReferences")
+                        .and_then(Value::as_array_mut)
+                    {
+                        refs.retain(|r| r["uid"] != uid.as_str());
+                        if refs.is_empty() {
+                            if let Some(m) =
+                                o.pointer_mut("/metadata").and_then(Value::as_object_mut)
+                            {
+                                m.remove("ownerReferences");
+                            }
                         }
                     }
-                }
-                Ok(())
-            });
+                    Ok(())
+                },
+            );
         }
         remove_finalizer(cluster, kind, owner, ORPHAN);
     } else if has_finalizer(owner, FOREGROUND) {
@@ -87,7 +116,12 @@ fn process_owner(cluster: &Cluster, kind: Kind, owner: &Value) {
         }
         for (dk, dep) in deps {
             if !is_deleting(&dep) {
-                let _ = cluster.store.delete(dk, meta_str(&dep, "namespace"), meta_str(&dep, "name"), &background());
+                let _ = cluster.store.delete(
+                    dk,
+                    meta_str(&dep, "namespace"),
+                    meta_str(&dep, "name"),
+                    &background(),
+                );
             }
         }
     }
@@ -100,7 +134,12 @@ fn collect_if_orphaned(cluster: &Cluster, kind: Kind, obj: &Value) {
         return;
     }
     if owners.iter().all(|u| cluster.store.get_by_uid(u).is_none()) {
-        let _ = cluster.store.delete(kind, meta_str(obj, "namespace"), meta_str(obj, "name"), &background());
+        let _ = cluster.store.delete(
+            kind,
+            meta_str(obj, "namespace"),
+            meta_str(obj, "name"),
+            &background(),
+        );
     }
 }
 

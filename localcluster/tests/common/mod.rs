@@ -22,7 +22,9 @@ pub fn start() -> LocalCluster {
 /// A kube-rs client from the cluster's kubeconfig.
 pub async fn client(cluster: &LocalCluster) -> Client {
     let kc = Kubeconfig::read_from(cluster.kubeconfig_path()).expect("kubeconfig parses");
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("config");
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("config");
     Client::try_from(config).expect("client")
 }
 
