@@ -414,12 +414,18 @@ mod tests {
         let running = ctr(State::Running {
             started_at: Utc::now(),
         });
-        assert_eq!(phase("Never", &[], &[waiting.clone()], false), "Pending");
+        assert_eq!(
+            phase("Never", &[], std::slice::from_ref(&waiting), false),
+            "Pending"
+        );
         assert_eq!(
             phase("Never", &[], &[running.clone(), waiting.clone()], false),
             "Pending"
         );
-        assert_eq!(phase("Never", &[], &[running.clone()], false), "Running");
+        assert_eq!(
+            phase("Never", &[], std::slice::from_ref(&running), false),
+            "Running"
+        );
         assert_eq!(
             phase("Never", &[], &[ctr(term(0)), ctr(term(0))], false),
             "Succeeded"
@@ -440,7 +446,7 @@ mod tests {
             phase(
                 "Never",
                 std::slice::from_ref(&init),
-                &[waiting.clone()],
+                std::slice::from_ref(&waiting),
                 false
             ),
             "Pending"
@@ -450,7 +456,7 @@ mod tests {
             phase(
                 "Never",
                 std::slice::from_ref(&init),
-                &[waiting.clone()],
+                std::slice::from_ref(&waiting),
                 false
             ),
             "Failed"
