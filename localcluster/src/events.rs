@@ -71,6 +71,31 @@ pub fn record_with(
     let _ = store.create(Kind::Event, event);
 }
 
+/// Deletes Events last seen more than `max_age` ago, as the API server's `--event-ttl`
+/// does, so a long-running cluster's memory (and watch history) is not filled with them.
+pub fn sweep(store: &Store, max_age: std::time::Duration) {
+    let Ok(max_age) = chrono::Duration::from_std(max_age) else {
+        return;
+    };
+    let cutoff = chrono::Utc::now() - max_age;
+    let (events, _) = store.list_arc(Kind::Event, None);
+    for e in events {
+        let last = e["lastTimestamp"]
+            .as_str()
+            .or_else(|| e["metadata"]["creationTimestamp"].as_str())
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        if last.is_some_and(|t| t < cutoff) {
+            let meta = &e["metadata"];
+            let _ = store.delete(
+                Kind::Event,
+                meta["namespace"].as_str().unwrap_or(""),
+                meta["name"].as_str().unwrap_or(""),
+                &crate::store::DeleteOptions::default(),
+            );
+        }
+    }
+}
+
 /// The Event object [`record_with`] stores.
 fn build(
     component: &str,

@@ -218,13 +218,9 @@ fn a_suspended_job_creates_no_pods_and_ttl_deletes_finished_jobs() {
     let c = shared(&lc);
     create_job(&c, "sus", "echo x", json!({"suspend": true}));
     create_job(&c, "ttl", "echo x", json!({"ttlSecondsAfterFinished": 0}));
-    // Deleted with propagation Foreground: gone, or held by `foregroundDeletion` until the
-    // garbage collector has removed its pods.
-    wait_for(10, "ttl job deleted", || {
-        job(&c, "ttl")
-            .is_none_or(|j| j["metadata"]["deletionTimestamp"].is_string())
-            .then_some(())
-    });
+    // Deleted with propagation Foreground: the GC removes its pod first, then the Job.
+    wait_for(10, "ttl job deleted", || job(&c, "ttl").is_none().then_some(()));
+    assert!(pods_of(&c, "ttl").is_empty());
     let j = job(&c, "sus").expect("job");
     assert!(pods_of(&c, "sus").is_empty());
     assert!(

@@ -21,6 +21,11 @@ pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 /// How often every Job is synced even without changes.
 const RESYNC: Duration = Duration::from_secs(5);
 
+/// How long Events are kept (the API server's default `--event-ttl`).
+const EVENT_TTL: Duration = Duration::from_secs(3600);
+/// How often expired Events are deleted.
+const EVENT_SWEEP: Duration = Duration::from_secs(60);
+
 /// (namespace, name) of a Job.
 type JobKey = (String, String);
 
@@ -64,10 +69,16 @@ async fn main_loop(cluster: Arc<Cluster>, mut mem: sync::Memory) -> sync::Memory
     let mut dirty: HashSet<JobKey> = HashSet::new();
     let mut wake: HashMap<JobKey, Instant> = HashMap::new();
     let mut next_resync = Instant::now();
+    let mut next_sweep = Instant::now() + EVENT_SWEEP;
     loop {
         if Instant::now() >= next_resync {
             next_resync = Instant::now() + RESYNC;
             resync(&cluster, &mut dirty);
+            mem.forget_missing(&cluster.store);
+        }
+        if Instant::now() >= next_sweep {
+            next_sweep = Instant::now() + EVENT_SWEEP;
+            crate::events::sweep(&cluster.store, EVENT_TTL);
         }
         let now = Instant::now();
         wake.retain(|k, at| {
@@ -129,12 +140,12 @@ fn note(cluster: &Cluster, kind: &Kind, obj: &Value, dirty: &mut HashSet<JobKey>
                 meta_str(obj, "name").to_owned(),
             ));
         }
-        Kind::Pod => match owner_job(obj) {
-            Some((key, _)) => {
+        Kind::Pod => {
+            if let Some((key, _)) = owner_job(obj) {
                 dirty.insert(key);
             }
-            None => sync::release_orphan(cluster, obj),
-        },
+            sync::release_orphan(cluster, obj);
+        }
         _ => {}
     }
 }
@@ -150,8 +161,6 @@ fn resync(cluster: &Cluster, dirty: &mut HashSet<JobKey>) {
     }
     let (pods, _) = cluster.store.list_arc(Kind::Pod, None);
     for p in &pods {
-        if let Some((key, _)) = owner_job(p) {
-            dirty.insert(key);
-        }
+        sync::release_orphan(cluster, p);
     }
 }

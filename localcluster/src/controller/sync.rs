@@ -35,6 +35,14 @@ struct JobMemory {
     last_failure: Option<Instant>,
 }
 
+impl Memory {
+    /// Forgets Jobs that no longer exist.
+    pub(super) fn forget_missing(&mut self, store: &crate::store::Store) {
+        self.jobs
+            .retain(|uid, _| matches!(store.get_by_uid(uid), Some((Kind::Job, _))));
+    }
+}
+
 fn now_str() -> String {
     Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
@@ -85,9 +93,14 @@ fn release(cluster: &Cluster, pod: &Value) {
     );
 }
 
-/// A pod with the tracking finalizer but no Job owning it: let it go.
+/// Releases a pod with the tracking finalizer whose Job (by uid) no longer exists.
 pub(super) fn release_orphan(cluster: &Cluster, pod: &Value) {
-    if has_finalizer(pod) {
+    if !has_finalizer(pod) {
+        return;
+    }
+    let owner_exists = owner_job(pod)
+        .is_some_and(|(_, uid)| matches!(cluster.store.get_by_uid(&uid), Some((Kind::Job, _))));
+    if !owner_exists {
         release(cluster, pod);
     }
 }
@@ -215,26 +228,17 @@ pub(super) fn backoff(base: Duration, max: Duration, failures: i64) -> Duration 
 pub(super) fn sync_job(cluster: &Cluster, mem: &mut Memory, key: &JobKey) -> Option<Instant> {
     let (ns, name) = key;
     let store = &cluster.store;
-    let pods_in_ns = store.list_arc(Kind::Pod, Some(ns)).0;
-    let job = store.get(Kind::Job, ns, name);
-    let job_uid = job.as_ref().map(|j| meta_str(j, "uid").to_owned());
-    // Pods of this Job name that no existing Job owns any more: release them.
-    let mut pods: Vec<Value> = Vec::new();
-    for p in &pods_in_ns {
-        if let Some(((_, owner), uid)) = owner_job(p) {
-            if owner != *name {
-                continue;
-            }
-            if Some(&uid) == job_uid.as_ref() {
-                pods.push((**p).clone());
-            } else {
-                mem.jobs.remove(&uid);
-                release_orphan(cluster, p);
-            }
-        }
-    }
-    let job = job?;
+    let Some(job) = store.get(Kind::Job, ns, name) else {
+        // Pods of a Job that is gone are released through their own events (see `note`).
+        return None;
+    };
     let uid = meta_str(&job, "uid").to_owned();
+    let pods: Vec<Value> = store
+        .dependents_of(&uid)
+        .into_iter()
+        .filter(|(k, p)| *k == Kind::Pod && owner_job(p).is_some_and(|(_, u)| u == uid))
+        .map(|(_, p)| (*p).clone())
+        .collect();
     if is_deleting(&job) {
         // Being deleted: its pods are deleted by the GC; let them go once they stop.
         for p in &pods {

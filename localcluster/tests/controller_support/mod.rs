@@ -175,3 +175,12 @@ pub fn alive(pid: i32) -> bool {
         Err(_) => false,
     }
 }
+
+/// A kube-rs client from the cluster's kubeconfig.
+pub async fn kube_client(lc: &LocalCluster) -> kube::Client {
+    let kc = kube::config::Kubeconfig::read_from(lc.kubeconfig_path()).expect("kubeconfig parses");
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("config");
+    kube::Client::try_from(config).expect("client")
+}
