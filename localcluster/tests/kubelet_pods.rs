@@ -305,3 +305,21 @@ fn the_concurrency_limit_queues_pods() {
         (phase(&c, "second") == "Succeeded").then_some(())
     });
 }
+
+#[test]
+fn restart_policy_always_restarts_even_after_success() {
+    let lc = start();
+    let c = shared(&lc);
+    c.store
+        .create(
+            Kind::Pod,
+            json!({"metadata": {"name": "always", "namespace": "default"},
+                "spec": {"containers": [sh("main", "echo run")]}}),
+        )
+        .expect("pod");
+    wait_for(5, "a restart", || {
+        let p = pod(&c, "always")?;
+        (p["status"]["containerStatuses"][0]["restartCount"].as_i64()? >= 1).then_some(())
+    });
+    assert_eq!(phase(&c, "always"), "Running");
+}

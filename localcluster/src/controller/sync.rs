@@ -53,11 +53,23 @@ fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// An `Instant` `secs` seconds after the wall-clock time `t` (now if already past).
-fn instant_after(t: DateTime<Utc>, secs: i64) -> Instant {
-    let target = t + chrono::Duration::seconds(secs);
-    let left = (target - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-    Instant::now() + left
+/// `t` plus `secs` seconds; `None` when that is not representable (a huge deadline or TTL
+/// from user input means "never").
+fn after(t: DateTime<Utc>, secs: i64) -> Option<DateTime<Utc>> {
+    t.checked_add_signed(chrono::TimeDelta::try_seconds(secs)?)
+}
+
+/// Has the wall-clock time `t + secs` passed?
+fn passed(t: DateTime<Utc>, secs: i64) -> bool {
+    after(t, secs).is_some_and(|at| Utc::now() >= at)
+}
+
+/// The `Instant` at wall-clock time `t + secs` (now if already past), if representable.
+fn instant_after(t: DateTime<Utc>, secs: i64) -> Option<Instant> {
+    let left = (after(t, secs)? - Utc::now())
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    Instant::now().checked_add(left)
 }
 
 fn has_finalizer(pod: &Value) -> bool {
@@ -340,11 +352,11 @@ pub(super) fn sync_job(cluster: &Cluster, mem: &mut Memory, key: &JobKey) -> Opt
             let deadline = spec["activeDeadlineSeconds"].as_i64();
             let started = parse_time(&status["startTime"]);
             if let (Some(ads), Some(t)) = (deadline, started) {
-                if !suspended && Utc::now() >= t + chrono::Duration::seconds(ads) {
+                if !suspended && passed(t, ads) {
                     return Some((REASON_DEADLINE.to_owned(), MSG_DEADLINE.to_owned()));
                 }
-                if !suspended {
-                    want_wake(instant_after(t, ads));
+                if let Some(at) = instant_after(t, ads).filter(|_| !suspended) {
+                    want_wake(at);
                 }
             }
             let restart_sum: i64 = active_pods.iter().map(|p| restarts(p)).sum();
@@ -490,7 +502,7 @@ pub(super) fn sync_job(cluster: &Cluster, mem: &mut Memory, key: &JobKey) -> Opt
         .or_else(|| condition_of(&status, "Failed"))
         .and_then(|c| parse_time(&c["lastTransitionTime"]));
     if let (Some(ttl), Some(t)) = (spec["ttlSecondsAfterFinished"].as_i64(), finished_at) {
-        if Utc::now() >= t + chrono::Duration::seconds(ttl) {
+        if passed(t, ttl) {
             let opts = DeleteOptions {
                 propagation: Some(Propagation::Foreground),
                 ..Default::default()
@@ -498,7 +510,9 @@ pub(super) fn sync_job(cluster: &Cluster, mem: &mut Memory, key: &JobKey) -> Opt
             let _ = store.delete(Kind::Job, ns, name, &opts);
             return Some(Instant::now() + Duration::from_millis(200));
         }
-        want_wake(instant_after(t, ttl));
+        if let Some(at) = instant_after(t, ttl) {
+            want_wake(at);
+        }
     }
     wake
 }

@@ -171,7 +171,7 @@ impl Worker {
             ns: meta_str(&pod, "namespace").to_owned(),
             name: meta_str(&pod, "name").to_owned(),
             uid: meta_str(&pod, "uid").to_owned(),
-            policy: spec["restartPolicy"].as_str().unwrap_or("Never").to_owned(),
+            policy: spec["restartPolicy"].as_str().unwrap_or("Always").to_owned(),
             simulate: pod["metadata"]["annotations"][SIMULATE_ANNOTATION]
                 .as_str()
                 .unwrap_or("")
@@ -711,7 +711,13 @@ impl Worker {
     /// (`CrashLoopBackOff` until then).
     fn terminated(&mut self, s: Slot, t: Terminated) {
         let failed = t.exit_code != 0;
-        if failed && self.policy == "OnFailure" && !self.stopping {
+        // Init containers restart only on failure, whatever the policy (unless Never).
+        let restart = match self.policy.as_str() {
+            "Always" => failed || !s.init,
+            "OnFailure" => failed,
+            _ => false,
+        };
+        if restart && !self.stopping {
             let restarts = self.ctr(s).restart_count.clamp(0, 20) as u32;
             let opts = &self.cluster.options;
             let backoff = opts

@@ -186,10 +186,10 @@ impl Ctr {
 
 /// Pod phase from container states (Kubernetes' `getPhase`, simplified for one node).
 ///
-/// `restart_policy` is `Never` or `OnFailure`; `finished` is true once the kubelet will not
-/// restart anything any more (the pod is deleted or done).
+/// `restart_policy` is `Never`, `OnFailure` or `Always`; `finished` is true once the
+/// kubelet will not restart anything any more (the pod is deleted or done).
 pub fn phase(restart_policy: &str, init: &[Ctr], ctrs: &[Ctr], finished: bool) -> &'static str {
-    let on_failure = restart_policy == "OnFailure";
+    let on_failure = restart_policy == "OnFailure" || restart_policy == "Always";
     for c in init {
         match &c.state {
             State::Terminated(t) if t.exit_code == 0 => {}
@@ -232,7 +232,7 @@ pub fn phase(restart_policy: &str, init: &[Ctr], ctrs: &[Ctr], finished: bool) -
         return "Running";
     }
     if stopped == ctrs.len() {
-        if succeeded == ctrs.len() {
+        if succeeded == ctrs.len() && restart_policy != "Always" {
             return "Succeeded";
         }
         return if on_failure { "Running" } else { "Failed" };
