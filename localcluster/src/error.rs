@@ -14,7 +14,7 @@ pub struct ApiError {
     /// `Status.message`.
     pub message: String,
     /// `Status.details`, if any (`name`, `group`, `kind`, `uid`, `causes`, `retryAfterSeconds`).
-    pub details: Option<Value>,
+    pub details: Option<Box<Value>>,
     /// Seconds for a `Retry-After` header (429/503 answers).
     pub retry_after: Option<u32>,
 }
@@ -130,7 +130,7 @@ impl ApiError {
             d.insert("group".into(), json!(kind.group()));
         }
         d.insert("kind".into(), json!(kind.plural()));
-        self.details = Some(Value::Object(d));
+        self.details = Some(Box::new(Value::Object(d)));
         self
     }
 
@@ -203,7 +203,7 @@ impl ApiError {
         }
         d.insert("kind".into(), json!(kind.kind()));
         d.insert("causes".into(), Value::Array(causes));
-        err.details = Some(Value::Object(d));
+        err.details = Some(Box::new(Value::Object(d)));
         err
     }
 
@@ -261,7 +261,9 @@ impl ApiError {
             "InternalError",
             format!("Internal error occurred: {detail}"),
         );
-        e.details = Some(json!({"causes": [{"message": detail.to_string()}]}));
+        e.details = Some(Box::new(
+            json!({"causes": [{"message": detail.to_string()}]}),
+        ));
         e
     }
 
@@ -277,7 +279,7 @@ impl ApiError {
         let mut e = ApiError::new(code, reason, message);
         if let Some(s) = retry_after {
             e.retry_after = Some(s);
-            e.details = Some(json!({"retryAfterSeconds": s}));
+            e.details = Some(Box::new(json!({"retryAfterSeconds": s})));
         }
         e
     }
@@ -292,7 +294,7 @@ impl ApiError {
         m.insert("message".into(), json!(self.message));
         m.insert("reason".into(), json!(self.reason));
         if let Some(d) = &self.details {
-            m.insert("details".into(), d.clone());
+            m.insert("details".into(), (**d).clone());
         }
         m.insert("code".into(), json!(self.code));
         Value::Object(m)

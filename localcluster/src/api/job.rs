@@ -55,11 +55,10 @@ pub fn check_decodable(job: &Value) -> Result<(), ApiError> {
     }
     for f in INT_FIELDS {
         let v = &spec[*f];
-        if !v.is_null()
-            && !(v.is_i64()
-                && v.as_i64()
-                    .is_some_and(|n| i32::try_from(n).is_ok() || f.ends_with("Seconds")))
-        {
+        let fits = v
+            .as_i64()
+            .is_some_and(|n| i32::try_from(n).is_ok() || f.ends_with("Seconds"));
+        if !v.is_null() && !fits {
             let ty = if f.ends_with("Seconds") {
                 "int64"
             } else {

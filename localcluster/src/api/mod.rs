@@ -159,7 +159,7 @@ pub struct ChannelBody {
 
 impl ChannelBody {
     /// A body and the sender that feeds it (bounded: a slow reader slows the writer task).
-    pub fn new(capacity: usize) -> (tokio::sync::mpsc::Sender<Bytes>, Body) {
+    pub fn channel(capacity: usize) -> (tokio::sync::mpsc::Sender<Bytes>, Body) {
         let (tx, rx) = tokio::sync::mpsc::channel(capacity);
         (tx, ChannelBody { rx }.boxed())
     }

@@ -249,7 +249,7 @@ pub async fn serve(
     if !req.flag("follow") || finished || budget == Some(0) {
         return Ok(text_response(first.freeze()));
     }
-    let (tx, body) = ChannelBody::new(64);
+    let (tx, body) = ChannelBody::channel(64);
     let shutdown = cluster.shutdown.clone();
     tokio::spawn(async move {
         if !first.is_empty() && tx.send(first.freeze()).await.is_err() {

@@ -112,11 +112,7 @@ pub fn validate_meta(kind: Kind, obj: &Value, causes: &mut Vec<Cause>) {
                     match v.as_str() {
                         Some(s) => {
                             if let Some(e) = label_value_error(s) {
-                                causes.push(Cause::invalid(
-                                    format!("metadata.labels"),
-                                    &json!(s),
-                                    &e,
-                                ));
+                                causes.push(Cause::invalid("metadata.labels", &json!(s), &e));
                             }
                         }
                         None => {

@@ -147,7 +147,7 @@ pub fn serve(
         initial.push(filter.bookmark(start_rv, true));
     }
 
-    let (tx, body) = ChannelBody::new(256);
+    let (tx, body) = ChannelBody::channel(256);
     let mut epoch = cluster.watch_epoch.subscribe();
     epoch.borrow_and_update();
     let shutdown = cluster.shutdown.clone();
