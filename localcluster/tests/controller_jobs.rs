@@ -219,7 +219,9 @@ fn a_suspended_job_creates_no_pods_and_ttl_deletes_finished_jobs() {
     create_job(&c, "sus", "echo x", json!({"suspend": true}));
     create_job(&c, "ttl", "echo x", json!({"ttlSecondsAfterFinished": 0}));
     // Deleted with propagation Foreground: the GC removes its pod first, then the Job.
-    wait_for(10, "ttl job deleted", || job(&c, "ttl").is_none().then_some(()));
+    wait_for(10, "ttl job deleted", || {
+        job(&c, "ttl").is_none().then_some(())
+    });
     assert!(pods_of(&c, "ttl").is_empty());
     let j = job(&c, "sus").expect("job");
     assert!(pods_of(&c, "sus").is_empty());
@@ -228,4 +230,34 @@ fn a_suspended_job_creates_no_pods_and_ttl_deletes_finished_jobs() {
         "{j}"
     );
     assert!(j["status"]["startTime"].is_null());
+}
+
+#[test]
+fn an_indexed_job_runs_each_index_once() {
+    let lc = start();
+    let c = shared(&lc);
+    create_job(
+        &c,
+        "idx",
+        "echo index=$JOB_COMPLETION_INDEX",
+        json!({"completionMode": "Indexed", "completions": 3, "parallelism": 2}),
+    );
+    let done = wait_for(10, "job to finish", || terminal(&c, "idx"));
+    assert_eq!(done.0, "Complete");
+    let j = job(&c, "idx").expect("job");
+    assert_eq!(j["status"]["succeeded"], 3);
+    assert_eq!(j["status"]["completedIndexes"], "0-2");
+    let mut logs: Vec<String> = pods_of(&c, "idx")
+        .iter()
+        .map(|p| {
+            log_text(
+                &c,
+                p["metadata"]["name"].as_str().unwrap_or(""),
+                "main",
+                false,
+            )
+        })
+        .collect();
+    logs.sort();
+    assert_eq!(logs, ["index=0\n", "index=1\n", "index=2\n"]);
 }

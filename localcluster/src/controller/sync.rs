@@ -165,8 +165,52 @@ fn set_count(status: &mut Value, field: &str, n: i64, omit_zero: bool) {
     }
 }
 
-/// The pod a Job creates from its template.
-fn new_pod(job: &Value) -> Value {
+/// Annotation and label carrying a pod's completion index (Indexed Jobs).
+const INDEX_KEY: &str = "batch.kubernetes.io/job-completion-index";
+
+/// The completion index of a pod of an Indexed Job.
+fn pod_index(pod: &Value) -> Option<i64> {
+    pod["metadata"]["annotations"][INDEX_KEY]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+}
+
+/// Parses `status.completedIndexes` (`1,3-5,7`).
+fn parse_indexes(s: &str) -> std::collections::BTreeSet<i64> {
+    let mut out = std::collections::BTreeSet::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(a), Ok(b)) = (a.parse::<i64>(), b.parse::<i64>()) {
+            // Bounded: a range is never longer than the completions it came from.
+            for i in a..=b.min(a.saturating_add(100_000)) {
+                out.insert(i);
+            }
+        }
+    }
+    out
+}
+
+/// Formats indexes as `status.completedIndexes` does (`1,3-5,7`).
+fn format_indexes(set: &std::collections::BTreeSet<i64>) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut iter = set.iter().copied().peekable();
+    while let Some(start) = iter.next() {
+        let mut end = start;
+        while iter.peek() == Some(&(end + 1)) {
+            end += 1;
+            iter.next();
+        }
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+    }
+    parts.join(",")
+}
+
+/// The pod a Job creates from its template (`index`: its completion index, Indexed Jobs).
+fn new_pod(job: &Value, index: Option<i64>) -> Value {
     let meta = &job["metadata"];
     let name = meta["name"].as_str().unwrap_or("job");
     let uid = meta["uid"].as_str().unwrap_or("");
@@ -206,6 +250,34 @@ fn new_pod(job: &Value) -> Value {
     let mut spec = template["spec"].clone();
     if !spec.is_object() {
         spec = json!({});
+    }
+    if let Some(i) = index {
+        metadata["generateName"] = json!(format!("{name}-{i}-"));
+        metadata["annotations"][INDEX_KEY] = json!(i.to_string());
+        metadata["labels"][INDEX_KEY] = json!(i.to_string());
+        if spec["hostname"].is_null() {
+            spec["hostname"] = json!(format!("{name}-{i}"));
+        }
+        let env = json!({"name": "JOB_COMPLETION_INDEX", "valueFrom": {"fieldRef": {
+            "fieldPath": format!("metadata.annotations['{INDEX_KEY}']")}}});
+        for list in ["initContainers", "containers"] {
+            for c in spec[list].as_array_mut().into_iter().flatten() {
+                if !c.is_object() {
+                    continue;
+                }
+                let has = c["env"]
+                    .as_array()
+                    .is_some_and(|e| e.iter().any(|v| v["name"] == "JOB_COMPLETION_INDEX"));
+                if !has {
+                    if !c["env"].is_array() {
+                        c["env"] = json!([]);
+                    }
+                    if let Some(e) = c["env"].as_array_mut() {
+                        e.push(env.clone());
+                    }
+                }
+            }
+        }
     }
     json!({ "apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec })
 }
@@ -284,6 +356,8 @@ pub(super) fn sync_job(cluster: &Cluster, mem: &mut Memory, key: &JobKey) -> Opt
         failed += 1;
         jm.last_failure = Some(Instant::now());
     }
+    let indexed = spec["completionMode"] == "Indexed";
+    let mut completed = parse_indexes(status["completedIndexes"].as_str().unwrap_or(""));
     for p in &pods {
         if !has_finalizer(p) {
             continue;
@@ -300,7 +374,12 @@ pub(super) fn sync_job(cluster: &Cluster, mem: &mut Memory, key: &JobKey) -> Opt
         match outcome {
             Some(ok) => {
                 if ok {
-                    succeeded += 1;
+                    match pod_index(p).filter(|_| indexed) {
+                        Some(i) => {
+                            completed.insert(i);
+                        }
+                        None => succeeded += 1,
+                    }
                 } else {
                     failed += 1;
                     jm.last_failure = Some(Instant::now());
@@ -310,6 +389,16 @@ pub(super) fn sync_job(cluster: &Cluster, mem: &mut Memory, key: &JobKey) -> Opt
             }
             None => {
                 jm.tracked.insert(pod_uid);
+            }
+        }
+    }
+    if indexed {
+        succeeded = completed.len() as i64;
+        if let Some(o) = status.as_object_mut() {
+            if completed.is_empty() {
+                o.remove("completedIndexes");
+            } else {
+                o.insert("completedIndexes".into(), json!(format_indexes(&completed)));
             }
         }
     }
@@ -440,8 +529,21 @@ pub(super) fn sync_job(cluster: &Cluster, mem: &mut Memory, key: &JobKey) -> Opt
                 match ready_at {
                     Some(at) if at > Instant::now() => want_wake(at),
                     _ => {
+                        // Indexed: the lowest indexes neither completed nor running.
+                        let running: HashSet<i64> =
+                            active_pods.iter().filter_map(|p| pod_index(p)).collect();
+                        let mut free = (0..completions.unwrap_or(0))
+                            .filter(|i| !completed.contains(i) && !running.contains(i));
                         for _ in 0..missing {
-                            match store.create(Kind::Pod, new_pod(&job)) {
+                            let index = if indexed {
+                                match free.next() {
+                                    Some(i) => Some(i),
+                                    None => break,
+                                }
+                            } else {
+                                None
+                            };
+                            match store.create(Kind::Pod, new_pod(&job, index)) {
                                 Ok(p) => {
                                     active += 1;
                                     jm.tracked.insert(meta_str(&p, "uid").to_owned());
@@ -560,7 +662,7 @@ mod tests {
                 "labels": {"team": "a", "x": "job"}},
             "spec": {"template": {"metadata": {"labels": {"x": "tpl"}, "annotations": {"k": "v"}},
                 "spec": {"restartPolicy": "Never", "containers": [{"name": "c"}]}}}});
-        let p = new_pod(&job);
+        let p = new_pod(&job, None);
         assert_eq!(p["metadata"]["generateName"], "j-");
         assert_eq!(p["metadata"]["labels"]["team"], "a");
         assert_eq!(p["metadata"]["labels"]["x"], "tpl");
@@ -576,6 +678,25 @@ mod tests {
         assert_eq!(owner["controller"], true);
         assert_eq!(owner["blockOwnerDeletion"], true);
         assert_eq!(p["spec"]["containers"][0]["name"], "c");
+    }
+
+    #[test]
+    fn indexed_pods_and_completed_indexes() {
+        let job = json!({"metadata": {"name": "ix", "namespace": "ns", "uid": "u"},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "env": []}]}}}});
+        let p = new_pod(&job, Some(2));
+        assert_eq!(p["metadata"]["generateName"], "ix-2-");
+        assert_eq!(p["metadata"]["annotations"][INDEX_KEY], "2");
+        assert_eq!(p["spec"]["hostname"], "ix-2");
+        assert_eq!(
+            p["spec"]["containers"][0]["env"][0]["name"],
+            "JOB_COMPLETION_INDEX"
+        );
+        assert_eq!(pod_index(&p), Some(2));
+        let set = parse_indexes("0-2,4, 7");
+        assert_eq!(set.iter().copied().collect::<Vec<_>>(), [0, 1, 2, 4, 7]);
+        assert_eq!(format_indexes(&set), "0-2,4,7");
+        assert_eq!(format_indexes(&parse_indexes("")), "");
     }
 
     #[test]

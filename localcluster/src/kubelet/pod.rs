@@ -290,6 +290,11 @@ impl Worker {
                 if o["metadata"]["deletionTimestamp"].is_string() {
                     return Err(ApiError::not_found(Kind::Pod, &uid));
                 }
+                for k in ["spec", "status"] {
+                    if !o[k].is_object() {
+                        o[k] = json!({});
+                    }
+                }
                 o["spec"]["nodeName"] = json!(NODE_NAME);
                 o["status"]["phase"] = json!("Pending");
                 o["status"]["conditions"] = cond;
