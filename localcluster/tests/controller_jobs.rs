@@ -102,7 +102,7 @@ fn an_active_deadline_kills_a_long_job() {
         &c,
         "slow",
         "echo $$$$; sleep 30",
-        json!({"activeDeadlineSeconds": 1}),
+        json!({"activeDeadlineSeconds": 2}),
     );
     let pod_name = wait_for(5, "pod to run", || {
         pods_of(&c, "slow")

@@ -291,7 +291,7 @@ fn stop_kills_every_process() {
 fn the_concurrency_limit_queues_pods() {
     let lc = start_with(|o| o.concurrency = 1);
     let c = shared(&lc);
-    create_pod(&c, "first", json!({}), vec![sh("main", "sleep 0.5")]);
+    create_pod(&c, "first", json!({}), vec![sh("main", "sleep 2")]);
     wait_for(5, "first running", || {
         (phase(&c, "first") == "Running").then_some(())
     });
