@@ -78,6 +78,10 @@ pub enum Error {
     /// An argument given to kjenv is invalid.
     #[error("{0}")]
     InvalidArgument(String),
+
+    /// The embedded local cluster could not start or act.
+    #[error("local cluster: {0}")]
+    LocalCluster(#[from] localcluster::Error),
 }
 
 fn spec_message(location: &SpecLocation, message: &str) -> String {

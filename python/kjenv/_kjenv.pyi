@@ -162,3 +162,64 @@ class KubernetesJobEnvironment:
         """
     def __getstate__(self) -> dict[str, Any]: ...
     def __setstate__(self, state: dict[str, Any]) -> None: ...
+
+class LocalCluster:
+    """A local Kubernetes cluster: an HTTPS API on 127.0.0.1 with a job controller and a kubelet
+    that runs each pod's containers as local processes (images are not pulled).
+
+    A context manager; ``stop()`` (or leaving the ``with`` block) kills every process it started.
+
+    Args:
+        port: Port on 127.0.0.1; 0 picks a free one.
+        concurrency: The most pods running at once; more wait as Pending.
+        backoff_base: Seconds of the Job controller's first pod-replacement backoff.
+        backoff_max: Cap of that backoff, in seconds.
+        work_dir: Where the kubeconfig goes; None for a temporary directory removed on stop.
+        path_prefix: Directories put first on every container's PATH (default: the directory of
+            this Python interpreter, so the flow one-liner's ``python`` has kjenv).
+    """
+
+    url: str
+    """``https://127.0.0.1:PORT``."""
+    kubeconfig: str
+    """Path of a kubeconfig (mode 0600) for this cluster, with context namespace ``default``."""
+    token: str
+    """The bearer token clients must send."""
+    namespace: str
+    """``default``."""
+    running: bool
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        concurrency: int = 8,
+        backoff_base: float = 10.0,
+        backoff_max: float = 360.0,
+        work_dir: str | os.PathLike[str] | None = None,
+        path_prefix: list[str] | None = None,
+    ) -> None: ...
+    def stop(self) -> None:
+        """Stop the API and kill every process the cluster started. Idempotent."""
+    def __enter__(self) -> LocalCluster: ...
+    def __exit__(self, *args: object) -> bool: ...
+    def inject_fault(
+        self,
+        status: int | None = None,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        times: int = 1,
+        retry_after: int | None = None,
+        reset: bool = False,
+        latency: float | None = None,
+    ) -> None:
+        """Fault injection: for the next ``times`` requests matching ``method`` and ``path``
+        (``*`` is a wildcard; without one, a substring), answer ``status`` (with
+        ``Retry-After: retry_after``), reset the connection, or add ``latency`` seconds."""
+    def clear_faults(self) -> None:
+        """Disarm every fault rule."""
+    def expire_watches(self) -> None:
+        """End every open watch with an ERROR event carrying a 410 Expired Status."""
+    def restart_listener(self) -> None:
+        """Drop every connection and listen again on the same port; the state is kept."""

@@ -43,6 +43,26 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_cluster(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from kjenv.testing import LocalCluster
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with LocalCluster(port=args.port, concurrency=args.concurrency) as cluster:
+        print(f"local cluster listening on {cluster.url}", flush=True)
+        print(f"kubeconfig: {cluster.kubeconfig}", flush=True)
+        print(f"use it:     export KUBECONFIG={cluster.kubeconfig}", flush=True)
+        print("Ctrl-C stops it and every process it started.", flush=True)
+        while not stop.wait(0.2):
+            pass
+    print("local cluster stopped", flush=True)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="kjenv",
@@ -66,6 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--flow-file", help="the flow file path inside the image")
     render.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml")
     render.set_defaults(func=_cmd_render)
+
+    cluster = sub.add_parser(
+        "cluster",
+        help="run the local Kubernetes cluster in the foreground",
+        description="Run kjenv's local Kubernetes cluster (API on 127.0.0.1, pods as local "
+        "processes) until Ctrl-C; prints the kubeconfig path.",
+    )
+    cluster.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: a free one)")
+    cluster.add_argument("--concurrency", type=int, default=8, help="pods running at once")
+    cluster.set_defaults(func=_cmd_cluster)
     return parser
 
 

@@ -117,7 +117,13 @@ impl PyKubernetesJobEnvironment {
         o: Overrides,
     ) -> PyResult<Rendered> {
         let from_flow = prefect::flow_values(flow)?;
-        let ctx = prefect::context_values(py)?;
+        // prefect.context only matters for values the caller did not give.
+        let ctx = if o.flow_run_id.is_some() && (o.namespace.is_some() || self.namespace.is_some())
+        {
+            prefect::ContextValues::default()
+        } else {
+            prefect::context_values(py)?
+        };
         let cloud = prefect::cloud_settings(py)?;
         let spec_namespace = self
             .spec

@@ -138,6 +138,7 @@ impl From<Error> for PyErr {
                 Error::MissingValue(_) | Error::InvalidArgument(_) => {
                     PyValueError::new_err(message)
                 }
+                Error::LocalCluster(_) => raise(py, &exceptions.kjenv_error, message, &[]),
             }
         })
     }

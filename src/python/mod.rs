@@ -1,5 +1,6 @@
 //! The PyO3 bindings: convert arguments, call the core, convert results and errors back.
 
+mod cluster;
 mod environment;
 mod errors;
 mod prefect;
@@ -12,6 +13,7 @@ fn _kjenv(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
     m.add_class::<environment::PyKubernetesJobEnvironment>()?;
+    m.add_class::<cluster::PyLocalCluster>()?;
     m.add("FLOW_COMMAND", crate::transform::FLOW_COMMAND)?;
     m.add_function(wrap_pyfunction!(dump_yaml, m)?)?;
     Ok(())

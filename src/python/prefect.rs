@@ -2,6 +2,7 @@
 //! importing Prefect: if the user's program has not imported it, it holds nothing for us.
 
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::PyDict;
 
 use crate::context::CloudSettings;
@@ -28,11 +29,18 @@ fn string_attr(obj: &Bound<'_, PyAny>, name: &str) -> Option<String> {
         .and_then(|v| v.extract::<String>().ok())
 }
 
+static SYS_MODULES: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+
 /// The loaded `prefect` module, only if the program already imported it.
 fn loaded_prefect(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
-    let modules = py.import("sys")?.getattr("modules")?;
-    let modules = modules.cast::<PyDict>()?;
-    modules.get_item("prefect")
+    let modules = SYS_MODULES.get_or_try_init(py, || -> PyResult<Py<PyDict>> {
+        Ok(py
+            .import("sys")?
+            .getattr("modules")?
+            .cast_into::<PyDict>()?
+            .unbind())
+    })?;
+    modules.bind(py).get_item("prefect")
 }
 
 /// Image and flow path from the flow's storage: Docker storage's `.name`, and `.flows[flow.name]`.
@@ -95,8 +103,19 @@ pub(crate) fn cloud_settings(py: Python<'_>) -> PyResult<CloudSettings> {
     let from_env = |k: &str| std::env::var(k).ok().unwrap_or_default();
     if let Some(prefect) = loaded_prefect(py)? {
         if let Ok(cloud) = prefect.getattr("config").and_then(|c| c.getattr("cloud")) {
-            let graphql = string_attr(&cloud, "graphql").unwrap_or_default();
-            let token = string_attr(&cloud, "auth_token").unwrap_or_default();
+            // prefect.config is a Box (a dict): item lookups avoid its costly AttributeErrors.
+            let item = |key: &str| -> Option<String> {
+                match cloud.cast::<PyDict>() {
+                    Ok(d) => d
+                        .get_item(key)
+                        .ok()
+                        .flatten()
+                        .and_then(|v| v.extract().ok()),
+                    Err(_) => string_attr(&cloud, key),
+                }
+            };
+            let graphql = item("graphql").unwrap_or_default();
+            let token = item("auth_token").unwrap_or_default();
             return Ok(CloudSettings {
                 graphql,
                 auth_token: SecretString::new(token),

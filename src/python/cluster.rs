@@ -1,0 +1,184 @@
+//! `kjenv.testing.LocalCluster`: the embedded Kubernetes API emulator, as a context manager.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use localcluster::faults::{Fault, FaultRule};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+
+#[pyclass(name = "LocalCluster", module = "kjenv.testing")]
+pub struct PyLocalCluster {
+    inner: Mutex<Option<localcluster::LocalCluster>>,
+    #[pyo3(get)]
+    url: String,
+    #[pyo3(get)]
+    kubeconfig: String,
+    #[pyo3(get)]
+    token: String,
+    #[pyo3(get)]
+    namespace: String,
+}
+
+fn seconds(name: &str, value: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        PyValueError::new_err(format!(
+            "{name} must be a non-negative number of seconds, got {value}"
+        ))
+    })
+}
+
+impl PyLocalCluster {
+    fn with<T>(&self, f: impl FnOnce(&localcluster::LocalCluster) -> PyResult<T>) -> PyResult<T> {
+        let guard = self
+            .inner
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("local cluster lock poisoned"))?;
+        match guard.as_ref() {
+            Some(cluster) => f(cluster),
+            None => Err(PyRuntimeError::new_err("the local cluster is stopped")),
+        }
+    }
+}
+
+#[pymethods]
+impl PyLocalCluster {
+    #[new]
+    #[pyo3(signature = (*, port=0, concurrency=8, backoff_base=10.0, backoff_max=360.0, work_dir=None, path_prefix=None))]
+    fn new(
+        py: Python<'_>,
+        port: u16,
+        concurrency: usize,
+        backoff_base: f64,
+        backoff_max: f64,
+        work_dir: Option<PathBuf>,
+        path_prefix: Option<Vec<PathBuf>>,
+    ) -> PyResult<Self> {
+        if concurrency == 0 {
+            return Err(PyValueError::new_err("concurrency must be at least 1"));
+        }
+        let path_prefix = match path_prefix {
+            Some(p) => p,
+            None => {
+                // The one-liner's `python` must be the interpreter that has kjenv.
+                let exe: PathBuf = py.import("sys")?.getattr("executable")?.extract()?;
+                exe.parent()
+                    .map(|d| vec![d.to_path_buf()])
+                    .unwrap_or_default()
+            }
+        };
+        let options = localcluster::Options {
+            port,
+            concurrency,
+            backoff_base: seconds("backoff_base", backoff_base)?,
+            backoff_max: seconds("backoff_max", backoff_max)?,
+            work_dir,
+            path_prefix,
+            ..localcluster::Options::default()
+        };
+        let cluster = py
+            .detach(|| localcluster::LocalCluster::start(options))
+            .map_err(crate::Error::from)?;
+        Ok(PyLocalCluster {
+            url: cluster.url().to_string(),
+            kubeconfig: cluster.kubeconfig_path().display().to_string(),
+            token: cluster.token().to_string(),
+            namespace: cluster.namespace().to_string(),
+            inner: Mutex::new(Some(cluster)),
+        })
+    }
+
+    /// Stop the cluster and every process it started. Idempotent.
+    fn stop(&self, py: Python<'_>) -> PyResult<()> {
+        let taken = self
+            .inner
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("local cluster lock poisoned"))?
+            .take();
+        if let Some(mut cluster) = taken {
+            py.detach(move || cluster.stop());
+        }
+        Ok(())
+    }
+
+    #[getter]
+    fn running(&self) -> bool {
+        self.inner.lock().map(|g| g.is_some()).unwrap_or(false)
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        self.stop(py)?;
+        Ok(false)
+    }
+
+    #[pyo3(signature = (status=None, *, method=None, path=None, times=1, retry_after=None, reset=false, latency=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn inject_fault(
+        &self,
+        status: Option<u16>,
+        method: Option<String>,
+        path: Option<String>,
+        times: u32,
+        retry_after: Option<u32>,
+        reset: bool,
+        latency: Option<f64>,
+    ) -> PyResult<()> {
+        let action = match (status, reset, latency) {
+            (Some(code), false, None) => Fault::Status(code, retry_after),
+            (None, true, None) => Fault::Reset,
+            (None, false, Some(s)) => Fault::Latency(seconds("latency", s)?),
+            _ => {
+                return Err(PyValueError::new_err(
+                    "give exactly one of status=, reset=True, latency=",
+                ))
+            }
+        };
+        self.with(|c| {
+            c.inject(FaultRule {
+                method,
+                path,
+                times,
+                action,
+            });
+            Ok(())
+        })
+    }
+
+    fn clear_faults(&self) -> PyResult<()> {
+        self.with(|c| {
+            c.cluster().faults.clear();
+            Ok(())
+        })
+    }
+
+    fn expire_watches(&self) -> PyResult<()> {
+        self.with(|c| {
+            c.expire_watches();
+            Ok(())
+        })
+    }
+
+    fn restart_listener(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| {
+            self.with(|c| {
+                c.restart_listener()
+                    .map_err(|e| crate::Error::from(e).into())
+            })
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<LocalCluster url={} namespace={} running={}>",
+            self.url,
+            self.namespace,
+            self.running()
+        )
+    }
+}
