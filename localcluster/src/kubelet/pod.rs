@@ -171,7 +171,10 @@ impl Worker {
             ns: meta_str(&pod, "namespace").to_owned(),
             name: meta_str(&pod, "name").to_owned(),
             uid: meta_str(&pod, "uid").to_owned(),
-            policy: spec["restartPolicy"].as_str().unwrap_or("Always").to_owned(),
+            policy: spec["restartPolicy"]
+                .as_str()
+                .unwrap_or("Always")
+                .to_owned(),
             simulate: pod["metadata"]["annotations"][SIMULATE_ANNOTATION]
                 .as_str()
                 .unwrap_or("")
