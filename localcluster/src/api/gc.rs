@@ -12,14 +12,20 @@ use crate::Cluster;
 
 const ORPHAN: &str = "orphan";
 const FOREGROUND: &str = "foregroundDeletion";
+/// Events older than this are removed, as the API server's event TTL does.
+const EVENT_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+/// How often old events are looked for.
+const EVENT_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Spawns the GC task; it ends with the cluster.
 pub fn spawn(cluster: Arc<Cluster>) {
     let mut rx = cluster.store.subscribe();
     tokio::spawn(async move {
+        let mut expiry = tokio::time::interval(EVENT_SWEEP_EVERY);
         loop {
             tokio::select! {
                 _ = cluster.shutdown.cancelled() => return,
+                _ = expiry.tick() => expire_events(&cluster),
                 got = rx.recv() => match got {
                     Ok(change) => handle(&cluster, &change),
                     Err(RecvError::Lagged(_)) => sweep(&cluster),
@@ -173,6 +179,26 @@ fn sweep(cluster: &Cluster) {
                 process_owner(cluster, kind, &o);
             }
             collect_if_orphaned(cluster, kind, &o);
+        }
+    }
+}
+
+/// Removes Events whose last occurrence is older than [`EVENT_TTL`].
+fn expire_events(cluster: &Cluster) {
+    let cutoff = chrono::Utc::now() - EVENT_TTL;
+    let (events, _) = cluster.store.list_arc(Kind::Event, None);
+    for e in events {
+        let last = e["lastTimestamp"]
+            .as_str()
+            .or_else(|| e["metadata"]["creationTimestamp"].as_str())
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        if last.is_some_and(|t| t < cutoff) {
+            let _ = cluster.store.delete(
+                Kind::Event,
+                meta_str(&e, "namespace"),
+                meta_str(&e, "name"),
+                &DeleteOptions::default(),
+            );
         }
     }
 }
