@@ -79,6 +79,39 @@ pub enum Error {
     #[error("{0}")]
     InvalidArgument(String),
 
+    /// No usable cluster configuration (kubeconfig, context, in-cluster service account).
+    #[error("{message}")]
+    ClusterConfig { message: String },
+
+    /// The Kubernetes API refused a request (its Status).
+    #[error("{message} ({reason}, HTTP {status})")]
+    KubeApi {
+        status: u16,
+        reason: String,
+        message: String,
+    },
+
+    /// The API could not be reached (connection refused, reset, timed out), after retries.
+    #[error("cannot reach the Kubernetes API: {0}")]
+    Unreachable(String),
+
+    /// The Job failed; `message` explains it in Kubernetes terms.
+    #[error("{message}")]
+    JobFailed {
+        reason: String,
+        message: String,
+        exit_code: Option<i32>,
+        log_tail: String,
+    },
+
+    /// Waiting took longer than the timeout.
+    #[error("{0}")]
+    JobTimeout(String),
+
+    /// A wait was interrupted (Ctrl-C).
+    #[error("interrupted")]
+    Interrupted,
+
     /// The embedded local cluster could not start or act.
     #[error("local cluster: {0}")]
     LocalCluster(#[from] localcluster::Error),

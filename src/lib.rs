@@ -4,8 +4,12 @@
 //! [`context`] resolves the values a run needs, [`transform`] rewrites the spec into the Job
 //! kjenv submits. The PyO3 bindings live in `python/`, behind the `python` feature.
 
+pub mod cluster;
 pub mod context;
 pub mod error;
+pub mod job;
+pub mod retry;
+pub mod runtime;
 pub mod secret;
 pub mod spec;
 pub mod transform;

@@ -10,8 +10,11 @@ use pyo3::types::{PyDict, PyList, PySet, PyString, PyTuple};
 use pythonize::{depythonize, pythonize};
 use serde_json::Value;
 
-use super::prefect;
+use super::job_run::PyJobRun;
+use super::{blocking, prefect};
 use crate::context::{self, Candidates};
+use crate::job::submit::{submit, Submission};
+use crate::retry::Policy;
 use crate::transform::{self, RenderOptions, Rendered};
 
 /// Per-call overrides of `render` / `execute`.
@@ -21,6 +24,17 @@ pub(crate) struct Overrides {
     pub flow_run_id: Option<String>,
     pub namespace: Option<String>,
     pub flow_file_path: Option<String>,
+    /// The cluster configuration's default namespace (execute only).
+    pub config_namespace: Option<String>,
+    /// Values from a seed-era `execute(storage, flow_location)` call.
+    pub storage: Option<prefect::FlowValues>,
+}
+
+/// A rendered Job and what submitting it needs.
+pub(crate) struct RenderedRun {
+    pub rendered: Rendered,
+    pub cloud: crate::context::CloudSettings,
+    pub values: crate::context::Resolved,
 }
 
 #[pyclass(name = "KubernetesJobEnvironment", module = "kjenv", subclass, dict)]
@@ -115,8 +129,11 @@ impl PyKubernetesJobEnvironment {
         py: Python<'_>,
         flow: Option<&Bound<'_, PyAny>>,
         o: Overrides,
-    ) -> PyResult<Rendered> {
-        let from_flow = prefect::flow_values(flow)?;
+    ) -> PyResult<RenderedRun> {
+        let from_flow = match o.storage {
+            Some(values) => values,
+            None => prefect::flow_values(flow)?,
+        };
         // prefect.context only matters for values the caller did not give.
         let ctx = if o.flow_run_id.is_some() && (o.namespace.is_some() || self.namespace.is_some())
         {
@@ -139,7 +156,7 @@ impl PyKubernetesJobEnvironment {
             namespace: o.namespace.or_else(|| self.namespace.clone()),
             spec_namespace,
             context_namespace: ctx.namespace,
-            config_namespace: None,
+            config_namespace: o.config_namespace,
             flow_file_path: o.flow_file_path,
             storage_flow_file_path: from_flow.flow_file_path,
         };
@@ -163,7 +180,18 @@ impl PyKubernetesJobEnvironment {
                 ),),
             )?;
         }
-        Ok(rendered)
+        Ok(RenderedRun {
+            rendered,
+            cloud,
+            values,
+        })
+    }
+
+    fn target(&self) -> crate::cluster::Target {
+        crate::cluster::Target {
+            kubeconfig: self.kubeconfig.as_ref().map(PathBuf::from),
+            context: self.context.clone(),
+        }
     }
 }
 
@@ -293,17 +321,85 @@ impl PyKubernetesJobEnvironment {
         namespace: Option<String>,
         flow_file_path: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let rendered = self.render_job(
+        let overrides = Overrides {
+            image,
+            flow_run_id,
+            namespace,
+            flow_file_path,
+            ..Overrides::default()
+        };
+        let run = self.render_job(py, flow, overrides)?;
+        Ok(pythonize(py, &run.rendered.job)?)
+    }
+
+    /// Create the Job on the cluster (the seed's execute step) and return its `JobRun`.
+    #[pyo3(signature = (flow=None, flow_location=None, *, image=None, flow_run_id=None, namespace=None,
+                        wait=false, timeout=None, stream_logs=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn execute(
+        &self,
+        py: Python<'_>,
+        flow: Option<&Bound<'_, PyAny>>,
+        flow_location: Option<String>,
+        image: Option<String>,
+        flow_run_id: Option<String>,
+        namespace: Option<String>,
+        wait: bool,
+        timeout: Option<f64>,
+        stream_logs: bool,
+    ) -> PyResult<PyJobRun> {
+        let target = self.target();
+        let conn = {
+            let target = target.clone();
+            blocking::run(
+                py,
+                async move { crate::cluster::connect(&target).await },
+                None,
+            )?
+        };
+        // Prefect <= 0.10 called execute(storage, flow_location).
+        let seed_era = flow.is_some_and(|f| {
+            f.hasattr("add_flow").unwrap_or(false) && !f.hasattr("tasks").unwrap_or(false)
+        });
+        let (flow_arg, storage) = match flow {
+            Some(storage) if seed_era => {
+                let mut values = prefect::storage_values(storage, None)?;
+                if flow_location.is_some() {
+                    values.flow_file_path = flow_location.clone();
+                }
+                (None, Some(values))
+            }
+            _ => (flow, None),
+        };
+        let overrides = Overrides {
+            image,
+            flow_run_id,
+            namespace,
+            flow_file_path: if seed_era { None } else { flow_location },
+            config_namespace: Some(conn.default_namespace.clone()),
+            storage,
+        };
+        let run = self.render_job(py, flow_arg, overrides)?;
+        let secret = match (&run.rendered.secret_name, &run.cloud.auth_token) {
+            (Some(name), Some(token)) => Some((name.clone(), token.clone())),
+            _ => None,
+        };
+        let submission = Submission {
+            job: run.rendered.job,
+            namespace: run.values.namespace.clone(),
+            flow_run_id: run.values.flow_run_id.clone(),
+            secret,
+        };
+        let job = blocking::run(
             py,
-            flow,
-            Overrides {
-                image,
-                flow_run_id,
-                namespace,
-                flow_file_path,
-            },
+            async move { submit(&conn, submission, &Policy::default()).await },
+            None,
         )?;
-        Ok(pythonize(py, &rendered.job)?)
+        let handle = PyJobRun::new(job, target);
+        if wait {
+            handle.wait(py, timeout, stream_logs, 120.0, 300.0)?;
+        }
+        Ok(handle)
     }
 
     fn serialize<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {

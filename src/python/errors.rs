@@ -139,6 +139,44 @@ impl From<Error> for PyErr {
                     PyValueError::new_err(message)
                 }
                 Error::LocalCluster(_) => raise(py, &exceptions.kjenv_error, message, &[]),
+                Error::ClusterConfig { .. } => {
+                    raise(py, &exceptions.cluster_config_error, message, &[])
+                }
+                Error::KubeApi {
+                    status,
+                    reason,
+                    message: detail,
+                } => {
+                    let attrs = [
+                        ("status", to_py(py, Some(status))),
+                        ("reason", to_py(py, Some(reason))),
+                        ("message", to_py(py, Some(detail))),
+                    ];
+                    raise(py, &exceptions.kube_api_error, message, &attrs)
+                }
+                Error::Unreachable(detail) => {
+                    let attrs = [
+                        ("status", to_py(py, Some(0u16))),
+                        ("reason", to_py(py, Some("Unreachable"))),
+                        ("message", to_py(py, Some(detail))),
+                    ];
+                    raise(py, &exceptions.kube_api_error, message, &attrs)
+                }
+                Error::JobFailed {
+                    reason,
+                    exit_code,
+                    log_tail,
+                    ..
+                } => {
+                    let attrs = [
+                        ("reason", to_py(py, Some(reason))),
+                        ("exit_code", to_py(py, exit_code)),
+                        ("log_tail", to_py(py, Some(log_tail))),
+                    ];
+                    raise(py, &exceptions.job_failed_error, message, &attrs)
+                }
+                Error::JobTimeout(_) => raise(py, &exceptions.job_timeout_error, message, &[]),
+                Error::Interrupted => pyo3::exceptions::PyKeyboardInterrupt::new_err(message),
             }
         })
     }

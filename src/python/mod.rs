@@ -1,8 +1,10 @@
 //! The PyO3 bindings: convert arguments, call the core, convert results and errors back.
 
+mod blocking;
 mod cluster;
 mod environment;
 mod errors;
+mod job_run;
 mod prefect;
 
 use pyo3::prelude::*;
@@ -14,6 +16,7 @@ fn _kjenv(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_class::<environment::PyKubernetesJobEnvironment>()?;
     m.add_class::<cluster::PyLocalCluster>()?;
+    m.add_class::<job_run::PyJobRun>()?;
     m.add("FLOW_COMMAND", crate::transform::FLOW_COMMAND)?;
     m.add_function(wrap_pyfunction!(dump_yaml, m)?)?;
     Ok(())

@@ -1,0 +1,153 @@
+//! Cluster access: which configuration to use (explicit kubeconfig/context, then `KUBECONFIG` or
+//! `~/.kube/config`, then the in-cluster service account) and one client per configuration.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::error::{Error, Result};
+
+/// Which cluster to talk to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// An explicit kubeconfig file.
+    pub kubeconfig: Option<PathBuf>,
+    /// A context of that kubeconfig (or of the default one).
+    pub context: Option<String>,
+}
+
+/// A connected client and the namespace its configuration defaults to.
+#[derive(Clone)]
+pub struct Connection {
+    pub client: kube::Client,
+    pub default_namespace: String,
+}
+
+/// The cache key: the target plus what `KUBECONFIG` said when the client was made, and the
+/// process id (a forked child needs clients on its own runtime).
+type Key = (Target, Option<String>, u32);
+
+static CLIENTS: Mutex<Option<HashMap<Key, Connection>>> = Mutex::new(None);
+
+fn home_kubeconfig() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|h| Path::new(&h).join(".kube").join("config"))
+}
+
+/// Load the client configuration for `target`, in kube's `Config::infer` order.
+///
+/// # Errors
+/// [`Error::ClusterConfig`] naming every source that was tried and why it did not work.
+pub async fn load_config(target: &Target) -> Result<kube::Config> {
+    let options = KubeConfigOptions {
+        context: target.context.clone(),
+        ..Default::default()
+    };
+    let mut config = if let Some(path) = &target.kubeconfig {
+        let kubeconfig = Kubeconfig::read_from(path).map_err(|e| Error::ClusterConfig {
+            message: format!("cannot use kubeconfig {}: {e}", path.display()),
+        })?;
+        kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .map_err(|e| Error::ClusterConfig {
+                message: format!("cannot use kubeconfig {}: {e}", path.display()),
+            })?
+    } else {
+        let env = std::env::var("KUBECONFIG").ok().filter(|v| !v.is_empty());
+        let home = home_kubeconfig();
+        let have_file = env.is_some() || home.as_deref().is_some_and(Path::exists);
+        let mut tried = Vec::new();
+        let mut found = None;
+        if have_file {
+            match kube::Config::from_kubeconfig(&options).await {
+                Ok(c) => found = Some(c),
+                Err(e) => tried.push(match &env {
+                    Some(v) => format!("KUBECONFIG={v} ({e})"),
+                    None => format!(
+                        "{} ({e})",
+                        home.as_deref()
+                            .map(Path::display)
+                            .map(|d| d.to_string())
+                            .unwrap_or_default()
+                    ),
+                }),
+            }
+        } else {
+            tried.push("KUBECONFIG (not set)".to_string());
+            tried.push(match &home {
+                Some(h) => format!("{} (does not exist)", h.display()),
+                None => "~/.kube/config (HOME is not set)".to_string(),
+            });
+        }
+        match found {
+            Some(c) => c,
+            None => {
+                if target.context.is_some() {
+                    return Err(Error::ClusterConfig {
+                        message: format!(
+                            "no kubeconfig to take context {:?} from; tried: {}",
+                            target.context.as_deref().unwrap_or_default(),
+                            tried.join(", ")
+                        ),
+                    });
+                }
+                match kube::Config::incluster() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tried.push(format!("in-cluster service account ({e})"));
+                        return Err(Error::ClusterConfig {
+                            message: format!(
+                                "no Kubernetes cluster configuration found; tried: {}; pass kubeconfig=... or set KUBECONFIG",
+                                tried.join(", ")
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+    };
+    // kjenv retries transient failures itself, with a bounded budget (see `retry`).
+    config.default_retry = false;
+    config.connect_timeout = Some(Duration::from_secs(10));
+    Ok(config)
+}
+
+/// The client for `target`, made once per configuration and reused.
+///
+/// # Errors
+/// [`Error::ClusterConfig`] when no configuration can be loaded or the client cannot be built.
+pub async fn connect(target: &Target) -> Result<Connection> {
+    let key: Key = (
+        target.clone(),
+        std::env::var("KUBECONFIG").ok(),
+        std::process::id(),
+    );
+    if let Some(conn) = CLIENTS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .and_then(|m| m.get(&key))
+    {
+        return Ok(conn.clone());
+    }
+    let config = load_config(target).await?;
+    let default_namespace = config.default_namespace.clone();
+    let client = kube::Client::try_from(config).map_err(|e| Error::ClusterConfig {
+        message: format!("cannot build a Kubernetes client: {e}"),
+    })?;
+    let conn = Connection {
+        client,
+        default_namespace,
+    };
+    let mut cache = CLIENTS.lock().unwrap_or_else(|p| p.into_inner());
+    let map = cache.get_or_insert_with(HashMap::new);
+    map.retain(|(_, _, pid), _| *pid == std::process::id());
+    Ok(map.entry(key).or_insert(conn).clone())
+}
+
+/// The namespace the configuration of `target` defaults to, without connecting.
+pub async fn default_namespace(target: &Target) -> Option<String> {
+    load_config(target).await.ok().map(|c| c.default_namespace)
+}

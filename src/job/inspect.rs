@@ -1,0 +1,315 @@
+//! Looking at a submitted Job: its status and pods, its flow container's log, its events; and
+//! deleting it (never orphaning its pods).
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, PropagationPolicy};
+use serde::Serialize;
+
+use super::JobRef;
+use crate::cluster::Connection;
+use crate::error::{Error, Result};
+use crate::retry::{retry, Policy};
+
+/// One container of a pod, as `status()` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerView {
+    pub name: String,
+    /// `waiting`, `running` or `terminated`.
+    pub state: String,
+    pub reason: Option<String>,
+    pub exit_code: Option<i32>,
+    pub restart_count: i32,
+}
+
+/// One pod of the Job.
+#[derive(Debug, Clone, Serialize)]
+pub struct PodView {
+    pub name: String,
+    pub phase: String,
+    pub containers: Vec<ContainerView>,
+}
+
+/// A Job's condition.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConditionView {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+}
+
+/// `JobRun.status()`.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobStatus {
+    pub name: String,
+    pub namespace: String,
+    /// `Pending`, `Running`, `Succeeded` or `Failed`.
+    pub phase: String,
+    pub active: i32,
+    pub succeeded: i32,
+    pub failed: i32,
+    pub conditions: Vec<ConditionView>,
+    pub pods: Vec<PodView>,
+    pub last_event: Option<String>,
+}
+
+/// One event of the Job or its pods.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub reason: String,
+    pub message: String,
+    /// `Job/<name>` or `Pod/<name>`.
+    pub object: String,
+    pub count: i32,
+    pub time: Option<String>,
+}
+
+async fn job_pods(conn: &Connection, job: &JobRef, policy: &Policy) -> Result<Vec<Pod>> {
+    let api: Api<Pod> = Api::namespaced(conn.client.clone(), &job.namespace);
+    let lp = ListParams::default().labels(&job.pod_selector());
+    let mut pods = retry(policy, || {
+        let api = api.clone();
+        let lp = lp.clone();
+        async move { api.list(&lp).await }
+    })
+    .await?
+    .items;
+    pods.sort_by_key(|p| p.metadata.creation_timestamp.clone());
+    Ok(pods)
+}
+
+fn container_view(c: &k8s_openapi::api::core::v1::ContainerStatus) -> ContainerView {
+    let state = c.state.clone().unwrap_or_default();
+    let (state_name, reason, exit_code) = if let Some(t) = state.terminated {
+        ("terminated", t.reason, Some(t.exit_code))
+    } else if state.running.is_some() {
+        ("running", None, None)
+    } else {
+        ("waiting", state.waiting.and_then(|w| w.reason), None)
+    };
+    ContainerView {
+        name: c.name.clone(),
+        state: state_name.into(),
+        reason,
+        exit_code,
+        restart_count: c.restart_count,
+    }
+}
+
+/// The Job's state, its pods and its last event.
+///
+/// # Errors
+/// [`Error::KubeApi`] (404 when the Job is gone) or [`Error::Unreachable`].
+pub async fn status(conn: &Connection, job: &JobRef, policy: &Policy) -> Result<JobStatus> {
+    let jobs: Api<Job> = Api::namespaced(conn.client.clone(), &job.namespace);
+    let current = retry(policy, || {
+        let api = jobs.clone();
+        let name = job.name.clone();
+        async move { api.get(&name).await }
+    })
+    .await?;
+    let s = current.status.clone().unwrap_or_default();
+    let conditions: Vec<ConditionView> = s
+        .conditions
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| ConditionView {
+            kind: c.type_,
+            status: c.status,
+            reason: c.reason,
+            message: c.message,
+        })
+        .collect();
+    let is_true = |k: &str| conditions.iter().any(|c| c.kind == k && c.status == "True");
+    let pods = job_pods(conn, job, policy).await?;
+    let phase = if is_true("Complete") {
+        "Succeeded"
+    } else if is_true("Failed") {
+        "Failed"
+    } else if s.active.unwrap_or(0) > 0
+        && pods
+            .iter()
+            .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+    {
+        "Running"
+    } else {
+        "Pending"
+    };
+    let pod_views = pods
+        .iter()
+        .map(|p| {
+            let st = p.status.clone().unwrap_or_default();
+            PodView {
+                name: p.metadata.name.clone().unwrap_or_default(),
+                phase: st.phase.unwrap_or_else(|| "Pending".into()),
+                containers: st
+                    .container_statuses
+                    .unwrap_or_default()
+                    .iter()
+                    .map(container_view)
+                    .collect(),
+            }
+        })
+        .collect();
+    let last_event = events(conn, job, policy).await.ok().and_then(|e| {
+        e.last()
+            .map(|e| format!("{} {}: {} ({})", e.kind, e.reason, e.message, e.object))
+    });
+    Ok(JobStatus {
+        name: job.name.clone(),
+        namespace: job.namespace.clone(),
+        phase: phase.into(),
+        active: s.active.unwrap_or(0),
+        succeeded: s.succeeded.unwrap_or(0),
+        failed: s.failed.unwrap_or(0),
+        conditions,
+        pods: pod_views,
+        last_event,
+    })
+}
+
+/// The log of a container (the flow container by default) of the Job's newest pod.
+///
+/// # Errors
+/// [`Error::KubeApi`] when there is no pod yet or the container has not started.
+pub async fn logs(
+    conn: &Connection,
+    job: &JobRef,
+    container: Option<&str>,
+    follow: bool,
+    policy: &Policy,
+) -> Result<String> {
+    let pods = job_pods(conn, job, policy).await?;
+    let Some(pod) = pods.last() else {
+        return Err(Error::KubeApi {
+            status: 404,
+            reason: "NotFound".into(),
+            message: format!("job {} has no pods yet", job.name),
+        });
+    };
+    let api: Api<Pod> = Api::namespaced(conn.client.clone(), &job.namespace);
+    let params = LogParams {
+        container: Some(container.unwrap_or(&job.flow_container).to_string()),
+        follow,
+        ..LogParams::default()
+    };
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    if follow {
+        // A followed log is one long request: no attempt timeout.
+        return api
+            .logs(&name, &params)
+            .await
+            .map_err(crate::retry::api_error);
+    }
+    retry(policy, || {
+        let api = api.clone();
+        let params = params.clone();
+        let name = name.clone();
+        async move { api.logs(&name, &params).await }
+    })
+    .await
+}
+
+/// Events of the Job and of its pods, oldest first.
+///
+/// # Errors
+/// [`Error::KubeApi`] or [`Error::Unreachable`].
+pub async fn events(conn: &Connection, job: &JobRef, policy: &Policy) -> Result<Vec<EventView>> {
+    let api: Api<Event> = Api::namespaced(conn.client.clone(), &job.namespace);
+    let mut names = vec![("Job".to_string(), job.name.clone())];
+    for pod in job_pods(conn, job, policy).await? {
+        names.push(("Pod".to_string(), pod.metadata.name.unwrap_or_default()));
+    }
+    let mut out = Vec::new();
+    for (kind, name) in names {
+        let lp = ListParams::default().fields(&format!(
+            "involvedObject.name={name},involvedObject.kind={kind}"
+        ));
+        let list = retry(policy, || {
+            let api = api.clone();
+            let lp = lp.clone();
+            async move { api.list(&lp).await }
+        })
+        .await?;
+        for e in list.items {
+            let time = e
+                .last_timestamp
+                .as_ref()
+                .map(|t| t.0.to_string())
+                .or_else(|| e.event_time.as_ref().map(|t| t.0.to_string()))
+                .or_else(|| {
+                    e.metadata
+                        .creation_timestamp
+                        .as_ref()
+                        .map(|t| t.0.to_string())
+                });
+            out.push(EventView {
+                kind: e.type_.unwrap_or_else(|| "Normal".into()),
+                reason: e.reason.unwrap_or_default(),
+                message: e.message.unwrap_or_default(),
+                object: format!("{kind}/{name}"),
+                count: e.count.unwrap_or(1),
+                time,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.time.cmp(&b.time));
+    Ok(out)
+}
+
+/// How dependents go with a deleted Job. Orphaning is refused: it leaves pods running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    Background,
+    Foreground,
+}
+
+impl std::str::FromStr for Propagation {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "Background" | "background" => Ok(Propagation::Background),
+            "Foreground" | "foreground" => Ok(Propagation::Foreground),
+            other => Err(Error::InvalidArgument(format!(
+                "propagation must be \"Background\" or \"Foreground\", got {other:?} (kjenv never orphans a Job's pods)"
+            ))),
+        }
+    }
+}
+
+/// Delete the Job and (through propagation) its pods and Secret. Deleting a Job that is already
+/// gone succeeds.
+///
+/// # Errors
+/// [`Error::KubeApi`] or [`Error::Unreachable`].
+pub async fn delete(
+    conn: &Connection,
+    job: &JobRef,
+    propagation: Propagation,
+    policy: &Policy,
+) -> Result<()> {
+    let api: Api<Job> = Api::namespaced(conn.client.clone(), &job.namespace);
+    let params = DeleteParams {
+        propagation_policy: Some(match propagation {
+            Propagation::Background => PropagationPolicy::Background,
+            Propagation::Foreground => PropagationPolicy::Foreground,
+        }),
+        ..DeleteParams::default()
+    };
+    let outcome = retry(policy, || {
+        let api = api.clone();
+        let params = params.clone();
+        let name = job.name.clone();
+        async move { api.delete(&name, &params).await.map(|_| ()) }
+    })
+    .await;
+    match outcome {
+        Err(Error::KubeApi { status: 404, .. }) => Ok(()),
+        other => other,
+    }
+}

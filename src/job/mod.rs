@@ -1,0 +1,30 @@
+//! A Job on a cluster: submitting it ([`submit`]), waiting for it ([`wait`]) and looking at it
+//! ([`inspect`]: status, logs, events, delete).
+
+pub mod inspect;
+pub mod submit;
+pub mod wait;
+mod watch;
+
+use serde::Serialize;
+
+/// The label kjenv (and Prefect) put the flow run id under.
+pub const FLOW_RUN_LABEL: &str = "flow_run_id";
+
+/// A submitted Job.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobRef {
+    pub name: String,
+    pub namespace: String,
+    pub uid: String,
+    pub flow_run_id: String,
+    /// The first container: the one that runs the flow.
+    pub flow_container: String,
+}
+
+impl JobRef {
+    /// The label selector of the Job's pods (the legacy label exists on every version).
+    pub fn pod_selector(&self) -> String {
+        format!("controller-uid={}", self.uid)
+    }
+}

@@ -1,0 +1,196 @@
+//! Retrying transient API failures: 429 (honouring the server's retry-after), 500, 503, 504 and
+//! connection failures, with capped exponential backoff and a bounded number of attempts.
+//! Other 4xx answers are final.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// How hard to try.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub attempts: u32,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+    /// Longest server-requested wait (Retry-After) that is honoured as is.
+    pub max_retry_after: Duration,
+    /// Time limit of one attempt (not for streams).
+    pub attempt_timeout: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            attempts: 8,
+            first_delay: Duration::from_millis(50),
+            max_delay: Duration::from_secs(2),
+            max_retry_after: Duration::from_secs(10),
+            attempt_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a failed attempt means.
+pub(crate) enum Verdict {
+    /// Try again after at least this long (a server's Retry-After), or the backoff.
+    Retry(Option<Duration>),
+    Final,
+}
+
+/// Is this kube error transient?
+pub(crate) fn classify(err: &kube::Error) -> Verdict {
+    match err {
+        kube::Error::Api(status) => match status.code {
+            429 | 500 | 502 | 503 | 504 => Verdict::Retry(
+                status
+                    .details
+                    .as_ref()
+                    .map(|d| d.retry_after_seconds)
+                    .filter(|s| *s > 0)
+                    .map(|s| Duration::from_secs(u64::from(s))),
+            ),
+            _ => Verdict::Final,
+        },
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => {
+            Verdict::Retry(None)
+        }
+        _ => Verdict::Final,
+    }
+}
+
+/// Map a final kube error to kjenv's error.
+pub fn api_error(err: kube::Error) -> Error {
+    match err {
+        kube::Error::Api(status) => Error::KubeApi {
+            status: status.code,
+            reason: if status.reason.is_empty() {
+                "Unknown".into()
+            } else {
+                status.reason.clone()
+            },
+            message: status.message.clone(),
+        },
+        kube::Error::HyperError(e) => Error::Unreachable(e.to_string()),
+        kube::Error::Service(e) => Error::Unreachable(e.to_string()),
+        other => Error::Unreachable(other.to_string()),
+    }
+}
+
+/// Run `attempt` until it succeeds, fails for good, or the policy's attempts are spent.
+///
+/// # Errors
+/// The last error, mapped with [`api_error`]; [`Error::Unreachable`] when an attempt times out.
+pub async fn retry<T, F, Fut>(policy: &Policy, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    let mut delay = policy.first_delay;
+    for n in 1..=policy.attempts {
+        let outcome = tokio::time::timeout(policy.attempt_timeout, attempt()).await;
+        let err = match outcome {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(err)) => err,
+            Err(_) if n < policy.attempts => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(policy.max_delay);
+                continue;
+            }
+            Err(_) => {
+                return Err(Error::Unreachable(format!(
+                    "no answer within {:?} ({} attempts)",
+                    policy.attempt_timeout, policy.attempts
+                )))
+            }
+        };
+        match classify(&err) {
+            Verdict::Retry(server) if n < policy.attempts => {
+                let wait = server.map_or(delay, |s| s.min(policy.max_retry_after).max(delay));
+                tokio::time::sleep(wait).await;
+                delay = (delay * 2).min(policy.max_delay);
+            }
+            _ => return Err(api_error(err)),
+        }
+    }
+    unreachable!("the loop returns on its last attempt")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Status;
+
+    fn api(code: u16, retry_after: u32) -> kube::Error {
+        let mut status = Status::failure("x", "Reason").with_code(code);
+        status.details =
+            serde_json::from_value(serde_json::json!({"retryAfterSeconds": retry_after})).ok();
+        kube::Error::Api(Box::new(status))
+    }
+
+    fn quick() -> Policy {
+        Policy {
+            attempts: 4,
+            first_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(4),
+            ..Policy::default()
+        }
+    }
+
+    #[test]
+    fn transient_statuses_are_retried_then_succeed() {
+        let mut calls = 0;
+        let result = crate::runtime::block_on(retry(&quick(), || {
+            calls += 1;
+            let n = calls;
+            async move {
+                if n < 3 {
+                    Err(api(503, 0))
+                } else {
+                    Ok(n)
+                }
+            }
+        }));
+        assert_eq!(result.unwrap(), 3);
+    }
+
+    #[test]
+    fn client_errors_are_final() {
+        let mut calls = 0;
+        let result: Result<()> = crate::runtime::block_on(retry(&quick(), || {
+            calls += 1;
+            async { Err(api(409, 0)) }
+        }));
+        assert_eq!(calls, 1);
+        assert!(matches!(result, Err(Error::KubeApi { status: 409, .. })));
+    }
+
+    #[test]
+    fn attempts_are_bounded() {
+        let mut calls = 0;
+        let result: Result<()> = crate::runtime::block_on(retry(&quick(), || {
+            calls += 1;
+            async { Err(api(500, 0)) }
+        }));
+        assert_eq!(calls, 4);
+        assert!(matches!(result, Err(Error::KubeApi { status: 500, .. })));
+    }
+
+    #[test]
+    fn retry_after_is_honoured() {
+        let start = std::time::Instant::now();
+        let mut calls = 0;
+        let _ = crate::runtime::block_on(retry(&quick(), || {
+            calls += 1;
+            let n = calls;
+            async move {
+                if n == 1 {
+                    Err(api(429, 1))
+                } else {
+                    Ok(())
+                }
+            }
+        }));
+        assert!(start.elapsed() >= Duration::from_secs(1));
+    }
+}
