@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod context;
 pub mod error;
+pub mod incontainer;
 pub mod job;
 pub mod retry;
 pub mod runtime;

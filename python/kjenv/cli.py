@@ -63,6 +63,61 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_run_flow(args: argparse.Namespace) -> int:
+    from kjenv import KubernetesJobEnvironment
+
+    KubernetesJobEnvironment().run_flow()  # raises SystemExit(1) when the flow fails
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import contextlib
+    import tempfile
+
+    from kjenv import KubernetesJobEnvironment
+    from kjenv._demo import run_as_job
+    from kjenv._flowfile import find_flow, import_file, store_flow
+
+    flow = find_flow(import_file(args.flow_file), args.flow)
+    stored_env = getattr(flow, "environment", None)
+    if args.job_spec is None and isinstance(stored_env, KubernetesJobEnvironment):
+        spec = {"job_spec": stored_env.job_spec, "unique_job_name": stored_env.unique_job_name}
+    else:
+        spec = {"job_spec_file": args.job_spec}
+    if not args.local and args.flow_file_path is None:
+        raise ValueError(
+            "on a real cluster the flow must already be in the image: pass --flow-file-path "
+            "(its path inside the image), or --local to run on the embedded local cluster"
+        )
+    with contextlib.ExitStack() as stack:
+        kubeconfig, flow_file_path = args.kubeconfig, args.flow_file_path
+        if args.local:
+            from kjenv.testing import LocalCluster
+
+            cluster = stack.enter_context(LocalCluster(backoff_base=1.0))
+            kubeconfig = cluster.kubeconfig
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="kjenv-run-"))
+            flow_file_path = store_flow(flow, tmp)
+        env = KubernetesJobEnvironment(
+            **spec, kubeconfig=kubeconfig, context=args.context, namespace=args.namespace
+        )
+        image = args.image or ("local/flows:latest" if args.local else None)
+        return run_as_job(
+            flow,
+            env,
+            flow_file_path=flow_file_path,
+            image=image,
+            timeout=args.timeout,
+            out=sys.stdout,
+        )
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from kjenv._demo import main as demo
+
+    return demo(timeout=args.timeout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="kjenv",
@@ -96,11 +151,48 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: a free one)")
     cluster.add_argument("--concurrency", type=int, default=8, help="pods running at once")
     cluster.set_defaults(func=_cmd_cluster)
+
+    run_flow = sub.add_parser(
+        "run-flow",
+        help="run the flow of this Job's container (the in-container entry point)",
+        description="Load the flow named by PREFECT__CONTEXT__FLOW_FILE_PATH and run it; exit 0 "
+        "when it succeeds, 1 when it fails. The same as KubernetesJobEnvironment().run_flow().",
+    )
+    run_flow.set_defaults(func=_cmd_run_flow)
+
+    run = sub.add_parser(
+        "run",
+        help="run a Python file's flow as a Kubernetes Job and wait for it",
+        description="Import FLOW_FILE, store its flow, run it as a Job, stream its log; exit 0 "
+        "when the Job succeeds, 1 when it fails, 2 on bad input.",
+    )
+    run.add_argument("flow_file", metavar="FLOW_FILE", help="a Python file defining the flow")
+    run.add_argument("--job-spec", help="the Job spec (default: the flow's environment's)")
+    run.add_argument("--flow", help="which flow (variable or flow name) when there are several")
+    run.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG, ~/.kube/config)")
+    run.add_argument("--context", help="kubeconfig context")
+    run.add_argument("--namespace", help="namespace")
+    run.add_argument("--image", help="the flow image")
+    run.add_argument("--local", action="store_true", help="run on an embedded local cluster")
+    run.add_argument("--flow-file-path", help="where the flow file is inside the image")
+    run.add_argument("--timeout", type=float, default=None, help="seconds to wait at most")
+    run.set_defaults(func=_cmd_run)
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the seed's example flow on the embedded local cluster",
+        description="Start the local cluster, run the seed's example flow (prints Example!) as a "
+        "Kubernetes Job, stream its log, print a summary, stop the cluster.",
+    )
+    demo.add_argument("--timeout", type=float, default=60.0, help="seconds to wait at most")
+    demo.set_defaults(func=_cmd_demo)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kjenv`` console script and ``python -m kjenv``."""
+    from kjenv import JobFailedError, JobTimeoutError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -108,6 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("kjenv: interrupted\n")
         return 130
+    except (JobFailedError, JobTimeoutError) as exc:
+        sys.stderr.write(f"kjenv: job failed: {_one_line(exc)}\n")
+        return EXIT_FAILED
     except (ValueError, TypeError, OSError) as exc:
         # Bad input: spec errors (JobSpecError is a ValueError), missing files, bad values.
         sys.stderr.write(f"kjenv: error: {_one_line(exc)}\n")

@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 #[pyclass(name = "LocalCluster", module = "kjenv.testing")]
 pub struct PyLocalCluster {
     inner: Mutex<Option<localcluster::LocalCluster>>,
+    shim_dir: Option<PathBuf>,
     #[pyo3(get)]
     url: String,
     #[pyo3(get)]
@@ -27,6 +28,27 @@ fn seconds(name: &str, value: f64) -> PyResult<Duration> {
             "{name} must be a non-negative number of seconds, got {value}"
         ))
     })
+}
+
+/// A directory holding a `python` that runs `exe` (a script, not a symlink: a symlink to a
+/// venv's interpreter would lose the venv).
+fn python_shim(exe: &std::path::Path) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("kjenv-python-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let script = dir.join("python");
+    let quoted = exe.display().to_string().replace('\'', "'\\''");
+    std::fs::write(&script, format!("#!/bin/sh\nexec '{quoted}' \"$@\"\n"))?;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+    Ok(dir)
+}
+
+impl Drop for PyLocalCluster {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.shim_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 impl PyLocalCluster {
@@ -58,14 +80,19 @@ impl PyLocalCluster {
         if concurrency == 0 {
             return Err(PyValueError::new_err("concurrency must be at least 1"));
         }
-        let path_prefix = match path_prefix {
-            Some(p) => p,
+        let (path_prefix, shim_dir) = match path_prefix {
+            Some(p) => (p, None),
             None => {
-                // The one-liner's `python` must be the interpreter that has kjenv.
+                // The one-liner's `python` must be the interpreter that has kjenv, even where
+                // its directory has only `python3`.
                 let exe: PathBuf = py.import("sys")?.getattr("executable")?.extract()?;
-                exe.parent()
-                    .map(|d| vec![d.to_path_buf()])
-                    .unwrap_or_default()
+                let shim = python_shim(&exe).map_err(|e| crate::Error::Io {
+                    path: exe.clone(),
+                    source: e,
+                })?;
+                let mut dirs = vec![shim.clone()];
+                dirs.extend(exe.parent().map(std::path::Path::to_path_buf));
+                (dirs, Some(shim))
             }
         };
         let options = localcluster::Options {
@@ -77,10 +104,17 @@ impl PyLocalCluster {
             path_prefix,
             ..localcluster::Options::default()
         };
-        let cluster = py
-            .detach(|| localcluster::LocalCluster::start(options))
-            .map_err(crate::Error::from)?;
+        let cluster = match py.detach(|| localcluster::LocalCluster::start(options)) {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(dir) = &shim_dir {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+                return Err(crate::Error::from(e).into());
+            }
+        };
         Ok(PyLocalCluster {
+            shim_dir,
             url: cluster.url().to_string(),
             kubeconfig: cluster.kubeconfig_path().display().to_string(),
             token: cluster.token().to_string(),
@@ -98,6 +132,9 @@ impl PyLocalCluster {
             .take();
         if let Some(mut cluster) = taken {
             py.detach(move || cluster.stop());
+        }
+        if let Some(dir) = &self.shim_dir {
+            let _ = std::fs::remove_dir_all(dir);
         }
         Ok(())
     }
