@@ -279,7 +279,10 @@ fn new_pod(job: &Value, index: Option<i64>) -> Value {
             }
         }
     }
-    json!({ "apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec })
+    // What the API server's pod strategy sets on create: a pod is Pending from its first version.
+    let qos = crate::kubelet::status::qos_class(&spec);
+    json!({ "apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec,
+            "status": {"phase": "Pending", "qosClass": qos} })
 }
 
 /// Sum of restartCounts of a pod's containers and init containers.
@@ -510,7 +513,8 @@ pub(super) fn sync_job(cluster: &Cluster, mem: &mut Memory, key: &JobKey) -> Opt
                 );
             }
         } else {
-            if let Some(list) = status["conditions"].as_array_mut() {
+            // get_mut, not IndexMut: indexing would insert `"conditions": null`.
+            if let Some(list) = status.get_mut("conditions").and_then(Value::as_array_mut) {
                 list.retain(|c| c["type"] != "Suspended");
             }
             let want = match completions {

@@ -5,7 +5,7 @@
 mod env;
 mod pod;
 mod process;
-mod status;
+pub(crate) mod status;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
