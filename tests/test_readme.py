@@ -59,4 +59,4 @@ def test_main_job_command_works():
         text=True,
         check=True,
     ).stdout
-    assert "kind: Job" in out and "registry.example/flows:latest" in out
+    assert "Example!" in out and "outcome:  succeeded" in out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import binascii
+import json
 import logging
 import sys
 import warnings
@@ -33,26 +35,37 @@ def setup_logging() -> None:
 def load_flow(path: str) -> Any:
     """Load the flow stored at ``path``.
 
-    Prefect's own loader when Prefect is installed (it reads both its versioned format and plain
-    cloudpickle), else cloudpickle.
+    Reads both formats Prefect's storage writes: its versioned JSON wrapper and plain
+    cloudpickle. Unpickling is done directly (Prefect's loader first lists the versions of every
+    installed package, which costs most of a second); when it fails and Prefect is installed,
+    Prefect's own loader is asked for its diagnosis (version mismatches between build and run).
     """
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as exc:
         raise FlowLoadError(f"cannot read the flow file {path}: {_one_line(exc)}") from exc
+    flow_bytes = data
+    if data[:1] == b"{":
+        try:
+            flow_bytes = binascii.a2b_base64(json.loads(data.decode("utf-8"))["flow"])
+        except Exception:
+            flow_bytes = data
     try:
-        from prefect.utilities.storage import flow_from_bytes_pickle
-    except ImportError:
-        flow_from_bytes_pickle = None
-    try:
-        if flow_from_bytes_pickle is not None:
-            return flow_from_bytes_pickle(data)
         import cloudpickle
 
-        return cloudpickle.loads(data)
+        return cloudpickle.loads(flow_bytes)
     except Exception as exc:  # any unpickling failure: a missing module, a bad file, …
-        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        cause: BaseException = exc
+        try:
+            from prefect.utilities.storage import flow_from_bytes_pickle
+        except Exception:
+            flow_from_bytes_pickle = None
+        if flow_from_bytes_pickle is not None:
+            try:
+                return flow_from_bytes_pickle(data)
+            except Exception as prefect_exc:
+                cause = prefect_exc
         raise FlowLoadError(f"cannot load the flow from {path}: {_one_line(cause)}") from exc
 
 
