@@ -575,3 +575,39 @@ def test_namespace_not_found(kubectl, tmp_path):
     assert proc.returncode == 1
     assert 'namespaces "no-such-ns" not found' in proc.stderr
     assert proc.stderr.startswith("Error from server (NotFound)")
+
+
+# --- describe, get all, delete -f -------------------------------------------------------
+
+
+def test_describe_job_and_logs_follow_job(kubectl, tmp_path):
+    """``logs -f job/x`` follows the Job's pod; ``describe job`` shows status and events;
+    ``get all`` lists the pod and the Job; ``delete -f`` deletes it."""
+    name = unique("kc-describe")
+    path = write_manifest(tmp_path, job_manifest(name, "echo hi; sleep 0.5; echo bye"))
+    kubectl.run("create", "-f", path)
+    assert kubectl.run("logs", "-f", f"job/{name}").stdout == "hi\nbye\n"
+    wait_job(kubectl, name)
+
+    out = kubectl.run("describe", "job", name).stdout
+    fields = {}
+    for line in out.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and not line.startswith(" ") and value.strip():
+            fields[key] = value.strip()
+    assert fields["Name"] == name
+    assert fields["Namespace"] == "default"
+    assert fields["Parallelism"] == "1"
+    assert fields["Completions"] == "1"
+    assert fields["Pods Statuses"] == "0 Running / 1 Succeeded / 0 Failed"
+    assert "Completed At" in fields
+    events = out[out.index("Events:") :]
+    assert "SuccessfulCreate" in events and f"Created pod: {name}-" in events
+    assert "echo hi; sleep 0.5; echo bye" in out
+
+    rows = [line.split() for line in kubectl.run("get", "all").stdout.splitlines() if line]
+    assert any(r[0] == f"job.batch/{name}" and r[1] == "1/1" for r in rows), rows
+    assert any(r[0].startswith(f"pod/{name}-") and r[2] == "Completed" for r in rows), rows
+
+    assert kubectl.run("delete", "-f", path).stdout.strip() == f'job.batch "{name}" deleted'
+    poll(lambda: not pods_of(kubectl, name), timeout=20, what="the Job's pods to be deleted")
