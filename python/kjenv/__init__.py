@@ -8,6 +8,7 @@ A drop-in for legacy Prefect's ``KubernetesJobEnvironment``; change one import::
 from kjenv._kjenv import (
     ClusterConfigError,
     JobFailedError,
+    JobRun,
     JobSpecError,
     JobTimeoutError,
     KjenvError,
@@ -19,6 +20,7 @@ from kjenv._kjenv import (
 __all__ = [
     "ClusterConfigError",
     "JobFailedError",
+    "JobRun",
     "JobSpecError",
     "JobTimeoutError",
     "KjenvError",

@@ -52,10 +52,113 @@ class KubeApiError(KjenvError):
     message: str
 
 class JobFailedError(KjenvError):
-    """The Job failed; the message gives the Kubernetes reason and the tail of the flow's log."""
+    """The Job failed; the message gives the Kubernetes reason and the tail of the flow's log.
+
+    Attributes:
+        reason: Kubernetes' reason: ``BackoffLimitExceeded``, ``DeadlineExceeded``,
+            ``ErrImagePull``, ``ImagePullBackOff``, ``CreateContainerConfigError``,
+            ``OOMKilled``, ``Unschedulable``, or ``Deleted`` (the Job was deleted).
+        exit_code: The exit code of the failed flow container, when it ran.
+        log_tail: The last lines of the failed flow container's log (may be empty).
+    """
+
+    reason: str
+    exit_code: int | None
+    log_tail: str
 
 class JobTimeoutError(KjenvError, TimeoutError):
     """Waiting for the Job took longer than the timeout."""
+
+class JobRun:
+    """A Job submitted by :meth:`KubernetesJobEnvironment.execute`: wait for it, look at it,
+    delete it. Every call goes to the cluster; the GIL is released while it waits."""
+
+    @property
+    def name(self) -> str:
+        """The Job's name."""
+    @property
+    def namespace(self) -> str:
+        """The Job's namespace."""
+    @property
+    def uid(self) -> str:
+        """The Job's uid (its pods carry it in the ``controller-uid`` label)."""
+    @property
+    def flow_run_id(self) -> str:
+        """The flow run id the Job is labelled with."""
+    @property
+    def container(self) -> str:
+        """The name of the flow container (the Job's first container)."""
+    def status(self) -> dict[str, Any]:
+        """The Job's state now.
+
+        Returns:
+            ``{"name", "namespace", "phase", "active", "succeeded", "failed", "conditions",
+            "pods", "last_event"}``: ``phase`` is ``Pending``, ``Running``, ``Succeeded`` or
+            ``Failed``; ``conditions`` are the Job's (``type``, ``status``, ``reason``,
+            ``message``); each pod is ``{"name", "phase", "containers"}`` with containers
+            ``{"name", "state", "reason", "exit_code", "restart_count"}`` (``state`` is
+            ``waiting``, ``running`` or ``terminated``); ``last_event`` is the newest event of
+            the Job or its pods as one line, or None.
+
+        Raises:
+            KubeApiError: The API refused (status 404 when the Job is gone) or cannot be reached.
+        """
+    def wait(
+        self,
+        timeout: float | None = None,
+        stream_logs: bool = False,
+        *,
+        image_pull_grace: float = 120.0,
+        start_timeout: float = 300.0,
+    ) -> None:
+        """Wait until the Job completes, watching the Job and its pods (no polling).
+
+        Watches resume after dropped connections and expired resource versions. Ctrl-C
+        interrupts the wait (``KeyboardInterrupt``) within 200 ms; the Job keeps running.
+
+        Args:
+            timeout: Seconds to wait at most; None waits as long as it takes.
+            stream_logs: Print the flow container's log lines to ``sys.stdout`` as they come.
+            image_pull_grace: Seconds a pod may fail to pull an image before the wait fails.
+            start_timeout: Seconds a pod may stay unschedulable before the wait fails.
+
+        Raises:
+            JobFailedError: The Job failed (backoff limit, deadline), a pod cannot make progress
+                (image pull past the grace period, container config or create error, OOM kill,
+                unschedulable past the start timeout), or the Job was deleted.
+            JobTimeoutError: ``timeout`` passed first (a ``TimeoutError``).
+            KubeApiError: The API refused a request.
+        """
+    def logs(self, follow: bool = False, container: str | None = None) -> str:
+        """The log of the Job's newest pod: the flow container's, or ``container``'s.
+
+        Args:
+            follow: Wait until the container ends and return the whole log.
+            container: Another container of the pod.
+
+        Raises:
+            KubeApiError: No pod yet (404), or the API refused.
+        """
+    def events(self) -> list[dict[str, Any]]:
+        """Events of the Job and of its pods, oldest first.
+
+        Returns:
+            ``[{"type", "reason", "message", "object", "count", "time"}]`` where ``object`` is
+            ``Job/<name>`` or ``Pod/<name>`` and ``time`` is RFC 3339 or None.
+        """
+    def delete(self, propagation: str = "Background") -> None:
+        """Delete the Job and, through propagation, its pods and its Secret.
+
+        Deleting a Job that is already gone succeeds.
+
+        Args:
+            propagation: ``"Background"`` (return at once, dependents go after) or
+                ``"Foreground"``. ``"Orphan"`` is refused: it would leave pods running.
+
+        Raises:
+            ValueError: ``propagation`` is not Background or Foreground.
+            KubeApiError: The API refused.
+        """
 
 class KubernetesJobEnvironment:
     """Run a flow as a user-supplied Kubernetes Job: the drop-in for Prefect's class.
@@ -146,6 +249,39 @@ class KubernetesJobEnvironment:
 
         Raises:
             ValueError: No image could be found.
+        """
+    def execute(
+        self,
+        flow: Any = None,
+        flow_location: str | None = None,
+        *,
+        image: str | None = None,
+        flow_run_id: str | None = None,
+        namespace: str | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
+        stream_logs: bool = False,
+    ) -> JobRun:
+        """Create the Job on the cluster (the seed's execute step) and return its handle.
+
+        Accepts ``execute(flow)`` (Prefect 0.13+) and ``execute(storage, flow_location)``
+        (Prefect <= 0.10). Values resolve as in :meth:`render`. With a Prefect Cloud token the
+        Secret ``<job-name>-kjenv`` is created first and becomes a dependent of the Job (it is
+        deleted if the Job cannot be created). Submitting the same flow run again adopts its
+        existing Job. Transient API errors (429, 5xx, resets) are retried.
+
+        Args:
+            wait: Then wait for the Job (see :meth:`JobRun.wait`).
+            timeout: Seconds ``wait`` waits at most.
+            stream_logs: ``wait`` prints the flow container's log lines.
+
+        Raises:
+            ClusterConfigError: No cluster configuration (it lists what was tried).
+            KubeApiError: The API refused; 409 when the Job name is taken by another flow run
+                (use ``unique_job_name=True``).
+            ValueError: No image could be found.
+            JobFailedError: With ``wait``: the Job failed.
+            JobTimeoutError: With ``wait``: the timeout passed.
         """
     def run(self, flow: Any) -> Any:
         """Run ``flow`` in this process with Prefect's default flow runner.

@@ -237,29 +237,35 @@ pub async fn events(conn: &Connection, job: &JobRef, policy: &Policy) -> Result<
         })
         .await?;
         for e in list.items {
-            let time = e
+            let when = e
                 .last_timestamp
                 .as_ref()
-                .map(|t| t.0.to_string())
-                .or_else(|| e.event_time.as_ref().map(|t| t.0.to_string()))
-                .or_else(|| {
-                    e.metadata
-                        .creation_timestamp
-                        .as_ref()
-                        .map(|t| t.0.to_string())
-                });
-            out.push(EventView {
-                kind: e.type_.unwrap_or_else(|| "Normal".into()),
-                reason: e.reason.unwrap_or_default(),
-                message: e.message.unwrap_or_default(),
-                object: format!("{kind}/{name}"),
-                count: e.count.unwrap_or(1),
-                time,
-            });
+                .map(|t| t.0)
+                .or_else(|| e.event_time.as_ref().map(|t| t.0))
+                .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0));
+            // Timestamps have second granularity: within a second, the order of writes
+            // (resourceVersion, an increasing number on every API server we know) decides.
+            let version = e
+                .metadata
+                .resource_version
+                .as_deref()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(u64::MAX);
+            out.push((
+                (when, version),
+                EventView {
+                    kind: e.type_.unwrap_or_else(|| "Normal".into()),
+                    reason: e.reason.unwrap_or_default(),
+                    message: e.message.unwrap_or_default(),
+                    object: format!("{kind}/{name}"),
+                    count: e.count.unwrap_or(1),
+                    time: when.map(|t| t.to_string()),
+                },
+            ));
         }
     }
-    out.sort_by(|a, b| a.time.cmp(&b.time));
-    Ok(out)
+    out.sort_by_key(|(key, _)| *key);
+    Ok(out.into_iter().map(|(_, e)| e).collect())
 }
 
 /// How dependents go with a deleted Job. Orphaning is refused: it leaves pods running.

@@ -75,7 +75,29 @@ async fn create_secret(
     .await;
     match created {
         Ok(_) => Ok(Some(name.clone())),
-        Err(Error::KubeApi { status: 409, .. }) => {
+        Err(Error::KubeApi {
+            status: 409,
+            reason,
+            message,
+        }) => {
+            // A Secret of this name exists: ours from an earlier attempt of this run (patch it),
+            // or another run's, which must be left alone (its Job is what holds the name).
+            let existing = retry(policy, || {
+                let api = api.clone();
+                let name = name.clone();
+                async move { api.get(&name).await }
+            })
+            .await?;
+            let owner_run = existing
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(FLOW_RUN_LABEL))
+                .map(String::as_str)
+                .unwrap_or_default();
+            if owner_run != sub.flow_run_id {
+                return Err(name_taken(&sub.job, reason, &message, owner_run));
+            }
             let patch = json!({"stringData": {SECRET_TOKEN_KEY: token.expose()}});
             retry(policy, || {
                 let api = api.clone();
@@ -147,6 +169,27 @@ pub async fn submit(conn: &Connection, sub: Submission, policy: &Policy) -> Resu
     outcome
 }
 
+/// The 409 for a Job name (or its Secret's name) held by another flow run.
+fn name_taken(job: &Value, reason: String, message: &str, owner_run: &str) -> Error {
+    let name = job
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    Error::KubeApi {
+        status: 409,
+        reason,
+        message: format!(
+            "{message}: the name {name:?} is taken by another flow run ({}); \
+             use unique_job_name=True or another metadata.name",
+            if owner_run.is_empty() {
+                "not a kjenv Job"
+            } else {
+                owner_run
+            }
+        ),
+    }
+}
+
 async fn create_job(conn: &Connection, sub: &Submission, policy: &Policy) -> Result<JobRef> {
     let resource = ApiResource::erase::<Job>(&());
     let api: Api<DynamicObject> =
@@ -191,19 +234,7 @@ async fn create_job(conn: &Connection, sub: &Submission, policy: &Policy) -> Res
                 // The same flow run submitted again (a retry): adopt the Job.
                 Ok(job_ref(&existing, sub))
             } else {
-                Err(Error::KubeApi {
-                    status: 409,
-                    reason,
-                    message: format!(
-                        "{message}: the name {name:?} is taken by another flow run ({}); \
-                         use unique_job_name=True or another metadata.name",
-                        if owner_run.is_empty() {
-                            "not a kjenv Job"
-                        } else {
-                            owner_run
-                        }
-                    ),
-                })
+                Err(name_taken(&sub.job, reason, &message, owner_run))
             }
         }
         Err(e) => Err(e),

@@ -115,11 +115,19 @@ pub async fn wait(
     loop {
         tokio::select! {
             Some(seen) = job_rx.recv() => {
-                if let Seen::Applied(j) = seen {
-                    if j.metadata.uid.as_deref() == Some(job.uid.as_str()) {
-                        latest_job = Some(j);
-                    }
-                } else {
+                let ours = |j: &Job| j.metadata.uid.as_deref() == Some(job.uid.as_str());
+                let gone = match seen {
+                    Seen::Listed(items) => match items.into_iter().find(|j| ours(j)) {
+                        Some(j) => { latest_job = Some(j); false }
+                        // Deleted before the wait began, or while a watch was being resumed.
+                        None => true,
+                    },
+                    Seen::Applied(j) => { if ours(&j) { latest_job = Some(j); } false }
+                    // A Job of the same name but another uid (an earlier run) is not ours.
+                    Seen::Deleted(j) => ours(&j),
+                };
+                if gone {
+                    finish_streams(&mut streams).await;
                     return Err(Error::JobFailed {
                         reason: "Deleted".into(),
                         message: format!("job {} was deleted while kjenv waited for it", job.name),
@@ -129,11 +137,14 @@ pub async fn wait(
                 }
             }
             Some(seen) = pod_rx.recv() => match seen {
-                Seen::Applied(p) => {
-                    let name = p.metadata.name.clone().unwrap_or_default();
-                    let entry = tracked.entry(name).or_insert(PodTrack { pod: p.clone(), pull_error_since: None, unschedulable_since: None, streaming: false });
-                    entry.pod = p;
+                Seen::Listed(items) => {
+                    // Pods missing from a fresh list were deleted while the watch was down.
+                    let names: std::collections::HashSet<String> =
+                        items.iter().filter_map(|p| p.metadata.name.clone()).collect();
+                    tracked.retain(|name, _| names.contains(name));
+                    for p in items { track(&mut tracked, p); }
                 }
+                Seen::Applied(p) => track(&mut tracked, p),
                 Seen::Deleted(p) => { tracked.remove(p.metadata.name.as_deref().unwrap_or_default()); }
             },
             _ = tick.tick() => {}
@@ -191,6 +202,24 @@ pub async fn wait(
                     options.timeout.unwrap_or_default()
                 )));
             }
+        }
+    }
+}
+
+fn track(tracked: &mut HashMap<String, PodTrack>, pod: Pod) {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    match tracked.get_mut(&name) {
+        Some(t) => t.pod = pod,
+        None => {
+            tracked.insert(
+                name,
+                PodTrack {
+                    pod,
+                    pull_error_since: None,
+                    unschedulable_since: None,
+                    streaming: false,
+                },
+            );
         }
     }
 }

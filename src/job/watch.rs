@@ -16,6 +16,8 @@ use crate::retry::{classify, retry, Policy, Verdict};
 /// One observed change.
 #[derive(Debug)]
 pub(crate) enum Seen<K> {
+    /// A fresh list: everything that exists now (what is missing was deleted meanwhile).
+    Listed(Vec<K>),
     Applied(K),
     Deleted(K),
 }
@@ -56,10 +58,8 @@ pub(crate) async fn run<K>(
             Err(_) => return,
         };
         let mut version = list.metadata.resource_version.clone().unwrap_or_default();
-        for item in list.items {
-            if tx.send(Seen::Applied(item)).await.is_err() {
-                return;
-            }
+        if tx.send(Seen::Listed(list.items)).await.is_err() {
+            return;
         }
         let mut delay = Duration::from_millis(50);
         loop {
