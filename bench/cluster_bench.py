@@ -2,7 +2,7 @@
 
 Run through ``bench/cluster``, which builds and runs the Rust half
 (``localcluster/examples/create_bench.rs``: kube-rs creates over keep-alive, and the queued
-Jobs) and passes its JSON here with ``--rust-json``. This half measures the official Python
+Jobs) and passes its JSON files here with ``--rust-json``. This half measures the official Python
 ``kubernetes`` client (one thread, then a thread pool sharing one ``ApiClient``) against
 ``kjenv.testing.LocalCluster``, then prints one table.
 
@@ -120,14 +120,19 @@ def main() -> None:
     """Parses the arguments, runs the Python half, prints the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small N, a few seconds")
-    parser.add_argument("--rust-json", help="the Rust half's results (create_bench --json)")
+    parser.add_argument(
+        "--rust-json",
+        action="append",
+        default=[],
+        help="results of the Rust half (create_bench --json); may be repeated",
+    )
     parser.add_argument("--json", help="write every figure here")
     parser.add_argument("--threads", type=int, default=8)
     args = parser.parse_args()
 
     figures: dict = {}
-    if args.rust_json:
-        with open(args.rust_json) as f:
+    for path in args.rust_json:
+        with open(path) as f:
             figures.update(json.load(f))
     figures.update(python_figures(200 if args.quick else 2000, args.threads))
     print(table(figures))
