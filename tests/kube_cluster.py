@@ -62,18 +62,21 @@ def job_spec(
     flow_env: list[dict[str, Any]] | None = None,
     simulate: str | None = None,
     image: str = REAL_IMAGE,
+    init: dict[str, Any] | None = None,
     **pod_spec: Any,
 ) -> dict[str, Any]:
     """A Job spec whose first container is the flow container (kjenv rewrites it).
 
     ``sidecar`` is the command of a second container (e.g. ``["sleep", "30"]``) that keeps the
-    pod running after the flow container ended.
+    pod running after the flow container ended; ``init`` the fields of an init container.
     """
     containers: list[dict[str, Any]] = [{"name": "flow", "image": image}]
     if flow_env:
         containers[0]["env"] = flow_env
     if sidecar:
         containers.append({"name": "sidecar", "image": image, "command": sidecar})
+    if init:
+        pod_spec["initContainers"] = [{"name": "init", "image": image, **init}]
     template: dict[str, Any] = {"spec": {"containers": containers, **pod_spec}}
     if simulate:
         template["metadata"] = {"annotations": {SIMULATE: simulate}}

@@ -96,6 +96,30 @@ def test_image_pull_of_a_sidecar_also_fails_fast(local_cluster):
     run.delete()
 
 
+def test_image_pull_failure_of_an_init_container(kube):
+    spec = job_spec(
+        unique("pull-init"),
+        simulate="image-pull-error",
+        init={"command": ["true"], "image": BAD_IMAGE},
+    )
+    run = kube.env(spec).execute(image=kube.image)
+    with pytest.raises(JobFailedError) as info:
+        run.wait(timeout=30, image_pull_grace=0.3)
+    assert info.value.reason in ("ErrImagePull", "ImagePullBackOff")
+    assert "init" in str(info.value)
+    run.delete()
+
+
+def test_config_error_of_an_init_container(kube):
+    missing = {"name": "X", "valueFrom": {"secretKeyRef": {"name": unique("nope"), "key": "k"}}}
+    spec = job_spec(unique("cfg-init"), init={"command": ["true"], "env": [missing]})
+    run = kube.env(spec).execute(image=kube.image)
+    with pytest.raises(JobFailedError) as info:
+        run.wait(timeout=30)
+    assert info.value.reason == "CreateContainerConfigError"
+    run.delete()
+
+
 def test_oom_killed(local_cluster):
     k = local_kube(local_cluster)
     spec = job_spec(unique("oom"), backoff_limit=3, sidecar=["sleep", "30"], simulate="oom-killed")

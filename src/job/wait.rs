@@ -284,37 +284,49 @@ fn stuck(
     o: &WaitOptions,
 ) -> Option<(String, String)> {
     let status = track.pod.status.as_ref()?;
-    if let Some(c) = flow_status(&track.pod, &job.flow_container) {
-        if let Some(w) = c.state.as_ref().and_then(|s| s.waiting.as_ref()) {
-            let reason = w.reason.clone().unwrap_or_default();
-            let detail = w.message.clone().unwrap_or_default();
-            match reason.as_str() {
-                "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" => {
-                    let since = *track.pull_error_since.get_or_insert(now);
-                    if reason == "InvalidImageName"
-                        || now.duration_since(since) >= o.image_pull_grace
-                    {
-                        return Some((
-                            reason.clone(),
-                            format!(
-                                "pod {name} cannot pull image {:?}: {reason}: {detail}",
-                                c.image
-                            ),
-                        ));
-                    }
-                }
-                "CreateContainerConfigError" | "CreateContainerError" => {
+    // Any container can hold the pod back, init containers (which run first) included.
+    let containers = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten());
+    let mut pulling = false;
+    for c in containers {
+        let Some(w) = c.state.as_ref().and_then(|s| s.waiting.as_ref()) else {
+            continue;
+        };
+        let reason = w.reason.clone().unwrap_or_default();
+        let detail = w.message.clone().unwrap_or_default();
+        match reason.as_str() {
+            "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" => {
+                pulling = true;
+                let since = *track.pull_error_since.get_or_insert(now);
+                if reason == "InvalidImageName" || now.duration_since(since) >= o.image_pull_grace {
                     return Some((
                         reason.clone(),
                         format!(
-                            "pod {name}: container {} cannot be created: {reason}: {detail}",
-                            c.name
+                            "pod {name}: container {} cannot pull image {:?}: {reason}: {detail}",
+                            c.name, c.image
                         ),
                     ));
                 }
-                _ => track.pull_error_since = None,
             }
+            "CreateContainerConfigError" | "CreateContainerError" => {
+                return Some((
+                    reason.clone(),
+                    format!(
+                        "pod {name}: container {} cannot be created: {reason}: {detail}",
+                        c.name
+                    ),
+                ));
+            }
+            _ => {}
         }
+    }
+    if !pulling {
+        track.pull_error_since = None;
+    }
+    if let Some(c) = flow_status(&track.pod, &job.flow_container) {
         if let Some(t) = c.state.as_ref().and_then(|s| s.terminated.as_ref()) {
             if t.reason.as_deref() == Some("OOMKilled") {
                 return Some(("OOMKilled".into(), format!("pod {name}: container {} was killed for using too much memory (OOMKilled, exit code {})", c.name, t.exit_code)));
