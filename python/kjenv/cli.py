@@ -186,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--timeout", type=float, default=60.0, help="seconds to wait at most")
     demo.set_defaults(func=_cmd_demo)
+
+    from kjenv import _submit
+
+    _submit.add_parser(sub)
     return parser
 
 
