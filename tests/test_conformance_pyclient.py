@@ -510,3 +510,111 @@ def test_concurrent_clients(batch):
     assert set(names) <= listed
     for n in names:
         batch.delete_namespaced_job(n, NS, propagation_policy="Background")
+
+
+# --- more of what the client does ---------------------------------------------------------
+
+
+def test_expired_watch_raises_410(batch, local_cluster):
+    """An expired watch (ERROR event with a 410 Expired Status) surfaces from
+    ``watch.Watch().stream(..., timeout_seconds=…)`` as ``ApiException`` 410."""
+    name = unique("py-expire")
+    seen = threading.Event()
+    result: dict = {}
+
+    def consume():
+        try:
+            for event in watch.Watch().stream(
+                batch.list_namespaced_job,
+                NS,
+                field_selector=f"metadata.name={name}",
+                timeout_seconds=20,
+            ):
+                result.setdefault("types", []).append(event["type"])
+                seen.set()
+        except ApiException as e:
+            result["error"] = e
+        finally:
+            seen.set()
+
+    t = threading.Thread(target=consume, daemon=True)
+    t.start()
+    # The ADDED event proves the watch is open; then expire it.
+    deadline = time.monotonic() + 10
+    while not seen.is_set() and time.monotonic() < deadline:
+        batch.create_namespaced_job(NS, job_body(name, "true", suspend=True))
+        seen.wait(2)
+    assert seen.is_set(), "the watch saw no event"
+    local_cluster.expire_watches()
+    t.join(15)
+    assert not t.is_alive(), "the watch did not end after expire_watches()"
+    assert result["types"][0] == "ADDED"
+    err = result.get("error")
+    assert err is not None, f"no ApiException; events {result.get('types')}"
+    assert err.status == 410
+    assert err.reason.startswith("Expired: "), err.reason
+    batch.delete_namespaced_job(name, NS, propagation_policy="Background")
+
+
+def test_dry_run_stores_nothing(batch):
+    """``dry_run="All"``: 201 with server-set fields, nothing stored."""
+    name = unique("py-dry")
+    job = batch.create_namespaced_job(NS, job_body(name, "true"), dry_run="All")
+    assert job.metadata.name == name
+    assert job.metadata.uid and job.spec.backoff_limit == 0
+    assert job.spec.template.metadata.labels["job-name"] == name
+    with pytest.raises(ApiException) as info:
+        batch.read_namespaced_job(name, NS)
+    assert info.value.status == 404
+
+
+def test_generate_name(batch):
+    """``metadata.generateName``: the server picks ``<prefix><5 chars>``."""
+    body = job_body("unused", "true", suspend=True)
+    del body["metadata"]["name"]
+    body["metadata"]["generateName"] = "py-gen-"
+    job = batch.create_namespaced_job(NS, body)
+    name = job.metadata.name
+    assert name.startswith("py-gen-") and len(name) == len("py-gen-") + 5
+    assert set(name[len("py-gen-") :]) <= set("bcdfghjklmnpqrstvwxz2456789")
+    assert job.metadata.generate_name == "py-gen-"
+    batch.delete_namespaced_job(name, NS, propagation_policy="Background")
+
+
+def test_json_patch_and_set_selectors(batch):
+    """A JSON patch (list body) and set-based label selectors (``in``, ``notin``, ``!key``)."""
+    name = unique("py-jpatch")
+    batch.create_namespaced_job(NS, job_body(name, "true", suspend=True))
+    patched = batch.patch_namespaced_job(
+        name, NS, [{"op": "add", "path": "/metadata/labels/tier", "value": "gold"}]
+    )
+    assert patched.metadata.labels == {"suite": "pyclient", "tier": "gold"}
+
+    def names(selector: str) -> set[str]:
+        return {
+            j.metadata.name for j in batch.list_namespaced_job(NS, label_selector=selector).items
+        }
+
+    assert name in names("tier in (gold,silver)")
+    assert name not in names("tier notin (gold)")
+    assert name in names("suite=pyclient,tier")
+    assert name not in names("!tier")
+    with pytest.raises(ApiException) as info:
+        batch.list_namespaced_job(NS, label_selector="tier in (gold")
+    assert info.value.status == 400
+    assert api_error(info.value)["reason"] == "BadRequest"
+    batch.delete_namespaced_job(name, NS, propagation_policy="Background")
+
+
+def test_bad_token_is_401(local_cluster):
+    """A wrong bearer token: ApiException 401 Unauthorized."""
+    cfg = client.Configuration()
+    config.load_kube_config(config_file=local_cluster.kubeconfig, client_configuration=cfg)
+    cfg.api_key = {"BearerToken": "Bearer wrong-token"}
+    cfg.refresh_api_key_hook = None  # it would put the kubeconfig's token back
+    with client.ApiClient(cfg) as api:
+        with pytest.raises(ApiException) as info:
+            client.BatchV1Api(api).list_namespaced_job(NS)
+    assert info.value.status == 401
+    body = api_error(info.value)
+    assert body["reason"] == "Unauthorized" and body["message"] == "Unauthorized"
