@@ -26,9 +26,30 @@ pub struct Connection {
     pub default_namespace: String,
 }
 
-/// The cache key: the target plus what `KUBECONFIG` said when the client was made, and the
-/// process id (a forked child needs clients on its own runtime).
-type Key = (Target, Option<String>, u32);
+/// When a configuration file was last written (size and modification time), if it exists.
+type Stamp = Option<(u64, std::time::SystemTime)>;
+
+/// The cache key: the target, what `KUBECONFIG` said and how the kubeconfig files looked when
+/// the client was made (a rewritten kubeconfig — a restarted local cluster, another current
+/// context — needs a new client), and the process id (a forked child needs clients on its own
+/// runtime).
+type Key = (Target, Option<String>, Vec<Stamp>, u32);
+
+/// The kubeconfig files `target` reads, stamped.
+fn stamps(target: &Target, env: Option<&str>) -> Vec<Stamp> {
+    let files: Vec<PathBuf> = match (&target.kubeconfig, env.filter(|v| !v.is_empty())) {
+        (Some(path), _) => vec![path.clone()],
+        (None, Some(paths)) => std::env::split_paths(paths).collect(),
+        (None, None) => home_kubeconfig().into_iter().collect(),
+    };
+    files
+        .iter()
+        .map(|f| {
+            let meta = std::fs::metadata(f).ok()?;
+            Some((meta.len(), meta.modified().ok()?))
+        })
+        .collect()
+}
 
 static CLIENTS: Mutex<Option<HashMap<Key, Connection>>> = Mutex::new(None);
 
@@ -119,9 +140,11 @@ pub async fn load_config(target: &Target) -> Result<kube::Config> {
 /// # Errors
 /// [`Error::ClusterConfig`] when no configuration can be loaded or the client cannot be built.
 pub async fn connect(target: &Target) -> Result<Connection> {
+    let env = std::env::var("KUBECONFIG").ok();
     let key: Key = (
         target.clone(),
-        std::env::var("KUBECONFIG").ok(),
+        env.clone(),
+        stamps(target, env.as_deref()),
         std::process::id(),
     );
     if let Some(conn) = CLIENTS
@@ -143,11 +166,36 @@ pub async fn connect(target: &Target) -> Result<Connection> {
     };
     let mut cache = CLIENTS.lock().unwrap_or_else(|p| p.into_inner());
     let map = cache.get_or_insert_with(HashMap::new);
-    map.retain(|(_, _, pid), _| *pid == std::process::id());
+    // Clients of this process for an earlier state of the same files are stale.
+    map.retain(|(t, e, _, pid), _| *pid == std::process::id() && (t, e) != (&key.0, &key.1));
     Ok(map.entry(key).or_insert(conn).clone())
 }
 
-/// The namespace the configuration of `target` defaults to, without connecting.
+static NAMESPACES: Mutex<Option<HashMap<Key, Option<String>>>> = Mutex::new(None);
+
+/// The namespace the configuration of `target` defaults to (None without a configuration),
+/// read once per configuration and remembered; no connection is made.
 pub async fn default_namespace(target: &Target) -> Option<String> {
-    load_config(target).await.ok().map(|c| c.default_namespace)
+    let env = std::env::var("KUBECONFIG").ok();
+    let key: Key = (
+        target.clone(),
+        env.clone(),
+        stamps(target, env.as_deref()),
+        std::process::id(),
+    );
+    if let Some(known) = NAMESPACES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .and_then(|m| m.get(&key))
+    {
+        return known.clone();
+    }
+    let namespace = load_config(target).await.ok().map(|c| c.default_namespace);
+    NAMESPACES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert_with(HashMap::new)
+        .insert(key, namespace.clone());
+    namespace
 }

@@ -17,8 +17,9 @@ def fixture_path():
 
 
 @pytest.fixture(autouse=True)
-def _clean_prefect_env(monkeypatch):
-    """No test sees the developer's Prefect settings."""
+def _clean_prefect_env(monkeypatch, tmp_path):
+    """No test sees the developer's Prefect settings or Kubernetes configuration."""
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
     for name in (
         "PREFECT__CLOUD__AUTH_TOKEN",
         "PREFECT__CLOUD__GRAPHQL",

@@ -194,3 +194,20 @@ def test_prefect_config_token(fixture_path):
     assert env_map(job)["PREFECT__CLOUD__AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == (
         "my-prefect-job-kjenv"
     )
+
+
+def test_kubeconfig_namespace_is_used_like_execute(tmp_path, fixture_path):
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters:\n- name: k\n  cluster:\n    server: https://127.0.0.1:1\n"
+        "users:\n- name: u\n  user:\n    token: t\n"
+        "contexts:\n- name: c\n  context:\n    cluster: k\n    user: u\n    namespace: team-a\n"
+    )
+    env = KubernetesJobEnvironment(kubeconfig=str(kubeconfig))
+    assert env.render(image="i")["metadata"]["namespace"] == "team-a"
+    assert env.render(image="i", namespace="arg")["metadata"]["namespace"] == "arg"
+    spec_ns = KubernetesJobEnvironment(
+        fixture_path("sidecar_init.yaml"), kubeconfig=str(kubeconfig)
+    )
+    assert spec_ns.render(image="i")["metadata"]["namespace"] == "flows"

@@ -321,11 +321,26 @@ impl PyKubernetesJobEnvironment {
         namespace: Option<String>,
         flow_file_path: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        // Exactly what execute submits: without a namespace from the caller or the spec, the
+        // kubeconfig's default namespace counts (read once per configuration, no connection).
+        let spec_namespace = self
+            .spec
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
+        let config_namespace = if namespace.is_none() && self.namespace.is_none() && !spec_namespace
+        {
+            let target = self.target();
+            py.detach(|| crate::runtime::block_on(crate::cluster::default_namespace(&target)))
+        } else {
+            None
+        };
         let overrides = Overrides {
             image,
             flow_run_id,
             namespace,
             flow_file_path,
+            config_namespace,
             ..Overrides::default()
         };
         let run = self.render_job(py, flow, overrides)?;
