@@ -1,0 +1,287 @@
+"""Submitting a Job: kjenv's ``execute`` against Prefect 0.15.13's path and a raw HTTP POST;
+and how long after a Job completes ``JobRun.wait()`` returns.
+
+One local cluster, started in a separate process (``python -m kjenv cluster``), serves all
+three clients, so the figures compare the clients, not the servers:
+
+(a) kjenv: ``KubernetesJobEnvironment.execute`` (render + submit) per Job.
+(b) Prefect 0.15.13: ``_populate_run_time_job_spec_details`` plus the official ``kubernetes``
+    client's ``create_namespaced_job``; as Prefect's ``execute`` does it (configuration loaded
+    and a new ``BatchV1Api`` per call, with the kubeconfig standing in for the in-cluster
+    account), and with one client reused (the anchor at its best).
+(c) raw: the same body (kjenv's render) POSTed with ``http.client.HTTPSConnection`` over one
+    keep-alive connection: the floor.
+
+The Jobs are suspended (no pods), so the server's part is one store write. Wait latency: a Job
+whose flow exits at once; an official-client watch in another thread records when the Job's
+``Complete`` condition arrives, and the figure is how much later ``wait()`` returned (median of
+N; the official client's own watch is the reference, as in ``kubectl wait``).
+
+Run through ``bench/execute`` (it builds the venv); ``--quick`` for CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import platform
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import warnings
+from pathlib import Path
+
+import yaml
+
+IMAGE = "example/flows:latest"
+TARGETS = {"vs_prefect": 10.0, "vs_raw": 1.5, "wait_ms": 50.0}
+
+
+def suspended_spec() -> dict:
+    """The seed's example, suspended so that the Job starts no pods."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "bench", "labels": {"identifier": "", "flow_run_id": ""}},
+        "spec": {
+            "suspend": True,
+            "template": {
+                "metadata": {"labels": {"identifier": "", "flow_run_id": ""}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "flow",
+                            "image": "",
+                            "command": [],
+                            "args": [],
+                            "env": [{"name": "EXTRA", "value": "1"}],
+                            "resources": {"limits": {"cpu": "500m", "memory": "128Mi"}},
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+class Cluster:
+    """``python -m kjenv cluster`` in its own process."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kjenv", "cluster", "--port", "0", "--concurrency", "8"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.kubeconfig = ""
+        for line in self.proc.stdout:
+            if line.startswith("kubeconfig:"):
+                self.kubeconfig = line.split(":", 1)[1].strip()
+                break
+        if not self.kubeconfig:
+            raise RuntimeError("the local cluster did not start")
+        with open(self.kubeconfig) as f:
+            kc = yaml.safe_load(f)
+        self.server = kc["clusters"][0]["cluster"]["server"]
+        self.ca = base64.b64decode(kc["clusters"][0]["cluster"]["certificate-authority-data"])
+        self.token = kc["users"][0]["user"]["token"]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def timed(fn, n: int) -> float:
+    """µs per call of ``fn(i)`` over ``n`` calls (after 10% warm-up calls)."""
+    for i in range(max(3, n // 10)):
+        fn(-1 - i)
+    start = time.perf_counter()
+    for i in range(n):
+        fn(i)
+    return (time.perf_counter() - start) / n * 1e6
+
+
+class PlainFlow:
+    """A flow that does nothing (pickled by value: it lives in ``__main__``)."""
+
+    def run(self):
+        return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short runs, for CI")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+    n = 200 if args.quick else 2000
+    rounds = 3 if args.quick else 5
+    n_wait = 3 if args.quick else 15
+
+    warnings.simplefilter("ignore")
+    os.environ.setdefault("PREFECT__CLOUD__AUTH_TOKEN", "")
+    import prefect
+    from kubernetes import client, config, watch
+    from prefect.environments import KubernetesJobEnvironment as PrefectEnv
+
+    from kjenv import KubernetesJobEnvironment
+
+    cluster = Cluster()
+    tmp = Path(tempfile.mkdtemp(prefix="kjenv-bench-"))
+    try:
+        spec = suspended_spec()
+        spec_file = tmp / "job.yaml"
+        spec_file.write_text(yaml.safe_dump(spec))
+        run_tag = uuid.uuid4().hex[:6]
+
+        # (a) kjenv
+        env = KubernetesJobEnvironment(
+            job_spec=spec, kubeconfig=cluster.kubeconfig, unique_job_name=True
+        )
+
+        def kjenv_execute(i):
+            env.execute(image=IMAGE, flow_run_id=f"a-{run_tag}-{i}", namespace="default")
+
+        # (b) Prefect 0.15.13
+        prefect_env = PrefectEnv(job_spec_file=str(spec_file), unique_job_name=True)
+
+        def prefect_execute(i):
+            # What Prefect's execute does per call (load_incluster_config → the kubeconfig).
+            config.load_kube_config(config_file=cluster.kubeconfig)
+            batch = client.BatchV1Api()
+            with prefect.context(flow_run_id=f"b-{run_tag}-{i}", namespace="default"):
+                job = prefect_env._populate_run_time_job_spec_details(docker_name=IMAGE)
+                batch.create_namespaced_job(namespace="default", body=job)
+
+        shared = client.BatchV1Api(config.new_client_from_config(config_file=cluster.kubeconfig))
+
+        def prefect_reused(i):
+            with prefect.context(flow_run_id=f"c-{run_tag}-{i}", namespace="default"):
+                job = prefect_env._populate_run_time_job_spec_details(docker_name=IMAGE)
+                shared.create_namespaced_job(namespace="default", body=job)
+
+        # (c) raw keep-alive POST of the same body
+        body = env.render(image=IMAGE, flow_run_id="raw", namespace="default")
+        host, port = cluster.server.removeprefix("https://").split(":")
+        ctx = ssl.create_default_context(cadata=cluster.ca.decode())
+        conn = http.client.HTTPSConnection(host, int(port), context=ctx)
+        headers = {
+            "Authorization": f"Bearer {cluster.token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+
+        def raw_post(i):
+            body["metadata"]["name"] = f"raw-{run_tag}-{i}"
+            conn.request(
+                "POST",
+                "/apis/batch/v1/namespaces/default/jobs",
+                body=json.dumps(body),
+                headers=headers,
+            )
+            resp = conn.getresponse()
+            data = resp.read()
+            if resp.status != 201:
+                raise RuntimeError(f"raw POST: {resp.status} {data[:200]!r}")
+
+        # Interleave rounds so that drift (the store growing) hits every client alike.
+        figures = {"kjenv": [], "prefect": [], "prefect_reused": [], "raw": []}
+        per_round = max(1, n // rounds)
+        for r in range(rounds):
+            base = r * 100000
+            figures["kjenv"].append(timed(lambda i, b=base: kjenv_execute(b + i), per_round))
+            figures["raw"].append(timed(lambda i, b=base: raw_post(b + i), per_round))
+            figures["prefect_reused"].append(
+                timed(lambda i, b=base: prefect_reused(b + i), per_round)
+            )
+            figures["prefect"].append(
+                timed(lambda i, b=base: prefect_execute(b + i), max(1, per_round // 4))
+            )
+        us = {k: min(v) for k, v in figures.items()}
+
+        # Wait latency
+        flow_path = tmp / "flow.pkl"
+        import cloudpickle
+
+        flow_path.write_bytes(cloudpickle.dumps(PlainFlow()))
+        wait_env = KubernetesJobEnvironment(
+            job_spec={"metadata": {"name": "wait"}, "spec": {"backoffLimit": 0}},
+            kubeconfig=cluster.kubeconfig,
+            unique_job_name=True,
+        )
+        watch_api = client.BatchV1Api(config.new_client_from_config(config_file=cluster.kubeconfig))
+        lat_ms = []
+        for i in range(n_wait):
+            run = wait_env.execute(
+                flow_location=str(flow_path), image=IMAGE, flow_run_id=f"w-{run_tag}-{i}"
+            )
+            seen = {}
+
+            def reference(name=run.name, seen=seen):
+                w = watch.Watch()
+                for ev in w.stream(
+                    watch_api.list_namespaced_job,
+                    "default",
+                    field_selector=f"metadata.name={name}",
+                    timeout_seconds=60,
+                ):
+                    conds = ev["object"].status.conditions or []
+                    if any(c.type in ("Complete", "Failed") and c.status == "True" for c in conds):
+                        seen["t"] = time.perf_counter()
+                        seen["ok"] = any(c.type == "Complete" for c in conds)
+                        w.stop()
+                        return
+
+            t = threading.Thread(target=reference)
+            t.start()
+            run.wait(timeout=60)
+            returned = time.perf_counter()
+            t.join(timeout=10)
+            if "t" not in seen or not seen["ok"]:
+                raise RuntimeError(f"the reference watch did not see {run.name} complete")
+            lat_ms.append((returned - seen["t"]) * 1e3)
+            run.delete()
+        wait_ms = statistics.median(lat_ms)
+    finally:
+        cluster.stop()
+
+    rows = [
+        ("(a) kjenv execute", us["kjenv"], ""),
+        ("(b) Prefect 0.15.13 execute path", us["prefect"], f"{us['prefect'] / us['kjenv']:.1f}×"),
+        (
+            "(b') Prefect render + reused client",
+            us["prefect_reused"],
+            f"{us['prefect_reused'] / us['kjenv']:.1f}×",
+        ),
+        ("(c) raw keep-alive POST", us["raw"], f"{us['kjenv'] / us['raw']:.2f}× (kjenv/raw)"),
+    ]
+    print(f"Job submission, µs per Job (best of {rounds} rounds of {per_round}), {platform.node()}")
+    for name, value, ratio in rows:
+        print(f"  {name:<38} {value:10.0f} µs  {ratio}")
+    print(
+        f"  targets: (b)/(a) ≥ {TARGETS['vs_prefect']:.0f}× — "
+        f"{'met' if us['prefect'] / us['kjenv'] >= TARGETS['vs_prefect'] else 'NOT met'}; "
+        f"(a)/(c) ≤ {TARGETS['vs_raw']}× — "
+        f"{'met' if us['kjenv'] / us['raw'] <= TARGETS['vs_raw'] else 'NOT met'}"
+    )
+    print(
+        f"wait() returns {wait_ms:.1f} ms (median of {n_wait}; min {min(lat_ms):.1f}, max "
+        f"{max(lat_ms):.1f}) after the official client's watch sees Complete; target ≤ "
+        f"{TARGETS['wait_ms']:.0f} ms — {'met' if wait_ms <= TARGETS['wait_ms'] else 'NOT met'}"
+    )
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({"us_per_job": us, "wait_ms": lat_ms, "wait_ms_median": wait_ms}, indent=2)
+        )
+
+
+if __name__ == "__main__":
+    main()
