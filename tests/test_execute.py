@@ -482,3 +482,17 @@ def test_explicit_missing_kubeconfig(tmp_path):
         env.execute(image="img:1")
     assert isinstance(info.value, OSError)
     assert "nope" in str(info.value)
+
+
+def test_a_rewritten_kubeconfig_is_read_again(tmp_path):
+    # A local cluster restarted in the same directory: same kubeconfig path, new port and CA.
+    from kjenv.testing import LocalCluster
+
+    spec = job_spec("rewritten", sidecar=["sleep", "30"])
+    spec["spec"]["suspend"] = True
+    for _ in range(2):
+        with LocalCluster(work_dir=tmp_path) as cluster:
+            env = kjenv.KubernetesJobEnvironment(
+                job_spec=spec, kubeconfig=cluster.kubeconfig, unique_job_name=True
+            )
+            assert env.execute(image="img:1").uid
