@@ -90,12 +90,18 @@ async fn job_crud_and_errors() {
 
     // Replace with a stale resourceVersion → 409 Conflict.
     let mut stale = created.clone();
-    let mut fresh = jobs.get("pi").await.unwrap();
-    fresh.labels_mut().insert("x".into(), "1".into());
-    let fresh = jobs
-        .replace("pi", &PostParams::default(), &fresh)
-        .await
-        .unwrap();
+    // The controller writes the Job's status concurrently: like any client, retry a
+    // read-modify-write that loses the race.
+    let mut attempt = 0;
+    let fresh = loop {
+        let mut current = jobs.get("pi").await.unwrap();
+        current.labels_mut().insert("x".into(), "1".into());
+        match jobs.replace("pi", &PostParams::default(), &current).await {
+            Ok(job) => break job,
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < 10 => attempt += 1,
+            Err(e) => panic!("replace failed: {e}"),
+        }
+    };
     assert_eq!(fresh.labels()["x"], "1");
     stale.labels_mut().insert("x".into(), "2".into());
     let (code, reason, msg) = api_err(
