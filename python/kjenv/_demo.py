@@ -100,17 +100,14 @@ def run_as_job(
 
     Returns 0 when the Job succeeded, 1 when it failed.
     """
-    from kjenv import JobFailedError, JobTimeoutError
+    from kjenv._submit import wait_with_progress
 
     start = time.perf_counter()
     run = env.execute(flow, flow_file_path, image=image)
     print(f"job {run.namespace}/{run.name} created (flow run {run.flow_run_id})", file=out)
     print("--- flow log ---", file=out, flush=True)
-    outcome, code = "succeeded", 0
-    try:
-        run.wait(timeout=timeout, stream_logs=True)
-    except (JobFailedError, JobTimeoutError) as exc:
-        outcome, code = f"failed: {exc}", 1
+    code, message = wait_with_progress(run, timeout, logs=True)
+    outcome = "succeeded" if code == 0 else message.replace("\n", " | ")
     elapsed = time.perf_counter() - start
     print("--- summary ---", file=out)
     try:

@@ -122,7 +122,9 @@ def _poll(run: Any, progress: Progress, start: float, stop: threading.Event) -> 
         stop.wait(POLL_SECONDS)
 
 
-def _wait(run: Any, args: argparse.Namespace) -> int:
+def wait_with_progress(run: Any, timeout: float | None, logs: bool) -> tuple[int, str]:
+    """Wait for ``run`` with the progress line (on a terminal) and, with ``logs``, the flow's log
+    on stdout. Returns the exit code and a one-line outcome."""
     from kjenv import JobFailedError, JobTimeoutError
 
     start = time.monotonic()
@@ -131,14 +133,14 @@ def _wait(run: Any, args: argparse.Namespace) -> int:
     poller = None
     real_stdout = sys.stdout
     if progress is not None:
-        if args.logs and sys.stdout.isatty():
+        if logs and sys.stdout.isatty():
             sys.stdout = _Stdout(real_stdout, progress)  # type: ignore[assignment]
         poller = threading.Thread(
             target=_poll, args=(run, progress, start, stop), name="kjenv-progress", daemon=True
         )
         poller.start()
     try:
-        run.wait(timeout=args.timeout, stream_logs=args.logs)
+        run.wait(timeout=timeout, stream_logs=logs)
     except JobFailedError as exc:
         outcome = (EXIT_FAILED, f"job {run.name} failed: {exc.reason}\n{exc}")
     except JobTimeoutError as exc:
@@ -152,7 +154,11 @@ def _wait(run: Any, args: argparse.Namespace) -> int:
         if progress is not None:
             progress.clear()
         sys.stdout = real_stdout
-    code, message = outcome
+    return outcome
+
+
+def _wait(run: Any, args: argparse.Namespace) -> int:
+    code, message = wait_with_progress(run, args.timeout, args.logs)
     _error(message)
     return code
 
