@@ -35,6 +35,13 @@ type Stamp = Option<(u64, std::time::SystemTime)>;
 /// runtime).
 type Key = (Target, Option<String>, Vec<Stamp>, u32);
 
+/// The cache key of `target` now: what `KUBECONFIG` says, the files' stamps, this process.
+fn cache_key(target: &Target) -> Key {
+    let env = std::env::var("KUBECONFIG").ok();
+    let stamps = stamps(target, env.as_deref());
+    (target.clone(), env, stamps, std::process::id())
+}
+
 /// The kubeconfig files `target` reads, stamped.
 fn stamps(target: &Target, env: Option<&str>) -> Vec<Stamp> {
     let files: Vec<PathBuf> = match (&target.kubeconfig, env.filter(|v| !v.is_empty())) {
@@ -140,13 +147,7 @@ pub async fn load_config(target: &Target) -> Result<kube::Config> {
 /// # Errors
 /// [`Error::ClusterConfig`] when no configuration can be loaded or the client cannot be built.
 pub async fn connect(target: &Target) -> Result<Connection> {
-    let env = std::env::var("KUBECONFIG").ok();
-    let key: Key = (
-        target.clone(),
-        env.clone(),
-        stamps(target, env.as_deref()),
-        std::process::id(),
-    );
+    let key = cache_key(target);
     if let Some(conn) = CLIENTS
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -176,13 +177,7 @@ static NAMESPACES: Mutex<Option<HashMap<Key, Option<String>>>> = Mutex::new(None
 /// The namespace the configuration of `target` defaults to (None without a configuration),
 /// read once per configuration and remembered; no connection is made.
 pub async fn default_namespace(target: &Target) -> Option<String> {
-    let env = std::env::var("KUBECONFIG").ok();
-    let key: Key = (
-        target.clone(),
-        env.clone(),
-        stamps(target, env.as_deref()),
-        std::process::id(),
-    );
+    let key = cache_key(target);
     if let Some(known) = NAMESPACES
         .lock()
         .unwrap_or_else(|p| p.into_inner())
