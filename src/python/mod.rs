@@ -6,6 +6,7 @@ mod environment;
 mod errors;
 mod job_run;
 mod prefect;
+mod run_flow;
 
 use pyo3::prelude::*;
 
