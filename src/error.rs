@@ -108,6 +108,10 @@ pub enum Error {
     #[error("{0}")]
     JobTimeout(String),
 
+    /// kjenv's runtime could not start.
+    #[error("{0}")]
+    Runtime(String),
+
     /// A wait was interrupted (Ctrl-C).
     #[error("interrupted")]
     Interrupted,

@@ -87,12 +87,13 @@ where
     Fut: Future<Output = Result<T, kube::Error>>,
 {
     let mut delay = policy.first_delay;
-    for n in 1..=policy.attempts {
+    let attempts = policy.attempts.max(1);
+    for n in 1..=attempts {
         let outcome = tokio::time::timeout(policy.attempt_timeout, attempt()).await;
         let err = match outcome {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(err)) => err,
-            Err(_) if n < policy.attempts => {
+            Err(_) if n < attempts => {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(policy.max_delay);
                 continue;
@@ -100,12 +101,12 @@ where
             Err(_) => {
                 return Err(Error::Unreachable(format!(
                     "no answer within {:?} ({} attempts)",
-                    policy.attempt_timeout, policy.attempts
+                    policy.attempt_timeout, attempts
                 )))
             }
         };
         match classify(&err) {
-            Verdict::Retry(server) if n < policy.attempts => {
+            Verdict::Retry(server) if n < attempts => {
                 let wait = server.map_or(delay, |s| s.min(policy.max_retry_after).max(delay));
                 tokio::time::sleep(wait).await;
                 delay = (delay * 2).min(policy.max_delay);
@@ -113,7 +114,7 @@ where
             _ => return Err(api_error(err)),
         }
     }
-    unreachable!("the loop returns on its last attempt")
+    Err(Error::Unreachable("no attempt was made".into()))
 }
 
 #[cfg(test)]
@@ -128,6 +129,10 @@ mod tests {
         kube::Error::Api(Box::new(status))
     }
 
+    fn block<F: std::future::Future>(f: F) -> F::Output {
+        crate::runtime::block_on(f).expect("the runtime starts")
+    }
+
     fn quick() -> Policy {
         Policy {
             attempts: 4,
@@ -140,7 +145,7 @@ mod tests {
     #[test]
     fn transient_statuses_are_retried_then_succeed() {
         let mut calls = 0;
-        let result = crate::runtime::block_on(retry(&quick(), || {
+        let result = block(retry(&quick(), || {
             calls += 1;
             let n = calls;
             async move {
@@ -157,7 +162,7 @@ mod tests {
     #[test]
     fn client_errors_are_final() {
         let mut calls = 0;
-        let result: Result<()> = crate::runtime::block_on(retry(&quick(), || {
+        let result: Result<()> = block(retry(&quick(), || {
             calls += 1;
             async { Err(api(409, 0)) }
         }));
@@ -168,7 +173,7 @@ mod tests {
     #[test]
     fn attempts_are_bounded() {
         let mut calls = 0;
-        let result: Result<()> = crate::runtime::block_on(retry(&quick(), || {
+        let result: Result<()> = block(retry(&quick(), || {
             calls += 1;
             async { Err(api(500, 0)) }
         }));
@@ -180,7 +185,7 @@ mod tests {
     fn retry_after_is_honoured() {
         let start = std::time::Instant::now();
         let mut calls = 0;
-        let _ = crate::runtime::block_on(retry(&quick(), || {
+        let _ = block(retry(&quick(), || {
             calls += 1;
             let n = calls;
             async move {

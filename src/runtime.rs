@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::runtime::Runtime;
 
+use crate::error::{Error, Result};
+
 struct ProcessRuntime {
     pid: u32,
     runtime: Arc<Runtime>,
@@ -16,16 +18,16 @@ static RUNTIME: Mutex<Option<ProcessRuntime>> = Mutex::new(None);
 /// The runtime of this process, started on first call (2 worker threads: kjenv waits on the
 /// network, it does not compute).
 ///
-/// # Panics
-/// Never in practice: only if the OS refuses to start threads.
-pub fn get() -> Arc<Runtime> {
+/// # Errors
+/// [`Error::Runtime`] when the OS refuses to start its threads.
+pub fn get() -> Result<Arc<Runtime>> {
     let pid = std::process::id();
     let mut slot = RUNTIME
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(current) = slot.as_ref() {
         if current.pid == pid {
-            return current.runtime.clone();
+            return Ok(current.runtime.clone());
         }
         // A forked child: the parent's worker threads do not exist here. Leak the copy (its
         // destructor would wait for threads that will never answer) and start a new one.
@@ -39,13 +41,13 @@ pub fn get() -> Arc<Runtime> {
             .thread_name("kjenv-runtime")
             .enable_all()
             .build()
-            .expect("kjenv could not start its runtime threads"),
+            .map_err(|e| Error::Runtime(format!("cannot start the runtime threads: {e}")))?,
     );
     *slot = Some(ProcessRuntime {
         pid,
         runtime: runtime.clone(),
     });
-    runtime
+    Ok(runtime)
 }
 
 /// Whether the runtime has been started in this process (it is not, by `import kjenv`).
@@ -57,18 +59,21 @@ pub fn is_started() -> bool {
 }
 
 /// Run a future to completion on the process runtime, from a thread outside it.
-pub fn block_on<F: Future>(future: F) -> F::Output {
-    get().block_on(future)
+///
+/// # Errors
+/// [`Error::Runtime`] when the runtime cannot start.
+pub fn block_on<F: Future>(future: F) -> Result<F::Output> {
+    Ok(get()?.block_on(future))
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn started_lazily_and_reused() {
-        let a = super::get();
-        let b = super::get();
+        let a = super::get().unwrap();
+        let b = super::get().unwrap();
         assert!(std::sync::Arc::ptr_eq(&a, &b));
         assert!(super::is_started());
-        assert_eq!(super::block_on(async { 1 + 1 }), 2);
+        assert_eq!(super::block_on(async { 1 + 1 }).unwrap(), 2);
     }
 }

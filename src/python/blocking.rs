@@ -18,7 +18,7 @@ where
     F: Future<Output = crate::Result<T>> + Send,
     T: Send,
 {
-    let runtime = crate::runtime::get();
+    let runtime = crate::runtime::get()?;
     py.detach(|| {
         runtime.block_on(async move {
             let mut future = std::pin::pin!(future);

@@ -331,7 +331,7 @@ impl PyKubernetesJobEnvironment {
         let config_namespace = if namespace.is_none() && self.namespace.is_none() && !spec_namespace
         {
             let target = self.target();
-            py.detach(|| crate::runtime::block_on(crate::cluster::default_namespace(&target)))
+            py.detach(|| crate::runtime::block_on(crate::cluster::default_namespace(&target)))?
         } else {
             None
         };

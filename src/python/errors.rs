@@ -175,6 +175,7 @@ impl From<Error> for PyErr {
                     ];
                     raise(py, &exceptions.job_failed_error, message, &attrs)
                 }
+                Error::Runtime(_) => raise(py, &exceptions.kjenv_error, message, &[]),
                 Error::JobTimeout(_) => raise(py, &exceptions.job_timeout_error, message, &[]),
                 Error::Interrupted => pyo3::exceptions::PyKeyboardInterrupt::new_err(message),
             }
