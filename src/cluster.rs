@@ -1,6 +1,7 @@
 //! Cluster access: which configuration to use (explicit kubeconfig/context, then `KUBECONFIG` or
 //! `~/.kube/config`, then the in-cluster service account) and one client per configuration.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -58,7 +59,11 @@ fn stamps(target: &Target, env: Option<&str>) -> Vec<Stamp> {
         .collect()
 }
 
-static CLIENTS: Mutex<Option<HashMap<Key, Connection>>> = Mutex::new(None);
+thread_local! {
+    /// Clients live with the runtime of the thread that made them (see [`crate::runtime`]):
+    /// one cache per thread, gone with the thread.
+    static CLIENTS: RefCell<HashMap<Key, Connection>> = RefCell::new(HashMap::new());
+}
 
 fn home_kubeconfig() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| Path::new(&h).join(".kube").join("config"))
@@ -148,13 +153,8 @@ pub async fn load_config(target: &Target) -> Result<kube::Config> {
 /// [`Error::ClusterConfig`] when no configuration can be loaded or the client cannot be built.
 pub async fn connect(target: &Target) -> Result<Connection> {
     let key = cache_key(target);
-    if let Some(conn) = CLIENTS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .as_ref()
-        .and_then(|m| m.get(&key))
-    {
-        return Ok(conn.clone());
+    if let Some(conn) = CLIENTS.with(|c| c.borrow().get(&key).cloned()) {
+        return Ok(conn);
     }
     let config = load_config(target).await?;
     let default_namespace = config.default_namespace.clone();
@@ -165,11 +165,12 @@ pub async fn connect(target: &Target) -> Result<Connection> {
         client,
         default_namespace,
     };
-    let mut cache = CLIENTS.lock().unwrap_or_else(|p| p.into_inner());
-    let map = cache.get_or_insert_with(HashMap::new);
-    // Clients of this process for an earlier state of the same files are stale.
-    map.retain(|(t, e, _, pid), _| *pid == std::process::id() && (t, e) != (&key.0, &key.1));
-    Ok(map.entry(key).or_insert(conn).clone())
+    CLIENTS.with(|c| {
+        let mut map = c.borrow_mut();
+        // Clients of this process for an earlier state of the same files are stale.
+        map.retain(|(t, e, _, pid), _| *pid == std::process::id() && (t, e) != (&key.0, &key.1));
+        Ok(map.entry(key).or_insert(conn).clone())
+    })
 }
 
 static NAMESPACES: Mutex<Option<HashMap<Key, Option<String>>>> = Mutex::new(None);

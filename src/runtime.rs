@@ -1,64 +1,70 @@
-//! The one tokio runtime of the process: created on first use (never at import), and created
-//! anew in a forked child, whose copy of the parent's runtime has no threads behind it.
+//! kjenv's runtimes: one current-thread tokio runtime per calling thread, created on first use
+//! (never at import) and created anew in a forked child.
+//!
+//! Why per thread: a request then runs entirely on the thread that waits for it (kube's client
+//! tasks, hyper's connection, the socket), with the GIL released. A shared multi-thread runtime
+//! made every call hop between threads, and those wake-ups cost more than the work. Threads
+//! calling kjenv at the same time each drive their own runtime and clients.
 
+use std::cell::RefCell;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::rc::Rc;
 
 use tokio::runtime::Runtime;
 
 use crate::error::{Error, Result};
 
-struct ProcessRuntime {
+struct ThreadRuntime {
     pid: u32,
-    runtime: Arc<Runtime>,
+    runtime: Rc<Runtime>,
 }
 
-static RUNTIME: Mutex<Option<ProcessRuntime>> = Mutex::new(None);
+thread_local! {
+    static RUNTIME: RefCell<Option<ThreadRuntime>> = const { RefCell::new(None) };
+}
 
-/// The runtime of this process, started on first call (2 worker threads: kjenv waits on the
-/// network, it does not compute).
+/// This thread's runtime, started on first call.
 ///
 /// # Errors
-/// [`Error::Runtime`] when the OS refuses to start its threads.
-pub fn get() -> Result<Arc<Runtime>> {
+/// [`Error::Runtime`] when it cannot be built (the OS refuses a file descriptor).
+fn get() -> Result<Rc<Runtime>> {
     let pid = std::process::id();
-    let mut slot = RUNTIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(current) = slot.as_ref() {
-        if current.pid == pid {
-            return Ok(current.runtime.clone());
+    RUNTIME.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if let Some(current) = slot.as_ref() {
+            if current.pid == pid {
+                return Ok(current.runtime.clone());
+            }
+            // A forked child: the copy shares the parent's epoll instance. Leak it (dropping
+            // it would touch the parent's registrations) and build a new one.
+            if let Some(stale) = slot.take() {
+                std::mem::forget(stale);
+            }
         }
-        // A forked child: the parent's worker threads do not exist here. Leak the copy (its
-        // destructor would wait for threads that will never answer) and start a new one.
-        if let Some(stale) = slot.take() {
-            std::mem::forget(stale);
-        }
-    }
-    let runtime = Arc::new(
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("kjenv-runtime")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Runtime(format!("cannot start the runtime threads: {e}")))?,
-    );
-    *slot = Some(ProcessRuntime {
-        pid,
-        runtime: runtime.clone(),
-    });
-    Ok(runtime)
+        let runtime = Rc::new(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::Runtime(format!("cannot start kjenv's runtime: {e}")))?,
+        );
+        *slot = Some(ThreadRuntime {
+            pid,
+            runtime: runtime.clone(),
+        });
+        Ok(runtime)
+    })
 }
 
-/// Whether the runtime has been started in this process (it is not, by `import kjenv`).
+/// Whether this thread has started its runtime (`import kjenv` starts none).
 pub fn is_started() -> bool {
-    let slot = RUNTIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    slot.as_ref().is_some_and(|r| r.pid == std::process::id())
+    RUNTIME.with(|slot| {
+        slot.borrow()
+            .as_ref()
+            .is_some_and(|r| r.pid == std::process::id())
+    })
 }
 
-/// Run a future to completion on the process runtime, from a thread outside it.
+/// Run a future to completion on this thread's runtime.
 ///
 /// # Errors
 /// [`Error::Runtime`] when the runtime cannot start.
@@ -69,11 +75,11 @@ pub fn block_on<F: Future>(future: F) -> Result<F::Output> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn started_lazily_and_reused() {
-        let a = super::get().unwrap();
-        let b = super::get().unwrap();
-        assert!(std::sync::Arc::ptr_eq(&a, &b));
-        assert!(super::is_started());
+    fn started_lazily_per_thread() {
+        assert!(!super::is_started());
         assert_eq!(super::block_on(async { 1 + 1 }).unwrap(), 2);
+        assert!(super::is_started());
+        let other = std::thread::spawn(super::is_started).join().unwrap();
+        assert!(!other, "another thread has its own runtime");
     }
 }

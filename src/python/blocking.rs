@@ -18,14 +18,16 @@ where
     F: Future<Output = crate::Result<T>> + Send,
     T: Send,
 {
-    let runtime = crate::runtime::get()?;
-    py.detach(|| {
-        runtime.block_on(async move {
+    py.detach(|| -> PyResult<T> {
+        crate::runtime::block_on(async move {
             let mut future = std::pin::pin!(future);
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            // The first check comes after one period: a quick call never takes the GIL back.
+            let period = Duration::from_millis(100);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
+                    biased;
                     result = &mut future => {
                         if let Some(rx) = lines.as_mut() {
                             let mut rest = Vec::new();
@@ -42,7 +44,7 @@ where
                     }
                 }
             }
-        })
+        })?
     })
 }
 
