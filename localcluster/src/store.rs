@@ -228,6 +228,34 @@ pub fn now_rfc3339() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// `metadata.name` and `metadata.generateName` (either may be empty, not both).
+///
+/// # Errors
+/// 422 Invalid `metadata.name: Required value` when both are empty.
+pub(crate) fn name_and_prefix(
+    kind: Kind,
+    meta: &serde_json::Map<String, Value>,
+) -> Result<(String, String), ApiError> {
+    let text = |k: &str| {
+        meta.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let (name, prefix) = (text("name"), text("generateName"));
+    if name.is_empty() && prefix.is_empty() {
+        return Err(ApiError::invalid(
+            kind,
+            "",
+            vec![crate::error::Cause::required(
+                "metadata.name",
+                "name or generateName is required",
+            )],
+        ));
+    }
+    Ok((name, prefix))
+}
+
 /// `prefix` cut to 58 characters plus 5 random characters, as `generateName` does.
 pub fn generate_name(prefix: &str) -> String {
     let cut: String = prefix.chars().take(58).collect();
@@ -557,26 +585,7 @@ impl Store {
         }
         meta.remove("deletionTimestamp");
         meta.remove("deletionGracePeriodSeconds");
-        let given_name = meta
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let prefix = meta
-            .get("generateName")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        if given_name.is_empty() && prefix.is_empty() {
-            return Err(ApiError::invalid(
-                kind,
-                "",
-                vec![crate::error::Cause::required(
-                    "metadata.name",
-                    "name or generateName is required",
-                )],
-            ));
-        }
+        let (given_name, prefix) = name_and_prefix(kind, meta)?;
 
         let mut g = self.lock();
         if kind.namespaced() && g.get(Kind::Namespace, "", &ns).is_none() {

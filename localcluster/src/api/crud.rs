@@ -261,26 +261,7 @@ pub fn create(cluster: &Arc<Cluster>, req: &Req, t: &Target) -> Result<Response<
     ] {
         meta.remove(field);
     }
-    let given = meta
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let prefix = meta
-        .get("generateName")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    if given.is_empty() && prefix.is_empty() {
-        return Err(ApiError::invalid(
-            t.kind,
-            "",
-            vec![Cause::required(
-                "metadata.name",
-                "name or generateName is required",
-            )],
-        ));
-    }
+    let (given, prefix) = crate::store::name_and_prefix(t.kind, meta)?;
     if t.kind.namespaced()
         && cluster
             .store
