@@ -105,15 +105,16 @@ def kube_fixture(request) -> Kube:
     return Kube("real", REAL_KUBECONFIG, namespace, REAL_IMAGE)
 
 
-def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05):
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy (and return it); fail the test after
+    ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kube_cluster import wait_until as poll
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,18 +131,6 @@ def write_manifest(tmp_path: Path, manifest: dict, filename: str = "job.yaml") -
     path = tmp_path / filename
     path.write_text(yaml.safe_dump(manifest, sort_keys=False))
     return str(path)
-
-
-def poll(fn, timeout: float = 20, interval: float = 0.05, what: str = "condition"):
-    """Calls ``fn`` until it returns something truthy; fails after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def wait_job(kubectl: Kubectl, name: str, type_: str = "Complete", timeout: float = 30) -> dict:

@@ -13,6 +13,7 @@ import time
 import uuid
 
 import pytest
+from kube_cluster import wait_until as poll
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
@@ -65,18 +66,6 @@ def job_body(name: str, script: str, *, restart_policy: str = "Never", **spec) -
             },
         },
     }
-
-
-def poll(fn, timeout: float = 20, interval: float = 0.05, what: str = "condition"):
-    """Calls ``fn`` until it returns something truthy; fails after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def condition(job: client.V1Job, type_: str):
