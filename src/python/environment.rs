@@ -24,10 +24,19 @@ pub(crate) struct Overrides {
     pub flow_run_id: Option<String>,
     pub namespace: Option<String>,
     pub flow_file_path: Option<String>,
-    /// The cluster configuration's default namespace (execute only).
-    pub config_namespace: Option<String>,
+    /// The cluster configuration's default namespace.
+    pub config_namespace: ConfigNamespace,
     /// Values from a seed-era `execute(storage, flow_location)` call.
     pub storage: Option<prefect::FlowValues>,
+}
+
+/// The kubeconfig's default namespace: known (execute has connected) or to be read only if
+/// nothing earlier in the resolution order gives a namespace (render).
+#[derive(Default)]
+pub(crate) enum ConfigNamespace {
+    #[default]
+    Lookup,
+    Known(Option<String>),
 }
 
 /// A rendered Job and what submitting it needs.
@@ -146,17 +155,30 @@ impl PyKubernetesJobEnvironment {
             .spec
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
             .map(str::to_owned);
+        let namespace = o.namespace.or_else(|| self.namespace.clone());
+        let config_namespace = match o.config_namespace {
+            ConfigNamespace::Known(ns) => ns,
+            ConfigNamespace::Lookup
+                if namespace.is_none() && spec_namespace.is_none() && ctx.namespace.is_none() =>
+            {
+                // Read once per configuration and remembered; no connection is made.
+                let target = self.target();
+                py.detach(|| crate::runtime::block_on(crate::cluster::default_namespace(&target)))?
+            }
+            ConfigNamespace::Lookup => None,
+        };
         let candidates = Candidates {
             image: o.image,
             metadata_image: opt_string(py, &self.metadata, "image"),
             storage_image: from_flow.image,
             flow_run_id: o.flow_run_id,
             context_flow_run_id: ctx.flow_run_id,
-            namespace: o.namespace.or_else(|| self.namespace.clone()),
+            namespace,
             spec_namespace,
             context_namespace: ctx.namespace,
-            config_namespace: o.config_namespace,
+            config_namespace,
             flow_file_path: o.flow_file_path,
             storage_flow_file_path: from_flow.flow_file_path,
         };
@@ -321,26 +343,13 @@ impl PyKubernetesJobEnvironment {
         namespace: Option<String>,
         flow_file_path: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        // Exactly what execute submits: without a namespace from the caller or the spec, the
-        // kubeconfig's default namespace counts (read once per configuration, no connection).
-        let spec_namespace = self
-            .spec
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .is_some_and(|n| !n.is_empty());
-        let config_namespace = if namespace.is_none() && self.namespace.is_none() && !spec_namespace
-        {
-            let target = self.target();
-            py.detach(|| crate::runtime::block_on(crate::cluster::default_namespace(&target)))?
-        } else {
-            None
-        };
+        // Exactly what execute submits: the kubeconfig's namespace counts when nothing earlier
+        // in the resolution order gives one (ConfigNamespace::Lookup).
         let overrides = Overrides {
             image,
             flow_run_id,
             namespace,
             flow_file_path,
-            config_namespace,
             ..Overrides::default()
         };
         let run = self.render_job(py, flow, overrides)?;
@@ -391,7 +400,7 @@ impl PyKubernetesJobEnvironment {
             flow_run_id,
             namespace,
             flow_file_path: if seed_era { None } else { flow_location },
-            config_namespace: Some(conn.default_namespace.clone()),
+            config_namespace: ConfigNamespace::Known(Some(conn.default_namespace.clone())),
             storage,
         };
         let run = self.render_job(py, flow_arg, overrides)?;
