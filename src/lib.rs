@@ -18,4 +18,10 @@ pub mod transform;
 #[cfg(feature = "python")]
 mod python;
 
+/// The extension's Rust allocations (the client's and the embedded local cluster's) go to
+/// mimalloc, as in pydantic-core: glibc's arenas cost a fifth of a Job submission (bench/).
+#[cfg(feature = "python")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub use error::{Error, Result};
