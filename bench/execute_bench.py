@@ -13,9 +13,10 @@ three clients, so the figures compare the clients, not the servers:
     keep-alive connection: the floor.
 
 The Jobs are suspended (no pods), so the server's part is one store write. Wait latency: a Job
-whose flow exits at once; an official-client watch in another thread records when the Job's
-``Complete`` condition arrives, and the figure is how much later ``wait()`` returned (median of
-N; the official client's own watch is the reference, as in ``kubectl wait``).
+whose flow records the moment it ends (CLOCK_MONOTONIC) and exits; kjenv's ``wait()`` and the
+official client's watch (in another thread, as ``kubectl wait`` would) watch the same Job, and
+each figure is how long after the flow's end that client knew (median of N). Both include the
+kubelet noticing the exit and the controller writing the condition.
 
 Run through ``bench/execute`` (it builds the venv); ``--quick`` for CI.
 """
@@ -23,15 +24,12 @@ Run through ``bench/execute`` (it builds the venv); ``--quick`` for CI.
 from __future__ import annotations
 
 import argparse
-import base64
 import http.client
 import json
 import os
 import platform
 import ssl
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -40,81 +38,20 @@ import warnings
 from pathlib import Path
 
 import yaml
+from _common import IMAGE, Cluster, suspended_spec, timed
 
-IMAGE = "example/flows:latest"
 TARGETS = {"vs_prefect": 10.0, "vs_raw": 1.5, "wait_ms": 50.0}
 
 
-def suspended_spec() -> dict:
-    """The seed's example, suspended so that the Job starts no pods."""
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": "bench", "labels": {"identifier": "", "flow_run_id": ""}},
-        "spec": {
-            "suspend": True,
-            "template": {
-                "metadata": {"labels": {"identifier": "", "flow_run_id": ""}},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [
-                        {
-                            "name": "flow",
-                            "image": "",
-                            "command": [],
-                            "args": [],
-                            "env": [{"name": "EXTRA", "value": "1"}],
-                            "resources": {"limits": {"cpu": "500m", "memory": "128Mi"}},
-                        }
-                    ],
-                },
-            },
-        },
-    }
+class StampFlow:
+    """A flow that records when it ends (CLOCK_MONOTONIC, shared by every process here)."""
 
-
-class Cluster:
-    """``python -m kjenv cluster`` in its own process."""
-
-    def __init__(self):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kjenv", "cluster", "--port", "0", "--concurrency", "8"],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.kubeconfig = ""
-        for line in self.proc.stdout:
-            if line.startswith("kubeconfig:"):
-                self.kubeconfig = line.split(":", 1)[1].strip()
-                break
-        if not self.kubeconfig:
-            raise RuntimeError("the local cluster did not start")
-        with open(self.kubeconfig) as f:
-            kc = yaml.safe_load(f)
-        self.server = kc["clusters"][0]["cluster"]["server"]
-        self.ca = base64.b64decode(kc["clusters"][0]["cluster"]["certificate-authority-data"])
-        self.token = kc["users"][0]["user"]["token"]
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-
-
-def timed(fn, n: int) -> float:
-    """µs per call of ``fn(i)`` over ``n`` calls (after 10% warm-up calls)."""
-    for i in range(max(3, n // 10)):
-        fn(-1 - i)
-    start = time.perf_counter()
-    for i in range(n):
-        fn(i)
-    return (time.perf_counter() - start) / n * 1e6
-
-
-class PlainFlow:
-    """A flow that does nothing (pickled by value: it lives in ``__main__``)."""
+    def __init__(self, path: str):
+        self.path = path
 
     def run(self):
-        return None
+        with open(self.path, "w") as f:
+            f.write(repr(time.monotonic()))
 
 
 def main() -> None:
@@ -207,19 +144,22 @@ def main() -> None:
             )
         us = {k: min(v) for k, v in figures.items()}
 
-        # Wait latency
-        flow_path = tmp / "flow.pkl"
+        # Wait latency: from the flow's end to kjenv's wait() returning, and to the official
+        # client's watch seeing Complete, both measured on the same Jobs at the same time.
         import cloudpickle
 
-        flow_path.write_bytes(cloudpickle.dumps(PlainFlow()))
+        stamp = tmp / "ended"
+        flow_path = tmp / "flow.pkl"
+        flow_path.write_bytes(cloudpickle.dumps(StampFlow(str(stamp))))
         wait_env = KubernetesJobEnvironment(
             job_spec={"metadata": {"name": "wait"}, "spec": {"backoffLimit": 0}},
             kubeconfig=cluster.kubeconfig,
             unique_job_name=True,
         )
         watch_api = client.BatchV1Api(config.new_client_from_config(config_file=cluster.kubeconfig))
-        lat_ms = []
+        lat = {"kjenv": [], "official": []}
         for i in range(n_wait):
+            stamp.unlink(missing_ok=True)
             run = wait_env.execute(
                 flow_location=str(flow_path), image=IMAGE, flow_run_id=f"w-{run_tag}-{i}"
             )
@@ -235,7 +175,7 @@ def main() -> None:
                 ):
                     conds = ev["object"].status.conditions or []
                     if any(c.type in ("Complete", "Failed") and c.status == "True" for c in conds):
-                        seen["t"] = time.perf_counter()
+                        seen["t"] = time.monotonic()
                         seen["ok"] = any(c.type == "Complete" for c in conds)
                         w.stop()
                         return
@@ -243,13 +183,15 @@ def main() -> None:
             t = threading.Thread(target=reference)
             t.start()
             run.wait(timeout=60)
-            returned = time.perf_counter()
+            returned = time.monotonic()
             t.join(timeout=10)
             if "t" not in seen or not seen["ok"]:
                 raise RuntimeError(f"the reference watch did not see {run.name} complete")
-            lat_ms.append((returned - seen["t"]) * 1e3)
+            ended = float(stamp.read_text())
+            lat["kjenv"].append((returned - ended) * 1e3)
+            lat["official"].append((seen["t"] - ended) * 1e3)
             run.delete()
-        wait_ms = statistics.median(lat_ms)
+        wait_ms = {k: statistics.median(v) for k, v in lat.items()}
     finally:
         cluster.stop()
 
@@ -273,13 +215,14 @@ def main() -> None:
         f"{'met' if us['kjenv'] / us['raw'] <= TARGETS['vs_raw'] else 'NOT met'}"
     )
     print(
-        f"wait() returns {wait_ms:.1f} ms (median of {n_wait}; min {min(lat_ms):.1f}, max "
-        f"{max(lat_ms):.1f}) after the official client's watch sees Complete; target ≤ "
-        f"{TARGETS['wait_ms']:.0f} ms — {'met' if wait_ms <= TARGETS['wait_ms'] else 'NOT met'}"
+        f"from the flow's end (median of {n_wait}): kjenv wait() returns after "
+        f"{wait_ms['kjenv']:.1f} ms, the official client's watch sees Complete after "
+        f"{wait_ms['official']:.1f} ms; target ≤ {TARGETS['wait_ms']:.0f} ms — "
+        f"{'met' if wait_ms['kjenv'] <= TARGETS['wait_ms'] else 'NOT met'}"
     )
     if args.json:
         Path(args.json).write_text(
-            json.dumps({"us_per_job": us, "wait_ms": lat_ms, "wait_ms_median": wait_ms}, indent=2)
+            json.dumps({"us_per_job": us, "wait_ms": lat, "wait_ms_median": wait_ms}, indent=2)
         )
 
 

@@ -17,6 +17,8 @@ import timeit
 import warnings
 from pathlib import Path
 
+from _common import median_wall_and_peak, python_wall_and_peak
+
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = str(ROOT / "examples" / "job_spec.yaml")
 IMAGE = "joshmeek18/flows:latest"
@@ -50,18 +52,6 @@ def whole_process_ms(code: str, runs: int) -> float:
             check=True,
         )
         times.append(float(out.stdout) * 1e3)
-    return statistics.median(times)
-
-
-def whole_process_wall_ms(code: str, runs: int) -> float:
-    """Median wall time of a whole ``python -c code`` process (interpreter start included)."""
-    import time
-
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-W", "ignore", "-c", code], check=True)
-        times.append((time.perf_counter() - start) * 1e3)
     return statistics.median(times)
 
 
@@ -128,14 +118,23 @@ def main() -> None:
         "µs/call",
         "prefect _populate_run_time_job_spec_details",
     )
+    # Whole processes: wall time and peak RSS of the import, kubernetes as a second anchor.
+    imports = {
+        name: python_wall_and_peak(code, runs)
+        for name, code in (
+            ("kjenv", "import kjenv"),
+            ("prefect", "from prefect.environments import KubernetesJobEnvironment"),
+            ("kubernetes", "import kubernetes"),
+        )
+    }
     row(
         "import",
-        whole_process_wall_ms("import kjenv", runs),
-        whole_process_wall_ms("from prefect.environments import KubernetesJobEnvironment", runs),
+        imports["kjenv"][0],
+        imports["prefect"][0],
         "ms/process",
         "from prefect.environments import KubernetesJobEnvironment",
     )
-    baseline = whole_process_wall_ms("pass", runs)
+    baseline = median_wall_and_peak([sys.executable, "-c", "pass"], runs)[0]
     in_process = (
         whole_process_ms("import kjenv", runs),
         whole_process_ms("from prefect.environments import KubernetesJobEnvironment", runs),
@@ -155,8 +154,19 @@ def main() -> None:
         f"{in_process[0]:.2f} ms, prefect {in_process[1]:.1f} ms, "
         f"{in_process[1] / in_process[0]:.0f}x)"
     )
+    for name, (wall, peak) in imports.items():
+        print(f"import {name:<11} {wall:7.1f} ms  peak RSS {peak:6.1f} MiB")
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "baseline_ms": baseline}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "rows": rows,
+                    "baseline_ms": baseline,
+                    "imports": {k: {"wall_ms": w, "peak_mib": m} for k, (w, m) in imports.items()},
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":
