@@ -144,7 +144,11 @@ def rows_from(figures: dict) -> list[Row]:
             f"official client `create_namespaced_job`, {t['threads']} threads",
             t["best"]["kjenv"] / t["best"]["official"],
             20.0,
-            f"both from {t['threads']} threads",
+            f"both from {t['threads']} threads; CPU per Job, client + server: kjenv "
+            f"{t['cpu_us']['kjenv']['client']:.0f} + {t['cpu_us']['kjenv']['server']:.0f} µs, "
+            f"official {t['cpu_us']['official']['client']:.0f} + "
+            f"{t['cpu_us']['official']['server']:.0f} µs, on {len(os.sched_getaffinity(0))} "
+            "shared cores",
         )
     )
     w = figures["execute"]["wait_ms_median"]
