@@ -1,6 +1,7 @@
 //! Retrying transient API failures: 429 (honouring the server's retry-after), 500, 503, 504 and
 //! connection failures, with capped exponential backoff and a bounded number of attempts.
-//! Other 4xx answers are final.
+//! Other 4xx answers are final. Every attempt has a time limit, and a server that does not
+//! answer at all is given up on after a second timed-out attempt: a clear error, not a hang.
 
 use std::future::Future;
 use std::time::Duration;
@@ -15,8 +16,24 @@ pub struct Policy {
     pub max_delay: Duration,
     /// Longest server-requested wait (Retry-After) that is honoured as is.
     pub max_retry_after: Duration,
-    /// Time limit of one attempt (not for streams).
+    /// Time limit of one attempt (for a watch: until its response starts).
     pub attempt_timeout: Duration,
+    /// How many attempts may time out before the call fails (a hung server).
+    pub timed_out_attempts: u32,
+}
+
+/// The environment variable that sets [`Policy::attempt_timeout`] in seconds (default 30).
+pub const REQUEST_TIMEOUT_ENV: &str = "KJENV_REQUEST_TIMEOUT";
+
+/// The time limit of one request: `KJENV_REQUEST_TIMEOUT` seconds when it is a positive number,
+/// else 30 s.
+pub fn request_timeout() -> Duration {
+    std::env::var(REQUEST_TIMEOUT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .unwrap_or(Duration::from_secs(30))
 }
 
 impl Default for Policy {
@@ -26,7 +43,8 @@ impl Default for Policy {
             first_delay: Duration::from_millis(50),
             max_delay: Duration::from_secs(2),
             max_retry_after: Duration::from_secs(10),
-            attempt_timeout: Duration::from_secs(30),
+            attempt_timeout: request_timeout(),
+            timed_out_attempts: 2,
         }
     }
 }
@@ -80,7 +98,8 @@ pub fn api_error(err: kube::Error) -> Error {
 /// Run `attempt` until it succeeds, fails for good, or the policy's attempts are spent.
 ///
 /// # Errors
-/// The last error, mapped with [`api_error`]; [`Error::Unreachable`] when an attempt times out.
+/// The last error, mapped with [`api_error`]; [`Error::Unreachable`] when attempts keep timing
+/// out ([`Policy::timed_out_attempts`] of them).
 pub async fn retry<T, F, Fut>(policy: &Policy, mut attempt: F) -> Result<T>
 where
     F: FnMut() -> Fut,
@@ -88,21 +107,24 @@ where
 {
     let mut delay = policy.first_delay;
     let attempts = policy.attempts.max(1);
+    let mut timed_out = 0u32;
     for n in 1..=attempts {
         let outcome = tokio::time::timeout(policy.attempt_timeout, attempt()).await;
         let err = match outcome {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(err)) => err,
-            Err(_) if n < attempts => {
+            Err(_) => {
+                timed_out += 1;
+                if n == attempts || timed_out >= policy.timed_out_attempts.max(1) {
+                    return Err(Error::Unreachable(format!(
+                        "no answer within {:.1?} ({timed_out} attempts timed out; \
+                         {REQUEST_TIMEOUT_ENV} sets the time limit of a request)",
+                        policy.attempt_timeout
+                    )));
+                }
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(policy.max_delay);
                 continue;
-            }
-            Err(_) => {
-                return Err(Error::Unreachable(format!(
-                    "no answer within {:?} ({} attempts)",
-                    policy.attempt_timeout, attempts
-                )))
             }
         };
         match classify(&err) {
@@ -179,6 +201,22 @@ mod tests {
         }));
         assert_eq!(calls, 4);
         assert!(matches!(result, Err(Error::KubeApi { status: 500, .. })));
+    }
+
+    #[test]
+    fn a_server_that_never_answers_is_given_up_on() {
+        let policy = Policy {
+            attempt_timeout: Duration::from_millis(20),
+            ..quick()
+        };
+        let mut calls = 0;
+        let result: Result<()> = block(retry(&policy, || {
+            calls += 1;
+            std::future::pending()
+        }));
+        assert_eq!(calls, 2, "one retry after a timeout, not every attempt");
+        let err = result.unwrap_err().to_string();
+        assert!(err.contains("no answer within"), "{err}");
     }
 
     #[test]

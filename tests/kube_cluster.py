@@ -160,3 +160,78 @@ def flow_file(directory, flow: PrintFlow) -> str:
     path = directory / f"flow-{uuid.uuid4().hex[:8]}.pkl"
     path.write_bytes(cloudpickle.dumps(flow))
     return str(path)
+
+
+# ---- reliability helpers (faults, concurrency, secrets) ----------------------------------------
+
+
+def instant_job_spec(name: str) -> dict[str, Any]:
+    """A Job that completes at once without a pod (``completions: 0``): for tests of kjenv's own
+    machinery (submit, watch, wait, delete) that need no flow to run."""
+    spec = job_spec(name)
+    spec["spec"]["completions"] = 0
+    return spec
+
+
+def jobs_of_run(kube: Kube, flow_run_id: str) -> list:
+    """The Jobs labelled with this flow run id, listed with the official client."""
+    _, batch = kube.client()
+    return batch.list_namespaced_job(
+        kube.namespace, label_selector=f"flow_run_id={flow_run_id}"
+    ).items
+
+
+def secrets_of_run(kube: Kube, flow_run_id: str) -> list:
+    """The Secrets labelled with this flow run id (kjenv labels the token Secret so)."""
+    core, _ = kube.client()
+    return core.list_namespaced_secret(
+        kube.namespace, label_selector=f"flow_run_id={flow_run_id}"
+    ).items
+
+
+def pods_of_job(kube: Kube, uid: str) -> list:
+    """The pods of the Job with this uid."""
+    core, _ = kube.client()
+    return core.list_namespaced_pod(kube.namespace, label_selector=f"controller-uid={uid}").items
+
+
+def bounded(fn, timeout: float, what: str = "the call"):
+    """Run ``fn()`` in a thread and return its result (or raise its exception); fail the test if
+    it has not returned after ``timeout`` seconds (a hang)."""
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def target():
+        try:
+            outcome["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 (handed to the caller)
+            outcome["error"] = e
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        pytest.fail(f"{what} did not return within {timeout}s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def arm_fault(cluster, **rule: Any) -> None:
+    """Arm a fault through the local cluster's admin endpoint (``POST /_kjenv/faults``), for
+    rules the Python API has no argument for, e.g. ``lateAnswerMs`` (serve, then answer late)."""
+    import json
+    import ssl
+    import urllib.request
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False  # loopback, the cluster's own self-signed CA
+    ctx.verify_mode = ssl.CERT_NONE
+    req = urllib.request.Request(
+        cluster.url + "/_kjenv/faults", data=json.dumps(rule).encode(), method="POST"
+    )
+    req.add_header("Authorization", f"Bearer {cluster.token}")
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+        assert resp.status == 200

@@ -1,10 +1,9 @@
 """execute() and JobRun.wait() against a cluster over real HTTPS: outcomes, fail-fast rules,
-adoption, the token Secret, retries, resumed watches, Ctrl-C, concurrency, cluster config."""
+adoption, concurrency, cluster config."""
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -16,13 +15,11 @@ import pytest
 from kube_cluster import (
     BAD_IMAGE,
     PrintFlow,
-    auth_token,
     flow_file,
     job_spec,
     kube_fixture,  # noqa: F401 (the `kube` fixture)
     local_kube,
     unique,
-    wait_until,
 )
 
 import kjenv
@@ -236,198 +233,9 @@ def test_unique_job_name_avoids_the_collision(kube):
     b.delete()
 
 
-# ---- the token Secret --------------------------------------------------------------------------
-
-
-def _secret(core, name, namespace):
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        return core.read_namespaced_secret(name, namespace)
-    except ApiException as e:
-        if e.status == 404:
-            return None
-        raise
-
-
-def test_token_secret_is_owned_by_the_job_and_goes_with_it(kube, monkeypatch):
-    core, _ = kube.client()
-    name = unique("tok")
-    with auth_token(monkeypatch, "tok-123-secret"):
-        run = kube.env(job_spec(name, sidecar=["sleep", "30"])).execute(image=kube.image)
-    secret = _secret(core, f"{name}-kjenv", kube.namespace)
-    assert secret is not None
-    import base64
-
-    assert base64.b64decode(next(iter(secret.data.values()))).decode() == "tok-123-secret"
-    owners = secret.metadata.owner_references
-    assert [(o.kind, o.name, o.uid) for o in owners] == [("Job", name, run.uid)]
-    assert "tok-123-secret" not in repr(run)
-    run.delete()
-    wait_until(lambda: _secret(core, f"{name}-kjenv", kube.namespace) is None, timeout=20)
-
-
-def test_no_secret_is_left_when_the_job_cannot_be_created(local_cluster, monkeypatch):
-    k = local_kube(local_cluster)
-    core, _ = k.client()
-    name = unique("nojob")
-    local_cluster.inject_fault(403, method="POST", path="*/jobs*", times=1)
-    with auth_token(monkeypatch, "tok-456"), pytest.raises(KubeApiError) as info:
-        k.env(job_spec(name)).execute(image="img:1")
-    assert info.value.status == 403
-    assert _secret(core, f"{name}-kjenv", k.namespace) is None
-    assert "tok-456" not in str(info.value)
-
-
-def test_no_secret_is_left_when_job_creation_keeps_failing(local_cluster, monkeypatch):
-    k = local_kube(local_cluster)
-    core, _ = k.client()
-    name = unique("nojob5")
-    local_cluster.inject_fault(500, method="POST", path="*/jobs*", times=100)
-    try:
-        with auth_token(monkeypatch, "tok-789"), pytest.raises(KubeApiError) as info:
-            k.env(job_spec(name)).execute(image="img:1")
-    finally:
-        local_cluster.clear_faults()
-    assert info.value.status == 500
-    assert _secret(core, f"{name}-kjenv", k.namespace) is None
-
-
-def test_a_name_collision_leaves_the_other_runs_secret_alone(kube, monkeypatch):
-    core, _ = kube.client()
-    name = unique("tokcol")
-    env = kube.env(job_spec(name, sidecar=["sleep", "30"]))
-    with auth_token(monkeypatch, "tok-a"):
-        first = env.execute(image=kube.image, flow_run_id="run-a")
-        with pytest.raises(KubeApiError) as info:
-            env.execute(image=kube.image, flow_run_id="run-b")
-    assert info.value.status == 409
-    secret = _secret(core, f"{name}-kjenv", kube.namespace)
-    assert secret is not None, "the other run's Secret was deleted"
-    assert [o.uid for o in secret.metadata.owner_references] == [first.uid]
-    first.delete()
-
-
-# ---- transient failures ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "fault",
-    [
-        {"status": 503, "times": 3},
-        {"status": 500, "times": 2},
-        {"status": 504, "times": 1},
-        {"reset": True, "times": 2},
-    ],
-    ids=["503", "500", "504", "reset"],
-)
-def test_execute_retries_transient_failures(local_cluster, fault):
-    k = local_kube(local_cluster)
-    local_cluster.inject_fault(method="POST", path="*/jobs*", **fault)
-    run = k.env(job_spec(unique("retry"), sidecar=["sleep", "30"])).execute(image="img:1")
-    assert run.uid
-    run.delete()
-
-
-def test_429_honours_retry_after(local_cluster):
-    k = local_kube(local_cluster)
-    local_cluster.inject_fault(429, method="POST", path="*/jobs*", retry_after=1)
-    start = time.monotonic()
-    run = k.env(job_spec(unique("r429"), sidecar=["sleep", "30"])).execute(image="img:1")
-    assert 1.0 <= time.monotonic() - start < 5
-    run.delete()
-
-
-def test_client_errors_are_not_retried(local_cluster):
-    k = local_kube(local_cluster)
-    local_cluster.inject_fault(422, method="POST", path="*/jobs*", times=2)
-    try:
-        with pytest.raises(KubeApiError) as info:
-            k.env(job_spec(unique("r422"))).execute(image="img:1")
-        assert info.value.status == 422
-        # The second fault is still armed: only one request was made.
-        with pytest.raises(KubeApiError):
-            k.env(job_spec(unique("r422"))).execute(image="img:1")
-    finally:
-        local_cluster.clear_faults()
-
-
-def test_wait_retries_through_faults_on_lists_and_watches(local_cluster, tmp_path):
-    k = local_kube(local_cluster)
-    path = flow_file(tmp_path, PrintFlow(["done"], sleep=0.5))
-    run = k.env(job_spec(unique("wfault"))).execute(flow_location=path, image="img:1")
-    local_cluster.inject_fault(503, method="GET", path="*/jobs*", times=3)
-    local_cluster.inject_fault(reset=True, method="GET", path="*/pods*", times=2)
-    run.wait(timeout=60)
-    run.delete()
-
-
-def test_wait_survives_expired_watches_and_a_listener_restart(local_cluster, tmp_path):
-    k = local_kube(local_cluster)
-    path = flow_file(tmp_path, PrintFlow(["slow"], sleep=2.5))
-    run = k.env(job_spec(unique("resume"))).execute(flow_location=path, image="img:1")
-
-    def disrupt():
-        time.sleep(0.5)
-        local_cluster.expire_watches()
-        time.sleep(0.5)
-        local_cluster.restart_listener()
-        time.sleep(0.5)
-        local_cluster.expire_watches()
-
-    t = threading.Thread(target=disrupt)
-    t.start()
-    run.wait(timeout=60)
-    t.join()
-    assert run.status()["phase"] == "Succeeded"
-    run.delete()
-
-
 # ---- Python runtime rules ----------------------------------------------------------------------
-
-CTRL_C_SCRIPT = textwrap.dedent(
-    """
-    import sys, time
-    sys.path.insert(0, {tests!r})
-    from kube_cluster import job_spec
-    from kjenv import KubernetesJobEnvironment
-    env = KubernetesJobEnvironment(job_spec=job_spec({name!r}, sidecar=["sleep", "60"]),
-                                   kubeconfig={kubeconfig!r})
-    run = env.execute(image="img:1")
-    print("waiting", flush=True)
-    run.wait()
-    """
-)
-
-
-def test_ctrl_c_interrupts_wait_within_a_second(local_cluster):
-    k = local_kube(local_cluster)
-    name = unique("sigint")
-    script = CTRL_C_SCRIPT.format(
-        tests=os.path.dirname(__file__), name=name, kubeconfig=k.kubeconfig
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout.readline().strip() == "waiting"
-        time.sleep(0.3)  # inside run.wait()
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=5)
-        elapsed = time.monotonic() - sent
-    finally:
-        proc.kill()
-        proc.wait()
-    stderr = proc.stderr.read()
-    assert "KeyboardInterrupt" in stderr, stderr
-    assert proc.returncode != 0
-    assert elapsed < 1.0, f"took {elapsed:.2f} s"
-    _, batch = k.client()
-    batch.delete_namespaced_job(name, k.namespace, propagation_policy="Background")
+# (The token Secret: test_secrets.py. Transient failures, resumed watches: test_faults.py.
+# Ctrl-C, fork, import: test_concurrency.py.)
 
 
 def test_32_threads_execute_and_wait_concurrently(local_cluster):

@@ -64,6 +64,77 @@ def test_token_required_and_loopback_only(local_cluster):
         socket.create_connection(("127.0.0.2", port), timeout=2).close()
 
 
+def raw_request(cluster, authorization: str | None, path="/api/v1/namespaces/default/secrets"):
+    """A hand-written HTTP/1.1 request over TLS (no client library that might add or drop a
+    header): the status code and the body."""
+    port = int(cluster.url.rsplit(":", 1)[1])
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close"]
+    if authorization is not None:
+        lines.append(f"Authorization: {authorization}")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as tcp:
+        with ctx.wrap_socket(tcp, server_hostname="127.0.0.1") as tls:
+            tls.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+            data = b""
+            while chunk := tls.recv(65536):
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        "Bearer wrong",
+        "Basic {token}",
+        "Bearer {token}x",
+        "Bearer {upper}",
+        "bearer-{token}",
+    ],
+)
+def test_requests_without_the_token_are_401(local_cluster, authorization):
+    token = local_cluster.token
+    if authorization is not None:
+        authorization = authorization.format(token=token, upper=token.upper())
+    status, body = raw_request(local_cluster, authorization)
+    assert status == 401, body
+    assert json.loads(body)["reason"] == "Unauthorized"
+    assert token.encode() not in body
+    assert b"items" not in body
+    assert raw_request(local_cluster, f"Bearer {token}")[0] == 200
+
+
+def _listening(port: int) -> list[str]:
+    """The local addresses listening on ``port`` (from /proc/net/tcp and tcp6), as hex."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                address, hex_port = fields[1].split(":")
+                if int(hex_port, 16) == port and fields[3] == "0A":  # 0A: LISTEN
+                    found.append(address)
+    return found
+
+
+def test_the_listener_is_127_0_0_1_only(local_cluster):
+    port = int(local_cluster.url.rsplit(":", 1)[1])
+    assert local_cluster.url == f"https://127.0.0.1:{port}"
+    # 127.0.0.1 in /proc/net/tcp's little-endian hex; nothing on 0.0.0.0 or any IPv6 address.
+    assert _listening(port) == ["0100007F"]
+    local_cluster.restart_listener()
+    assert _listening(port) == ["0100007F"], "a restarted listener binds loopback again"
+    for address in ("127.0.0.2", "::1"):
+        with pytest.raises(OSError):
+            socket.create_connection((address, port), timeout=2).close()
+
+
 def test_fault_injection_from_python(local_cluster):
     path = "/api/v1/namespaces/default/configmaps"
     local_cluster.inject_fault(503, method="GET", path=path, times=2)

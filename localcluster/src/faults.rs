@@ -1,5 +1,6 @@
 //! Fault injection for reliability tests: for the next N requests matching a method and a path
-//! pattern, answer an error status (with Retry-After), reset the connection, or add latency.
+//! pattern, answer an error status (with Retry-After), reset the connection, add latency before
+//! the request is served, or serve it and answer late (a slow server that did the work).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -16,6 +17,9 @@ pub enum Fault {
     Reset,
     /// Wait this long, then serve the request normally.
     Latency(Duration),
+    /// Serve the request, then wait this long before answering: the change is made even when
+    /// the client gives up waiting (what a real overloaded API server does).
+    LateAnswer(Duration),
 }
 
 /// One armed fault.
@@ -51,7 +55,7 @@ impl FaultRule {
 
     /// Parses the admin endpoint's JSON:
     /// `{"method": "GET", "path": "/apis/batch/v1/*", "times": 3, "status": 503, "retryAfter": 1}`,
-    /// or with `"reset": true`, or `"latencyMs": 200` instead of `status`.
+    /// or with `"reset": true`, `"latencyMs": 200` or `"lateAnswerMs": 200` instead of `status`.
     ///
     /// # Errors
     /// A message when the JSON names no action or has wrong types.
@@ -87,8 +91,12 @@ impl FaultRule {
             Fault::Reset
         } else if let Some(ms) = number("latencyMs")? {
             Fault::Latency(Duration::from_millis(ms))
+        } else if let Some(ms) = number("lateAnswerMs")? {
+            Fault::LateAnswer(Duration::from_millis(ms))
         } else {
-            return Err("a fault rule needs one of status, reset: true, latencyMs".into());
+            return Err(
+                "a fault rule needs one of status, reset: true, latencyMs, lateAnswerMs".into(),
+            );
         };
         Ok(FaultRule {
             method: text("method")?,
@@ -202,5 +210,13 @@ mod tests {
             Some(Fault::Status(503, None))
         );
         assert_eq!(f.take("POST", "/apis/batch/v1/jobs"), None);
+    }
+
+    #[test]
+    fn late_answers_parse() {
+        let rule = FaultRule::from_json(&serde_json::json!({"lateAnswerMs": 1500})).unwrap();
+        assert_eq!(rule.action, Fault::LateAnswer(Duration::from_millis(1500)));
+        assert_eq!(rule.times, 1);
+        assert!(FaultRule::from_json(&serde_json::json!({"times": 2})).is_err());
     }
 }

@@ -78,7 +78,16 @@ async fn job_pods(conn: &Connection, job: &JobRef, policy: &Policy) -> Result<Ve
     })
     .await?
     .items;
-    pods.sort_by_key(|p| p.metadata.creation_timestamp.clone());
+    // Oldest first. Creation times have whole seconds: a replacement made in the same second
+    // as the pod it replaces sorts after it (the replaced one has failed), then by start time.
+    pods.sort_by_key(|p| {
+        let status = p.status.as_ref();
+        (
+            p.metadata.creation_timestamp.clone(),
+            status.and_then(|s| s.phase.as_deref()) != Some("Failed"),
+            status.and_then(|s| s.start_time.clone()),
+        )
+    });
     Ok(pods)
 }
 

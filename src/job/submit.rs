@@ -3,7 +3,9 @@
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use std::future::Future;
+
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
 use kube::core::ApiResource;
 use serde_json::{json, Value};
 
@@ -115,13 +117,54 @@ async fn create_secret(
     }
 }
 
-async fn delete_secret(conn: &Connection, namespace: &str, name: &str, policy: &Policy) {
-    let api: Api<Secret> = Api::namespaced(conn.client.clone(), namespace);
-    let _ = retry(policy, || {
+/// Delete the run's Secret if this run made it and no Job holds it (no ownerReference): what a
+/// submission that did not get its Job leaves behind. Another run's Secret, or one a Job owns,
+/// is left alone. Best effort and quick: this runs on error paths and after Ctrl-C.
+async fn delete_unowned_secret(conn: &Connection, sub: &Submission, name: &str, policy: &Policy) {
+    let api: Api<Secret> = Api::namespaced(conn.client.clone(), &sub.namespace);
+    let quick = Policy {
+        attempts: 3,
+        first_delay: std::time::Duration::from_millis(10),
+        max_delay: std::time::Duration::from_millis(50),
+        attempt_timeout: policy
+            .attempt_timeout
+            .min(std::time::Duration::from_secs(2)),
+        ..*policy
+    };
+    let Ok(Some(existing)) = retry(&quick, || {
         let api = api.clone();
+        async move { api.get_opt(name).await }
+    })
+    .await
+    else {
+        return;
+    };
+    let meta = &existing.metadata;
+    let ours = meta
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(FLOW_RUN_LABEL))
+        .is_some_and(|run| *run == sub.flow_run_id);
+    let owned = meta
+        .owner_references
+        .as_ref()
+        .is_some_and(|o| !o.is_empty());
+    if !ours || owned {
+        return;
+    }
+    let params = DeleteParams {
+        preconditions: meta.uid.clone().map(|uid| Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    let _ = retry(&quick, || {
+        let api = api.clone();
+        let params = params.clone();
         async move {
-            match api.delete(name, &DeleteParams::default()).await {
-                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            match api.delete(name, &params).await {
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
                 other => other.map(|_| ()),
             }
         }
@@ -150,23 +193,83 @@ async fn own_secret(conn: &Connection, job: &JobRef, secret: &str, policy: &Poli
 
 /// Create the Job (after its Secret), or adopt an existing Job of the same flow run.
 ///
+/// `stop` resolves when the caller gives up (Ctrl-C): the submission stops where it is and a
+/// Secret made for a Job that was not created is deleted before [`Error::Interrupted`] returns.
+/// (Once the Job exists, the Secret's ownerReference is still set: the Job needs the Secret.)
+///
 /// # Errors
 /// [`Error::KubeApi`] when the API refuses (a name taken by another run is a 409 that says so);
-/// [`Error::Unreachable`] when the API cannot be reached after retries. The Secret is deleted
-/// whenever the Job was not created.
-pub async fn submit(conn: &Connection, sub: Submission, policy: &Policy) -> Result<JobRef> {
-    let secret = create_secret(conn, &sub, policy).await?;
-    let outcome = create_job(conn, &sub, policy).await;
+/// [`Error::Unreachable`] when the API cannot be reached after retries; [`Error::Interrupted`].
+/// The Secret is deleted whenever the Job was not created.
+pub async fn submit(
+    conn: &Connection,
+    mut sub: Submission,
+    policy: &Policy,
+    stop: impl Future<Output = ()>,
+) -> Result<JobRef> {
+    name_generated_job(&mut sub.job);
+    let mut stop = std::pin::pin!(stop);
+    let secret = match until(stop.as_mut(), create_secret(conn, &sub, policy)).await {
+        Ok(secret) => secret,
+        Err(e) => {
+            // Cut short with the POST possibly through (Ctrl-C, no answer): undo it.
+            if let (Error::Interrupted | Error::Unreachable(_), Some((name, _))) = (&e, &sub.secret)
+            {
+                delete_unowned_secret(conn, &sub, name, policy).await;
+            }
+            return Err(e);
+        }
+    };
+    let outcome = until(stop.as_mut(), create_job(conn, &sub, policy)).await;
     match (&outcome, &secret) {
         (Ok(job), Some(name)) => {
             // The Job exists and needs the Secret: a failure here is reported (a retried
             // execute adopts the Job and sets the ownerReference again).
             own_secret(conn, job, name, policy).await?;
         }
-        (Err(_), Some(name)) => delete_secret(conn, &sub.namespace, name, policy).await,
+        (Err(_), Some(name)) => delete_unowned_secret(conn, &sub, name, policy).await,
         _ => {}
     }
     outcome
+}
+
+/// Names a Job that asks the API server for a name (`generateName` only), the way the server
+/// would: the prefix (cut to leave room) and five characters of its alphabet. A POST retried
+/// after an answer that never came (a timeout, a reset, a 5xx from a proxy) then meets the Job
+/// the first POST made (409, adopted as the same flow run) instead of making a second one.
+fn name_generated_job(job: &mut Value) {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    const MAX_NAME: usize = 63;
+    let Some(meta) = job.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let named = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let prefix = match meta.get("generateName").and_then(Value::as_str) {
+        Some(p) if !named && !p.is_empty() => p.to_string(),
+        _ => return,
+    };
+    let prefix: String = prefix.chars().take(MAX_NAME - 5).collect();
+    let suffix: String = uuid::Uuid::new_v4().as_bytes()[..5]
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect();
+    meta.remove("generateName");
+    meta.insert("name".into(), Value::String(format!("{prefix}{suffix}")));
+}
+
+/// `work`, unless `stop` resolves first ([`Error::Interrupted`]).
+async fn until<T>(
+    stop: std::pin::Pin<&mut impl Future<Output = ()>>,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::select! {
+        biased;
+        () = stop => Err(Error::Interrupted),
+        result = work => result,
+    }
 }
 
 /// The 409 for a Job name (or its Secret's name) held by another flow run.
@@ -238,5 +341,30 @@ async fn create_job(conn: &Connection, sub: &Submission, policy: &Policy) -> Res
             }
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_name_is_settled_before_the_first_post() {
+        let mut job = json!({"metadata": {"generateName": "flow-"}});
+        name_generated_job(&mut job);
+        let name = job["metadata"]["name"].as_str().unwrap();
+        assert!(name.starts_with("flow-") && name.len() == 10, "{name}");
+        assert!(job["metadata"].get("generateName").is_none());
+
+        let mut named = json!({"metadata": {"name": "x", "generateName": "flow-"}});
+        name_generated_job(&mut named);
+        assert_eq!(named["metadata"]["name"], "x");
+
+        let mut long = json!({"metadata": {"generateName": "é".repeat(70)}});
+        name_generated_job(&mut long);
+        assert_eq!(
+            long["metadata"]["name"].as_str().unwrap().chars().count(),
+            63
+        );
     }
 }

@@ -81,7 +81,8 @@ fn condition<'a>(
 ///
 /// # Errors
 /// [`Error::JobFailed`] (the Kubernetes reason, the failed container's exit code and the tail
-/// of its log), [`Error::JobTimeout`], or an API error from inspecting a failure.
+/// of its log), [`Error::JobTimeout`], an API error from inspecting a failure, or the error of
+/// a list the API refuses for good (403 Forbidden).
 pub async fn wait(
     conn: &Connection,
     job: &JobRef,
@@ -147,6 +148,11 @@ pub async fn wait(
                 Seen::Applied(p) => track(&mut tracked, p),
                 Seen::Deleted(p) => { tracked.remove(p.metadata.name.as_deref().unwrap_or_default()); }
             },
+            Some(Ok(Err(e))) = tasks.join_next() => {
+                // A watch the API refuses for good (403, 404): no event will ever come.
+                finish_streams(&mut streams).await;
+                return Err(e);
+            }
             _ = tick.tick() => {}
         }
         if let Some(j) = &latest_job {

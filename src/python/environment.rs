@@ -414,11 +414,13 @@ impl PyKubernetesJobEnvironment {
             flow_run_id: run.values.flow_run_id.clone(),
             secret,
         };
-        let job = blocking::run(
-            py,
-            async move { submit(&conn, submission, &Policy::default()).await },
-            None,
-        )?;
+        // Ctrl-C during the submission deletes a Secret whose Job was not created.
+        let job = blocking::run_undoable(py, |interrupted| async move {
+            let stop = async move {
+                let _ = interrupted.await;
+            };
+            submit(&conn, submission, &Policy::default(), stop).await
+        })?;
         let handle = PyJobRun::new(job, target);
         if wait {
             handle.wait(py, timeout, stream_logs, 120.0, 300.0)?;

@@ -121,12 +121,14 @@ async fn handle(
 ) -> Result<Response<Body>, ResetConnection> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let mut late_answer = None;
     match cluster.faults.take(method.as_str(), &path) {
         Some(Fault::Status(code, retry)) => {
             return Ok(error_response(&ApiError::injected(code, retry)))
         }
         Some(Fault::Reset) => return Err(ResetConnection),
         Some(Fault::Latency(d)) => tokio::time::sleep(d).await,
+        Some(Fault::LateAnswer(d)) => late_answer = Some(d),
         None => {}
     }
     let authorized = req
@@ -134,7 +136,7 @@ async fn handle(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| t.trim() == cluster.token);
+        .is_some_and(|t| same_secret(t.trim(), &cluster.token));
     if !authorized {
         return Ok(error_response(&ApiError::unauthorized()));
     }
@@ -155,5 +157,21 @@ async fn handle(
         headers: parts.headers,
         body,
     };
-    Ok(super::router::route(&cluster, req).await)
+    let response = super::router::route(&cluster, req).await;
+    if let Some(d) = late_answer {
+        // The work is done: a client that stops waiting now does not undo it.
+        tokio::time::sleep(d).await;
+    }
+    Ok(response)
+}
+
+/// Compares a presented token with the cluster's without an early exit on the first
+/// differing byte (no timing hint of how much of a guess was right).
+fn same_secret(presented: &str, token: &str) -> bool {
+    let (a, b) = (presented.as_bytes(), token.as_bytes());
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in b.iter().enumerate() {
+        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ x);
+    }
+    diff == 0
 }
