@@ -54,16 +54,6 @@ def test_lifecycle_kubeconfig_and_repr():
         cluster.expire_watches()
 
 
-def test_token_required_and_loopback_only(local_cluster):
-    status, body = api(local_cluster, "/api/v1/namespaces/default/pods")
-    assert status == 401 and body["reason"] == "Unauthorized"
-    assert api(local_cluster, "/api", token="wrong")[0] == 401
-    port = int(local_cluster.url.rsplit(":", 1)[1])
-    # Bound to 127.0.0.1 only: another loopback address of this machine is refused.
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.2", port), timeout=2).close()
-
-
 def raw_request(cluster, authorization: str | None, path="/api/v1/namespaces/default/secrets"):
     """A hand-written HTTP/1.1 request over TLS (no client library that might add or drop a
     header): the status code and the body."""
