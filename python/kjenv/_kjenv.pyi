@@ -268,7 +268,9 @@ class KubernetesJobEnvironment:
         (Prefect <= 0.10). Values resolve as in :meth:`render`. With a Prefect Cloud token the
         Secret ``<job-name>-kjenv`` is created first and becomes a dependent of the Job (it is
         deleted if the Job cannot be created). Submitting the same flow run again adopts its
-        existing Job. Transient API errors (429, 5xx, resets) are retried.
+        existing Job. Transient API errors (429, 5xx, resets) are retried; a request the server
+        does not answer within ``KJENV_REQUEST_TIMEOUT`` seconds (default 30) twice in a row
+        raises ``KubeApiError`` with reason ``Unreachable``.
 
         Args:
             wait: Then wait for the Job (see :meth:`JobRun.wait`).
