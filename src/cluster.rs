@@ -10,6 +10,10 @@ use std::time::Duration;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::error::{Error, Result};
+use crate::spec::names;
+
+/// The largest kubeconfig file kjenv reads; real ones, certificates included, are kilobytes.
+pub const MAX_KUBECONFIG_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Which cluster to talk to.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -69,43 +73,315 @@ fn home_kubeconfig() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| Path::new(&h).join(".kube").join("config"))
 }
 
+fn config_error(message: String) -> Error {
+    Error::ClusterConfig { message }
+}
+
+/// Decode a kubeconfig file: UTF-8, or UTF-8/UTF-16 with a byte order mark (as kube and kubectl).
+fn decode(bytes: &[u8]) -> Option<String> {
+    fn utf16(rest: &[u8], unit: fn([u8; 2]) -> u16) -> Option<String> {
+        if !rest.len().is_multiple_of(2) {
+            return None;
+        }
+        let units: Vec<u16> = rest.chunks_exact(2).map(|c| unit([c[0], c[1]])).collect();
+        String::from_utf16(&units).ok()
+    }
+    match bytes {
+        [0xFF, 0xFE, rest @ ..] => utf16(rest, u16::from_le_bytes),
+        [0xFE, 0xFF, rest @ ..] => utf16(rest, u16::from_be_bytes),
+        [0xEF, 0xBB, 0xBF, rest @ ..] => std::str::from_utf8(rest).ok().map(str::to_owned),
+        _ => std::str::from_utf8(bytes).ok().map(str::to_owned),
+    }
+}
+
+/// Read a kubeconfig file: bounded in size, parsed without ever echoing its content (it holds
+/// credentials), with relative file references made absolute as kubectl does.
+///
+/// # Errors
+/// [`Error::ClusterConfig`] naming the file: unreadable, too large, not text, invalid.
+pub fn read_kubeconfig(path: &Path) -> Result<Kubeconfig> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path)
+        .map_err(|e| config_error(format!("cannot read kubeconfig {shown}: {e}")))?;
+    if meta.is_dir() {
+        return Err(config_error(format!(
+            "cannot read kubeconfig {shown}: it is a directory"
+        )));
+    }
+    if meta.len() > MAX_KUBECONFIG_BYTES {
+        return Err(config_error(format!(
+            "kubeconfig {shown} is too large ({} bytes; at most {MAX_KUBECONFIG_BYTES} bytes)",
+            meta.len()
+        )));
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| config_error(format!("cannot read kubeconfig {shown}: {e}")))?;
+    let text = decode(&bytes).ok_or_else(|| {
+        config_error(format!(
+            "kubeconfig {shown} is not text (expected UTF-8, or UTF-16 with a byte order mark)"
+        ))
+    })?;
+    let mut config = parse_kubeconfig(&text, &shown.to_string())?;
+    if let Some(dir) = path.parent() {
+        let absolute = |file: &mut Option<String>| {
+            if let Some(f) = file.as_deref().filter(|f| Path::new(f).is_relative()) {
+                *file = dir.join(f).to_str().map(str::to_owned).or(file.take());
+            }
+        };
+        for cluster in config
+            .clusters
+            .iter_mut()
+            .filter_map(|c| c.cluster.as_mut())
+        {
+            absolute(&mut cluster.certificate_authority);
+        }
+        for user in config
+            .auth_infos
+            .iter_mut()
+            .filter_map(|u| u.auth_info.as_mut())
+        {
+            absolute(&mut user.client_certificate);
+            absolute(&mut user.client_key);
+            absolute(&mut user.token_file);
+            // Bare commands are looked up on PATH; only paths are made absolute (client-go).
+            if let Some(exec) = user.exec.as_mut() {
+                if exec
+                    .command
+                    .as_deref()
+                    .is_some_and(|c| c.contains(std::path::MAIN_SEPARATOR))
+                {
+                    absolute(&mut exec.command);
+                }
+            }
+        }
+    }
+    Ok(config)
+}
+
+/// Parse kubeconfig text; several YAML documents are merged (the first to set a value wins).
+/// `origin` names the text in errors, which never quote it.
+///
+/// # Errors
+/// [`Error::ClusterConfig`] with `origin:line:column` for YAML and shape errors.
+pub fn parse_kubeconfig(text: &str, origin: &str) -> Result<Kubeconfig> {
+    let mut options = crate::spec::yaml_options();
+    if let Some(budget) = options.budget.as_mut() {
+        budget.max_documents = 64;
+    }
+    let docs: Vec<Kubeconfig> =
+        serde_saphyr::from_multiple_with_options(text, options).map_err(|e| {
+            let at = match e.location() {
+                Some(l) if l.line() > 0 => format!("{origin}:{}:{}", l.line(), l.column()),
+                _ => origin.to_string(),
+            };
+            config_error(format!(
+                "{at}: invalid kubeconfig: {}",
+                crate::spec::clean_parser_message(&e.to_string())
+                    .trim_start_matches("invalid YAML: ")
+            ))
+        })?;
+    docs.into_iter()
+        .try_fold(Kubeconfig::default(), Kubeconfig::merge)
+        .map_err(|e| config_error(format!("{origin}: {e}")))
+}
+
+/// Whether an exec credential plugin exists: a path, or a name found on `PATH`.
+fn on_path(command: &str) -> bool {
+    if command.contains(std::path::MAIN_SEPARATOR) {
+        return Path::new(command).is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(command).is_file()))
+}
+
+/// Up to ten names, for "there are: …" hints.
+fn listing<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<String> = names.map(names::quote).collect();
+    match names.len() {
+        0 => "there are none".to_string(),
+        n if n > 10 => format!("there are {}, …", names[..10].join(", ")),
+        _ => format!("there are {}", names.join(", ")),
+    }
+}
+
+/// Resolve a kubeconfig into a client configuration: the context (`context`, else its
+/// current-context), that context's cluster, user and namespace, the server URL and certificate
+/// authority. No network and no exec plugin run; it reads only files the kubeconfig names.
+/// `origin` names the kubeconfig in errors.
+///
+/// # Errors
+/// [`Error::ClusterConfig`] naming the field: no such context or cluster, no or bad server URL,
+/// an invalid namespace, an unreadable certificate authority.
+pub async fn resolve_kubeconfig(
+    kubeconfig: Kubeconfig,
+    context: Option<&str>,
+    origin: &str,
+) -> Result<kube::Config> {
+    let fail = |field: String, what: String| config_error(format!("{origin}: {field}: {what}"));
+    let name = context
+        .or(kubeconfig.current_context.as_deref())
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            fail(
+                "current-context".into(),
+                format!(
+                    "not set and no context was given; pass context=... ({})",
+                    listing(kubeconfig.contexts.iter().map(|c| c.name.as_str()))
+                ),
+            )
+        })?
+        .to_string();
+    let at_context = format!("contexts[{}].context", names::quote(&name));
+    let ctx = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| {
+            fail(
+                if context.is_some() {
+                    "context"
+                } else {
+                    "current-context"
+                }
+                .into(),
+                format!(
+                    "no context named {} in the kubeconfig ({})",
+                    names::quote(&name),
+                    listing(kubeconfig.contexts.iter().map(|c| c.name.as_str()))
+                ),
+            )
+        })?
+        .context
+        .clone()
+        .ok_or_else(|| fail(at_context.clone(), "missing".into()))?;
+    let at_cluster = format!("clusters[{}].cluster", names::quote(&ctx.cluster));
+    let cluster = kubeconfig
+        .clusters
+        .iter()
+        .find(|c| c.name == ctx.cluster)
+        .ok_or_else(|| {
+            fail(
+                format!("{at_context}.cluster"),
+                format!(
+                    "no cluster named {} in the kubeconfig ({})",
+                    names::quote(&ctx.cluster),
+                    listing(kubeconfig.clusters.iter().map(|c| c.name.as_str()))
+                ),
+            )
+        })?
+        .cluster
+        .clone()
+        .ok_or_else(|| fail(at_cluster.clone(), "missing".into()))?;
+    let server = cluster.server.as_deref().unwrap_or_default();
+    if server.is_empty() {
+        return Err(fail(
+            format!("{at_cluster}.server"),
+            "missing: expected the API server's URL (https://host:port)".into(),
+        ));
+    }
+    if let Some(user) = ctx.user.as_deref() {
+        let auth = kubeconfig
+            .auth_infos
+            .iter()
+            .find(|u| u.name == user)
+            .and_then(|u| u.auth_info.as_ref());
+        let at_user = format!("users[{}].user", names::quote(user));
+        if let Some(file) = auth.and_then(|a| a.token_file.as_deref()) {
+            std::fs::metadata(file).map_err(|e| {
+                fail(
+                    format!("{at_user}.tokenFile"),
+                    format!("cannot read {}: {e}", names::quote(file)),
+                )
+            })?;
+        }
+        let command = auth.and_then(|a| a.exec.as_ref()?.command.as_deref());
+        if let Some(command) = command.filter(|c| !on_path(c)) {
+            return Err(fail(
+                format!("{at_user}.exec.command"),
+                format!(
+                    "no such command {} (the credential plugin is not installed?)",
+                    names::quote(command)
+                ),
+            ));
+        }
+    }
+    if let Some(ns) = ctx.namespace.as_deref().filter(|n| !n.is_empty()) {
+        names::dns_label(ns).map_err(|m| fail(format!("{at_context}.namespace"), m))?;
+    }
+    let options = KubeConfigOptions {
+        context: Some(name.clone()),
+        ..Default::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| {
+            use kube::config::KubeconfigError as K;
+            let field = match &e {
+                K::ParseClusterUrl(_) | K::MissingClusterUrl => format!("{at_cluster}.server"),
+                K::LoadCertificateAuthority(_) | K::ParseCertificates(_) => {
+                    format!("{at_cluster}.certificate-authority")
+                }
+                K::ParseProxyUrl(_) => format!("{at_cluster}.proxy-url"),
+                _ => at_context.clone(),
+            };
+            fail(field, e.to_string())
+        })?;
+    let url = &config.cluster_url;
+    if !matches!(url.scheme_str(), Some("https" | "http")) || url.host().is_none() {
+        return Err(fail(
+            format!("{at_cluster}.server"),
+            format!(
+                "expected an http(s) URL with a host (https://host:port), got {}",
+                names::quote(server)
+            ),
+        ));
+    }
+    if config.root_cert.as_ref().is_some_and(Vec::is_empty) {
+        return Err(fail(
+            format!("{at_cluster}.certificate-authority"),
+            "holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+        ));
+    }
+    Ok(config)
+}
+
 /// Load the client configuration for `target`, in kube's `Config::infer` order.
 ///
 /// # Errors
 /// [`Error::ClusterConfig`] naming every source that was tried and why it did not work.
 pub async fn load_config(target: &Target) -> Result<kube::Config> {
-    let options = KubeConfigOptions {
-        context: target.context.clone(),
-        ..Default::default()
-    };
+    let context = target.context.as_deref();
     let mut config = if let Some(path) = &target.kubeconfig {
-        let kubeconfig = Kubeconfig::read_from(path).map_err(|e| Error::ClusterConfig {
-            message: format!("cannot use kubeconfig {}: {e}", path.display()),
-        })?;
-        kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-            .await
-            .map_err(|e| Error::ClusterConfig {
-                message: format!("cannot use kubeconfig {}: {e}", path.display()),
-            })?
+        let kubeconfig = read_kubeconfig(path)?;
+        resolve_kubeconfig(kubeconfig, context, &path.display().to_string()).await?
     } else {
         let env = std::env::var("KUBECONFIG").ok().filter(|v| !v.is_empty());
         let home = home_kubeconfig();
-        let have_file = env.is_some() || home.as_deref().is_some_and(Path::exists);
+        let files: Vec<PathBuf> = match &env {
+            Some(v) => std::env::split_paths(v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect(),
+            None => home.iter().filter(|h| h.exists()).cloned().collect(),
+        };
         let mut tried = Vec::new();
         let mut found = None;
-        if have_file {
-            match kube::Config::from_kubeconfig(&options).await {
+        if !files.is_empty() {
+            let origin = match &env {
+                Some(v) => format!("KUBECONFIG={v}"),
+                None => files[0].display().to_string(),
+            };
+            let merged = files.iter().try_fold(Kubeconfig::default(), |merged, f| {
+                merged
+                    .merge(read_kubeconfig(f)?)
+                    .map_err(|e| config_error(format!("{origin}: {e}")))
+            });
+            let resolved = match merged {
+                Ok(kubeconfig) => resolve_kubeconfig(kubeconfig, context, &origin).await,
+                Err(e) => Err(e),
+            };
+            match resolved {
                 Ok(c) => found = Some(c),
-                Err(e) => tried.push(match &env {
-                    Some(v) => format!("KUBECONFIG={v} ({e})"),
-                    None => format!(
-                        "{} ({e})",
-                        home.as_deref()
-                            .map(Path::display)
-                            .map(|d| d.to_string())
-                            .unwrap_or_default()
-                    ),
-                }),
+                Err(e) => tried.push(e.to_string()),
             }
         } else {
             tried.push("KUBECONFIG (not set)".to_string());
@@ -194,4 +470,47 @@ pub async fn default_namespace(target: &Target) -> Option<String> {
         .get_or_insert_with(HashMap::new)
         .insert(key, namespace.clone());
     namespace
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KUBECONFIG: &str = "current-context: dev\nclusters:\n- name: local\n  cluster:\n    server: https://127.0.0.1:6443\ncontexts:\n- name: dev\n  context:\n    cluster: local\n    namespace: team-a\n";
+
+    fn resolve(text: &str, context: Option<&str>) -> Result<kube::Config> {
+        let kubeconfig = parse_kubeconfig(text, "kc")?;
+        futures::executor::block_on(resolve_kubeconfig(kubeconfig, context, "kc"))
+    }
+
+    #[test]
+    fn resolves_context_cluster_and_namespace() {
+        let config = resolve(KUBECONFIG, None).unwrap();
+        assert_eq!(config.default_namespace, "team-a");
+        assert_eq!(config.cluster_url.to_string(), "https://127.0.0.1:6443/");
+    }
+
+    #[test]
+    fn errors_name_the_field_on_one_line() {
+        let err = |text: &str, context| resolve(text, context).unwrap_err().to_string();
+        assert_eq!(
+            err(KUBECONFIG, Some("prod")),
+            "kc: context: no context named \"prod\" in the kubeconfig (there are \"dev\")"
+        );
+        let e = err(&KUBECONFIG.replace("cluster: local", "cluster: x"), None);
+        assert!(e.starts_with("kc: contexts[\"dev\"].context.cluster: no cluster named \"x\""));
+        let e = err(&KUBECONFIG.replace("https://", "ftp://"), None);
+        assert!(e.starts_with("kc: clusters[\"local\"].cluster.server: expected an http(s) URL"));
+        let e = err(&KUBECONFIG.replace("team-a", "Team A"), None);
+        assert!(e.starts_with("kc: contexts[\"dev\"].context.namespace: expected a DNS-1123"));
+        let e = err("clusters: [\n  {name: a\n", None);
+        assert_eq!(e, "kc:2:3: invalid kubeconfig: unclosed bracket '{'");
+    }
+
+    #[test]
+    fn odd_length_utf16_is_not_text() {
+        assert_eq!(decode(b"\xff\xfe\xff"), None);
+        assert_eq!(decode(b"\xff\xfea\x00").as_deref(), Some("a"));
+        assert_eq!(decode(b"\xef\xbb\xbfa").as_deref(), Some("a"));
+    }
 }

@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::secret::SecretString;
+use crate::spec::names;
 
 /// Prefect's default location of the flow file inside the image.
 pub const DEFAULT_FLOW_FILE_PATH: &str = "/root/.prefect/flow_env.prefect";
@@ -42,16 +43,48 @@ fn first(options: impl IntoIterator<Item = Option<String>>) -> Option<String> {
     options.into_iter().flatten().find(|s| !s.is_empty())
 }
 
+/// The first non-empty candidate and the name of where it came from.
+fn first_from<const N: usize>(
+    options: [(Option<String>, &'static str); N],
+) -> Option<(String, &'static str)> {
+    options
+        .into_iter()
+        .find_map(|(v, from)| v.filter(|s| !s.is_empty()).map(|v| (v, from)))
+}
+
+/// Check a resolved value with `rule`; the error names the value and where it came from.
+fn check(
+    field: &str,
+    from: &str,
+    rule: impl Fn(&str) -> Result<(), String>,
+    value: &str,
+) -> Result<()> {
+    rule(value)
+        .map_err(|expected| Error::InvalidArgument(format!("{field}: {expected} (from {from})")))
+}
+
+/// An image reference the API server takes: no whitespace or control characters.
+fn image_rule(image: &str) -> Result<(), String> {
+    if image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "expected an image reference without spaces or control characters, got {}",
+            names::quote(image)
+        ));
+    }
+    Ok(())
+}
+
 /// Resolve every value from its candidates and the environment (`env` looks a variable up).
 ///
 /// # Errors
-/// [`Error::MissingValue`] when no image can be found anywhere.
+/// [`Error::MissingValue`] when no image can be found anywhere; [`Error::InvalidArgument`] when
+/// the image, the flow run id (a label value) or the namespace is not valid, naming its source.
 pub fn resolve(c: &Candidates, env: &dyn Fn(&str) -> Option<String>) -> Result<Resolved> {
-    let image = first([
-        c.image.clone(),
-        c.metadata_image.clone(),
-        c.storage_image.clone(),
-        env("PREFECT__CONTEXT__IMAGE"),
+    let (image, image_from) = first_from([
+        (c.image.clone(), "the image argument"),
+        (c.metadata_image.clone(), "metadata[\"image\"]"),
+        (c.storage_image.clone(), "the flow's storage"),
+        (env("PREFECT__CONTEXT__IMAGE"), "PREFECT__CONTEXT__IMAGE"),
     ])
     .ok_or_else(|| {
         Error::MissingValue(
@@ -60,19 +93,37 @@ pub fn resolve(c: &Candidates, env: &dyn Fn(&str) -> Option<String>) -> Result<R
                 .into(),
         )
     })?;
-    let flow_run_id = first([
-        c.flow_run_id.clone(),
-        c.context_flow_run_id.clone(),
-        env("PREFECT__CONTEXT__FLOW_RUN_ID"),
-    ])
-    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let namespace = first([
-        c.namespace.clone(),
-        c.spec_namespace.clone(),
-        c.context_namespace.clone(),
-        c.config_namespace.clone(),
-    ])
-    .unwrap_or_else(|| "default".into());
+    check("image", image_from, image_rule, &image)?;
+    let flow_run_id = match first_from([
+        (c.flow_run_id.clone(), "the flow_run_id argument"),
+        (c.context_flow_run_id.clone(), "prefect.context"),
+        (
+            env("PREFECT__CONTEXT__FLOW_RUN_ID"),
+            "PREFECT__CONTEXT__FLOW_RUN_ID",
+        ),
+    ]) {
+        // It becomes the value of the `flow_run_id` label.
+        Some((id, from)) => {
+            check("flow_run_id", from, names::label_value, &id)?;
+            id
+        }
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let namespace = match first_from([
+        (c.namespace.clone(), "the namespace argument"),
+        (
+            c.spec_namespace.clone(),
+            "the job spec's metadata.namespace",
+        ),
+        (c.context_namespace.clone(), "prefect.context"),
+        (c.config_namespace.clone(), "the kubeconfig's context"),
+    ]) {
+        Some((ns, from)) => {
+            check("namespace", from, names::dns_label, &ns)?;
+            ns
+        }
+        None => "default".into(),
+    };
     let flow_file_path = first([
         c.flow_file_path.clone(),
         c.storage_flow_file_path.clone(),
@@ -133,6 +184,48 @@ mod tests {
             ..c
         };
         assert_eq!(resolve(&c2, &env).unwrap().flow_run_id, "ctx");
+    }
+
+    #[test]
+    fn invalid_values_name_their_source() {
+        let c = Candidates {
+            image: Some("i".into()),
+            namespace: Some("Bad NS".into()),
+            ..Default::default()
+        };
+        let err = resolve(&c, &no_env).unwrap_err().to_string();
+        assert!(
+            err.starts_with("namespace: expected a DNS-1123 label"),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("got \"Bad NS\" (from the namespace argument)"),
+            "{err}"
+        );
+        let env = |k: &str| (k == "PREFECT__CONTEXT__FLOW_RUN_ID").then(|| "a b".to_string());
+        let c = Candidates {
+            image: Some("i".into()),
+            ..Default::default()
+        };
+        let err = resolve(&c, &env).unwrap_err().to_string();
+        assert!(
+            err.starts_with("flow_run_id: expected a label value"),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("(from PREFECT__CONTEXT__FLOW_RUN_ID)"),
+            "{err}"
+        );
+        let c = Candidates {
+            metadata_image: Some(" img".into()),
+            ..Default::default()
+        };
+        let err = resolve(&c, &no_env).unwrap_err().to_string();
+        assert!(
+            err.starts_with("image: expected an image reference"),
+            "{err}"
+        );
+        assert!(err.ends_with("(from metadata[\"image\"])"), "{err}");
     }
 
     #[test]

@@ -74,6 +74,37 @@ fn empty_spec() -> Arc<Value> {
     Arc::new(serde_json::json!({"apiVersion": "batch/v1", "kind": "Job"}))
 }
 
+/// Refuse a `job_spec` object nested deeper than a job spec may be, before converting it: the
+/// conversion recurses, and a 10,000-deep (or self-containing) dict would overflow the stack.
+fn check_depth(obj: &Bound<'_, PyAny>) -> PyResult<()> {
+    let mut todo = vec![(obj.clone(), 1)];
+    while let Some((item, depth)) = todo.pop() {
+        if depth > crate::spec::MAX_DEPTH {
+            return Err(crate::Error::spec(
+                "",
+                format!(
+                    "the job spec is nested more than {} levels deep",
+                    crate::spec::MAX_DEPTH
+                ),
+            )
+            .into());
+        }
+        let children: Vec<Bound<'_, PyAny>> = if let Ok(d) = item.cast::<PyDict>() {
+            d.values().iter().collect()
+        } else if item.cast::<PyList>().is_ok() || item.cast::<PyTuple>().is_ok() {
+            item.try_iter()?.collect::<PyResult<_>>()?
+        } else if item.is_instance_of::<pyo3::types::PyMapping>() {
+            item.call_method0("values")?
+                .try_iter()?
+                .collect::<PyResult<_>>()?
+        } else {
+            continue;
+        };
+        todo.extend(children.into_iter().map(|c| (c, depth + 1)));
+    }
+    Ok(())
+}
+
 /// Load the spec from `job_spec_file` or `job_spec` (YAML text or a mapping).
 fn load_spec(file: Option<&PathBuf>, job_spec: Option<&Bound<'_, PyAny>>) -> PyResult<Arc<Value>> {
     match (file, job_spec) {
@@ -86,10 +117,15 @@ fn load_spec(file: Option<&PathBuf>, job_spec: Option<&Bound<'_, PyAny>>) -> PyR
         }
         (None, Some(obj)) => {
             if let Ok(text) = obj.cast::<PyString>() {
+                // Refused before it is copied to UTF-8: each character is at least one byte.
+                if text.len()? > crate::spec::MAX_SPEC_BYTES {
+                    return Err(crate::spec::too_large(text.len()?).into());
+                }
                 let text = text.to_cow()?;
                 return Ok(Arc::new(crate::spec::from_yaml(&text, None)?));
             }
             if obj.cast::<PyDict>().is_ok() || obj.is_instance_of::<pyo3::types::PyMapping>() {
+                check_depth(obj)?;
                 let value: Value = depythonize(obj).map_err(|e| {
                     crate::Error::spec(
                         "",
@@ -516,6 +552,7 @@ impl PyKubernetesJobEnvironment {
             this.spec = if spec.is_none() {
                 empty_spec()
             } else {
+                check_depth(&spec)?;
                 Arc::new(crate::spec::from_value(
                     depythonize(&spec).map_err(|e| crate::Error::spec("", e.to_string()))?,
                 )?)

@@ -1,6 +1,7 @@
 //! Loading a user's Job spec: from a YAML file, YAML text or an already-parsed value, checked for
 //! shape so later steps can trust it, with errors that say where.
 
+pub mod names;
 mod node;
 mod validate;
 
@@ -14,14 +15,17 @@ use node::Node;
 /// The largest job spec file kjenv reads. Kubernetes objects are capped at ~1.5 MB by etcd.
 pub const MAX_SPEC_BYTES: usize = 8 * 1024 * 1024;
 
+/// The deepest nesting of mappings and lists a job spec may have (real Jobs stay below 20).
+pub const MAX_DEPTH: usize = 64;
+
 /// Parser budgets: generous for any real Job, small enough that an alias bomb or a deeply nested
 /// document fails in milliseconds.
-fn yaml_options() -> serde_saphyr::Options {
+pub(crate) fn yaml_options() -> serde_saphyr::Options {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_events = 200_000;
     budget.max_nodes = 100_000;
     budget.max_aliases = 10_000;
-    budget.max_depth = 64;
+    budget.max_depth = MAX_DEPTH;
     budget.max_documents = 2;
     budget.max_total_scalar_bytes = MAX_SPEC_BYTES;
     budget.max_recorded_anchor_events = 100_000;
@@ -35,6 +39,14 @@ fn yaml_options() -> serde_saphyr::Options {
     options
 }
 
+/// The error for a spec of `size` bytes (or characters) over [`MAX_SPEC_BYTES`].
+pub fn too_large(size: impl std::fmt::Display) -> Error {
+    Error::spec(
+        "",
+        format!("the job spec is too large ({size} bytes; at most {MAX_SPEC_BYTES} bytes)"),
+    )
+}
+
 /// Parse and check a Job spec from YAML text. `file` only serves error messages.
 ///
 /// # Errors
@@ -46,14 +58,7 @@ pub fn from_yaml(text: &str, file: Option<&Path>) -> Result<Value> {
         None => e,
     };
     if text.len() > MAX_SPEC_BYTES {
-        return Err(attach(Error::spec(
-            "",
-            format!(
-                "the job spec is too large ({} bytes; at most {} bytes)",
-                text.len(),
-                MAX_SPEC_BYTES
-            ),
-        )));
+        return Err(attach(too_large(text.len())));
     }
     let tree = Node::parse(text, yaml_options()).map_err(|e| attach(yaml_error(&e)))?;
     let mut value = tree.to_value();
@@ -96,15 +101,7 @@ pub fn from_file(path: &Path) -> Result<Value> {
         return Err(Error::spec("", "expected a YAML file, got a directory").in_file(path));
     }
     if meta.len() > MAX_SPEC_BYTES as u64 {
-        return Err(Error::spec(
-            "",
-            format!(
-                "the job spec is too large ({} bytes; at most {} bytes)",
-                meta.len(),
-                MAX_SPEC_BYTES
-            ),
-        )
-        .in_file(path));
+        return Err(too_large(meta.len()).in_file(path));
     }
     let bytes = std::fs::read(path).map_err(io_error)?;
     let text = std::str::from_utf8(&bytes).map_err(|e| {
@@ -155,7 +152,7 @@ fn yaml_error(err: &serde_saphyr::Error) -> Error {
 }
 
 /// The parser's own text, on one line, without the position it also prints (we print our own).
-fn clean_parser_message(text: &str) -> String {
+pub(crate) fn clean_parser_message(text: &str) -> String {
     let first = text
         .lines()
         .map(str::trim)

@@ -3,6 +3,8 @@
 
 use serde_json::{Map, Value};
 
+use super::names;
+
 /// A shape error: the field path (segments; list indices as numbers) and what was expected.
 pub(crate) type ShapeError = (Vec<String>, String);
 
@@ -19,10 +21,30 @@ pub(crate) fn describe(value: &Value) -> &'static str {
     }
 }
 
+/// The longest path segment (a user's mapping key) shown in a field path; longer ones are cut.
+const SEGMENT_CHARS: usize = 64;
+
 /// `spec.template.spec.containers[0].env[2].name`
 pub(crate) fn display_path(path: &[String]) -> String {
     let mut out = String::new();
     for segment in path {
+        // A user's key may hold anything: quoted when it has control characters (the message
+        // stays on one line), cut when long.
+        let shown;
+        let segment = match (
+            segment.chars().any(char::is_control),
+            segment.char_indices().nth(SEGMENT_CHARS),
+        ) {
+            (true, _) => {
+                shown = names::quote(segment);
+                &shown
+            }
+            (false, Some((end, _))) => {
+                shown = format!("{}…", &segment[..end]);
+                &shown
+            }
+            (false, None) => segment,
+        };
         if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
             out.push('[');
             out.push_str(segment);
@@ -84,11 +106,17 @@ impl Checker {
         }
     }
 
-    fn string_map(&mut self, obj: &Map<String, Value>, key: &str) -> Result<(), ShapeError> {
+    /// A mapping of strings to strings; `rule` checks each key and value.
+    fn string_map(
+        &mut self,
+        obj: &Map<String, Value>,
+        key: &str,
+        rule: fn(&str, &str) -> Result<(), String>,
+    ) -> Result<(), ShapeError> {
         if let Some(map) = self.mapping(obj, key, "a mapping of strings to strings")? {
             self.path.push(key.to_string());
             for (k, v) in map {
-                if !v.is_string() {
+                let Value::String(v) = v else {
                     return self.fail(
                         k,
                         format!(
@@ -97,6 +125,9 @@ impl Checker {
                             short(v)
                         ),
                     );
+                };
+                if let Err(message) = rule(k, v) {
+                    return self.fail(k, message);
                 }
             }
             self.path.pop();
@@ -123,11 +154,26 @@ impl Checker {
     fn metadata(&mut self, obj: &Map<String, Value>) -> Result<(), ShapeError> {
         if let Some(meta) = self.mapping(obj, "metadata", "a mapping (object metadata)")? {
             self.path.push("metadata".into());
-            for key in ["name", "generateName", "namespace"] {
+            for (key, rule) in [
+                (
+                    "name",
+                    names::dns_subdomain as fn(&str, bool) -> Result<(), String>,
+                ),
+                ("generateName", names::dns_subdomain),
+                ("namespace", |s, _| names::dns_label(s)),
+            ] {
                 self.string(meta, key)?;
+                if let Some(Value::String(s)) = meta.get(key) {
+                    if !s.is_empty() {
+                        rule(s, key == "generateName").or_else(|m| self.fail(key, m))?;
+                    }
+                }
             }
-            self.string_map(meta, "labels")?;
-            self.string_map(meta, "annotations")?;
+            self.string_map(meta, "labels", |k, v| {
+                names::label_key(k)?;
+                names::label_value(v)
+            })?;
+            self.string_map(meta, "annotations", |k, _| names::label_key(k))?;
             self.path.pop();
         }
         Ok(())
@@ -153,6 +199,11 @@ impl Checker {
             };
             self.path.push(index);
             self.string(container, "name")?;
+            if let Some(Value::String(name)) = container.get("name") {
+                if !name.is_empty() {
+                    names::dns_label(name).or_else(|m| self.fail("name", m))?;
+                }
+            }
             self.string(container, "image")?;
             self.string(container, "workingDir")?;
             self.string_list(container, "command")?;
@@ -168,7 +219,9 @@ impl Checker {
                     };
                     self.path.push(j.to_string());
                     match var.get("name") {
-                        Some(Value::String(_)) => {}
+                        Some(Value::String(name)) => {
+                            names::env_name(name).or_else(|m| self.fail("name", m))?;
+                        }
                         None | Some(Value::Null) => {
                             return self.fail(
                                 "name",
@@ -248,7 +301,8 @@ pub(crate) fn check(value: &mut Value) -> Result<(), ShapeError> {
                 return c.fail(
                     key,
                     format!(
-                        "expected \"{expected}\", got \"{s}\": kjenv runs flows as a batch/v1 Job"
+                        "expected \"{expected}\", got {}: kjenv runs flows as a batch/v1 Job",
+                        names::quote(s)
                     ),
                 );
             }
@@ -271,6 +325,19 @@ pub(crate) fn check(value: &mut Value) -> Result<(), ShapeError> {
         if let Some(pod) = c.mapping(template, "spec", "a mapping (the pod spec)")? {
             c.path.push("spec".into());
             c.string(pod, "restartPolicy")?;
+            match pod.get("restartPolicy") {
+                Some(Value::String(p)) if !p.is_empty() && p != "Never" && p != "OnFailure" => {
+                    return c.fail(
+                        "restartPolicy",
+                        format!(
+                            "expected \"Never\" or \"OnFailure\" (a Job's pods may not restart \
+                             always), got {}",
+                            names::quote(p)
+                        ),
+                    );
+                }
+                _ => {}
+            }
             c.containers(pod, "containers")?;
             c.containers(pod, "initContainers")?;
         }
