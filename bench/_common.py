@@ -130,19 +130,26 @@ PEAK = (
 )
 
 
-def python_wall_and_peak(code: str, runs: int) -> tuple[float, float]:
-    """Median wall ms and median peak RSS MiB of ``python -c code`` over ``runs`` processes;
-    the peak is the process's own VmHWM, read as its last act."""
-    walls, peaks = [], []
-    for _ in range(runs):
-        start = time.perf_counter()
-        out = subprocess.run(
-            [sys.executable, "-W", "ignore", "-c", code + PEAK],
-            capture_output=True,
-            text=True,
-        )
-        walls.append((time.perf_counter() - start) * 1e3)
-        if out.returncode != 0:
-            raise RuntimeError(f"python -c {code!r} failed: {out.stderr[-2000:]}")
-        peaks.append(int(out.stdout.strip().splitlines()[-1]) / 1024)
-    return statistics.median(walls), statistics.median(peaks)
+def python_wall_and_peak(codes: dict[str, str], runs: int) -> dict[str, tuple[float, float]]:
+    """For each ``python -c code``: median wall ms and median peak RSS MiB over ``runs``
+    processes. The codes take turns (so a disturbance hits all alike), after one untimed round
+    that warms the page cache; the peak is the process's own VmHWM, read as its last act."""
+    walls: dict[str, list[float]] = {name: [] for name in codes}
+    peaks: dict[str, list[float]] = {name: [] for name in codes}
+    for round_ in range(runs + 1):
+        for name, code in codes.items():
+            start = time.perf_counter()
+            out = subprocess.run(
+                [sys.executable, "-W", "ignore", "-c", code + PEAK],
+                capture_output=True,
+                text=True,
+            )
+            wall = (time.perf_counter() - start) * 1e3
+            if out.returncode != 0:
+                raise RuntimeError(f"python -c {code!r} failed: {out.stderr[-2000:]}")
+            if round_ > 0:
+                walls[name].append(wall)
+                peaks[name].append(int(out.stdout.strip().splitlines()[-1]) / 1024)
+    return {
+        name: (statistics.median(walls[name]), statistics.median(peaks[name])) for name in codes
+    }

@@ -74,6 +74,21 @@ fn empty_spec() -> Arc<Value> {
     Arc::new(serde_json::json!({"apiVersion": "batch/v1", "kind": "Job"}))
 }
 
+/// `set(labels)`, as Prefect does, with a TypeError that names the argument.
+fn label_set(labels: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    let items = labels
+        .try_iter()
+        .and_then(|it| it.collect::<PyResult<Vec<_>>>());
+    let set = items.and_then(|items| PySet::new(labels.py(), items));
+    match set {
+        Ok(set) => Ok(set.into_any().unbind()),
+        Err(_) => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "labels: expected an iterable of label strings, got {}",
+            labels.get_type().name()?
+        ))),
+    }
+}
+
 /// Refuse a `job_spec` object nested deeper than a job spec may be, before converting it: the
 /// conversion recurses, and a 10,000-deep (or self-containing) dict would overflow the stack.
 fn check_depth(obj: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -295,11 +310,7 @@ impl PyKubernetesJobEnvironment {
         self.unique_job_name = unique_job_name;
         self.executor = executor.unwrap_or_else(|| py.None());
         self.labels = match labels {
-            Some(l) if !l.is_none() => {
-                PySet::new(py, l.try_iter()?.collect::<PyResult<Vec<_>>>()?)?
-                    .into_any()
-                    .unbind()
-            }
+            Some(l) if !l.is_none() => label_set(l)?,
             _ => PySet::empty(py)?.into_any().unbind(),
         };
         self.on_start = on_start.unwrap_or_else(|| py.None());
@@ -326,10 +337,8 @@ impl PyKubernetesJobEnvironment {
     }
 
     #[setter]
-    fn set_labels(&mut self, py: Python<'_>, labels: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.labels = PySet::new(py, labels.try_iter()?.collect::<PyResult<Vec<_>>>()?)?
-            .into_any()
-            .unbind();
+    fn set_labels(&mut self, labels: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.labels = label_set(labels)?;
         Ok(())
     }
 
