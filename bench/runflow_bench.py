@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _common import median_wall_and_peak
 
 ONE_LINER = "from kjenv import KubernetesJobEnvironment; KubernetesJobEnvironment().run_flow()"
 PREFECT_PATH = (
@@ -57,22 +57,6 @@ open({str(directory / "plain.flow")!r}, "wb").write(cloudpickle.dumps(Plain()))
     return str(directory / "prefect.flow"), str(directory / "plain.flow")
 
 
-def measure(argv: list[str], env: dict, runs: int) -> tuple[float, float]:
-    """Median wall ms and median peak RSS MiB of ``argv`` over ``runs`` processes."""
-    walls, rss = [], []
-    for _ in range(runs):
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
-        walls.append((time.perf_counter() - start) * 1e3)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            raise SystemExit(f"{argv} failed: {proc.stderr.read().decode()[-2000:]}")
-        proc.stderr.close()
-        rss.append(usage.ru_maxrss / 1024)
-    return statistics.median(walls), statistics.median(rss)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="3 runs each, for CI")
@@ -90,16 +74,16 @@ def main() -> None:
         kjenv_env = {**base, **local, "PREFECT__CONTEXT__FLOW_FILE_PATH": prefect_flow}
         plain_env = {**base, **local, "PREFECT__CONTEXT__FLOW_FILE_PATH": plain_flow}
         rows = {
-            "kjenv one-liner, Prefect flow": measure(
-                [sys.executable, "-c", ONE_LINER], kjenv_env, runs
+            "kjenv one-liner, Prefect flow": median_wall_and_peak(
+                [sys.executable, "-c", ONE_LINER], runs, kjenv_env
             ),
-            "prefect Flow.load + FlowRunner": measure(
-                [sys.executable, "-c", PREFECT_PATH, prefect_flow], base, runs
+            "prefect Flow.load + FlowRunner": median_wall_and_peak(
+                [sys.executable, "-c", PREFECT_PATH, prefect_flow], runs, base
             ),
-            "kjenv one-liner, plain flow": measure(
-                [sys.executable, "-c", ONE_LINER], plain_env, runs
+            "kjenv one-liner, plain flow": median_wall_and_peak(
+                [sys.executable, "-c", ONE_LINER], runs, plain_env
             ),
-            "python -c pass": measure([sys.executable, "-c", "pass"], base, runs),
+            "python -c pass": median_wall_and_peak([sys.executable, "-c", "pass"], runs, base),
         }
     anchor_wall, anchor_rss = rows["prefect Flow.load + FlowRunner"]
     print(f"{'process':<34} {'wall ms':>9} {'peak RSS MiB':>13} {'wall ratio':>11}")
