@@ -281,6 +281,17 @@ def test_wait_retries_through_faults_on_lists_and_watches(cluster, tmp_path):
     delete_and_assert_nothing_left(k, run)
 
 
+def succeeds_despite(k, run, disrupt) -> None:
+    """``run.wait()`` returns in time while ``disrupt`` runs in another thread; the Job
+    succeeded, and deleting it leaves nothing behind."""
+    t = threading.Thread(target=disrupt)
+    t.start()
+    bounded(lambda: run.wait(timeout=60), 70, "wait")
+    t.join()
+    assert run.status()["phase"] == "Succeeded"
+    delete_and_assert_nothing_left(k, run)
+
+
 def test_resets_of_resumed_watches(cluster, tmp_path):
     # Every watch is cut (410) while the flow runs; the watches opened again are reset.
     k = local_kube(cluster)
@@ -293,12 +304,7 @@ def test_resets_of_resumed_watches(cluster, tmp_path):
         cluster.inject_fault(reset=True, method="GET", times=6)
         cluster.expire_watches()
 
-    t = threading.Thread(target=disrupt)
-    t.start()
-    bounded(lambda: run.wait(timeout=60), 70, "wait")
-    t.join()
-    assert run.status()["phase"] == "Succeeded"
-    delete_and_assert_nothing_left(k, run)
+    succeeds_despite(k, run, disrupt)
 
 
 def test_wait_survives_expired_watches_and_a_listener_restart(cluster, tmp_path):
@@ -314,12 +320,7 @@ def test_wait_survives_expired_watches_and_a_listener_restart(cluster, tmp_path)
         time.sleep(0.5)
         cluster.expire_watches()
 
-    t = threading.Thread(target=disrupt)
-    t.start()
-    bounded(lambda: run.wait(timeout=60), 70, "wait")
-    t.join()
-    assert run.status()["phase"] == "Succeeded"
-    delete_and_assert_nothing_left(k, run)
+    succeeds_despite(k, run, disrupt)
 
 
 def test_a_forbidden_watch_is_a_clear_error_not_a_hang(cluster):
