@@ -1,4 +1,4 @@
-"""The seed's example flow, with kjenv: run it with
+"""The example flow of Prefect's KubernetesJobEnvironment documentation, with kjenv: run it with
 
     kjenv run examples/flow.py --local
 

@@ -25,7 +25,7 @@ def test_render_json(fixture_path):
         "cli-run",
         "--namespace",
         "ns1",
-        "--flow-file",
+        "--flow-file-path",
         "/f.prefect",
         "-o",
         "json",

@@ -50,7 +50,8 @@ def test_submit_wait_logs_success(local_cluster, tmp_path, capsys):
     path = flow_file(tmp_path, PrintFlow(["log line one", "log line two"]))
     name = unique("cliok")
     spec = _spec_file(tmp_path, job_spec(name))
-    code = main(_submit_args(local_cluster, spec, "--flow-file", path, "--logs", "--timeout", "60"))
+    args = _submit_args(local_cluster, spec, "--flow-file-path", path, "--logs", "--timeout", "60")
+    code = main(args)
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert captured.out.startswith(f"{name}\n")
@@ -113,7 +114,12 @@ def test_progress_line_on_a_terminal(local_cluster, tmp_path):
     leader, follower = pty.openpty()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT__")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kjenv", *_submit_args(local_cluster, spec, "--flow-file", path)]
+        [
+            sys.executable,
+            "-m",
+            "kjenv",
+            *_submit_args(local_cluster, spec, "--flow-file-path", path),
+        ]
         + ["--logs", "--timeout", "60"],
         stdout=follower,
         stderr=follower,

@@ -25,8 +25,10 @@ from kube_cluster import (
 )
 
 TESTS = os.path.dirname(__file__)
-# SIGINT to a process blocked in kjenv -> KeyboardInterrupt -> process gone.
-CTRL_C_BOUND = 0.5
+# SIGINT to a process blocked in kjenv -> KeyboardInterrupt -> process gone. It takes 17-234 ms
+# here; the bound only tells an interrupt that worked from one that waited for the Job (60 s) or
+# the backoff (30 s). The figure is printed with -s.
+CTRL_C_BOUND = 5.0
 
 
 def _python(code: str, *args: str, **env: str) -> subprocess.Popen:
@@ -103,7 +105,7 @@ WAIT_SCRIPT = """
 """
 
 
-def test_ctrl_c_interrupts_wait_within_half_a_second(local_cluster):
+def test_ctrl_c_interrupts_wait(local_cluster):
     k = local_kube(local_cluster)
     name = unique("sigint")
     spec = json.dumps(job_spec(name, sidecar=["sleep", "60"]))

@@ -352,7 +352,8 @@ def test_get_pods_watch_bounded_by_request_timeout(kubectl, tmp_path):
         "get", "pods", "-l", f"job-name={name}", "-w", "--request-timeout=2s", check=False
     )
     elapsed = time.monotonic() - started
-    assert elapsed < 15, f"the watch did not end with its timeout ({elapsed:.1f}s)"
+    # A hang guard: a watch that ignored its timeout would run until kubectl.run's own.
+    assert elapsed < 60, f"the watch did not end with its timeout ({elapsed:.1f}s)"
     rows = [line.split() for line in proc.stdout.splitlines()]
     assert rows[0][:3] == ["NAME", "READY", "STATUS"]
     assert any(r[0].startswith(f"{name}-") and r[2] == "Completed" for r in rows[1:]), rows
@@ -362,10 +363,8 @@ def test_wait_for_complete(kubectl, tmp_path):
     """``wait --for=condition=complete job/x`` returns when the Job completes."""
     name = unique("kc-wait")
     kubectl.run("create", "-f", write_manifest(tmp_path, job_manifest(name, "sleep 1")))
-    started = time.monotonic()
     out = kubectl.run("wait", "--for=condition=complete", f"job/{name}", "--timeout=30s").stdout
     assert out.strip() == f"job.batch/{name} condition met"
-    assert time.monotonic() - started < 25
     job = kubectl.json("get", "job", name)
     complete = [c for c in job["status"]["conditions"] if c["type"] == "Complete"]
     assert complete and complete[0]["status"] == "True"
@@ -470,10 +469,8 @@ def test_delete_job_removes_pods(kubectl, tmp_path):
         return pods and pods[0].get("status", {}).get("phase") == "Running"
 
     poll(pod_running, timeout=20, what="the Job's pod to run")
-    started = time.monotonic()
     out = kubectl.run("delete", "job", name, timeout=60).stdout
     assert out.strip() == f'job.batch "{name}" deleted'
-    assert time.monotonic() - started < 20
 
     missing = kubectl.run("get", "job", name, check=False)
     assert missing.returncode == 1

@@ -191,7 +191,8 @@ def test_watch_times_out_cleanly(batch):
         )
     )
     assert events == []
-    assert 0.8 < time.monotonic() - started < 10
+    # It waited for the timeout, and ended (the upper bound is a hang guard).
+    assert 0.8 < time.monotonic() - started < 30
 
 
 # --- pods and logs ------------------------------------------------------------------------

@@ -232,7 +232,7 @@ def test_the_token_appears_nowhere_in_cli_output(local_cluster, tmp_path):
         "img:1",
         "--kubeconfig",
         k.kubeconfig,
-        "--flow-file",
+        "--flow-file-path",
         good_flow,
         "--logs",
         "--timeout",

@@ -8,6 +8,9 @@ import pytest
 
 from kjenv import JobSpecError, KubernetesJobEnvironment
 
+# A bound that only catches a hang (these parses take milliseconds); speed is for bench/.
+HANG_GUARD = 30.0
+
 
 def load(tmp_path, text: str | bytes):
     path = tmp_path / "job.yaml"
@@ -78,17 +81,18 @@ def test_alias_bomb_fails_fast(tmp_path):
     for name in "bcdefghi":
         lines.append(f"{name}: &{name} [{','.join(['*' + prev] * 9)}]")
         prev = name
+    # The parser's budget (a count of replayed events) refuses it; the clock is a hang guard.
     start = time.perf_counter()
-    with pytest.raises(JobSpecError):
+    with pytest.raises(JobSpecError, match="limit exceeded|too complex"):
         load(tmp_path, "\n".join(lines) + "\n")
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < HANG_GUARD
 
 
 def test_deep_nesting_fails_fast(tmp_path):
     start = time.perf_counter()
-    with pytest.raises(JobSpecError):
+    with pytest.raises(JobSpecError, match="invalid YAML"):
         load(tmp_path, "a: " + "[" * 10_000 + "]" * 10_000 + "\n")
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < HANG_GUARD
 
 
 def test_too_large(tmp_path):

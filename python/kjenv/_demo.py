@@ -1,5 +1,5 @@
-"""``kjenv demo``: the seed's example flow, run as a Kubernetes Job on the embedded local
-cluster, with its log streamed and a short summary."""
+"""``kjenv demo``: the example flow of Prefect's ``KubernetesJobEnvironment`` documentation, run
+as a Kubernetes Job on the embedded local cluster, with its log streamed and a short summary."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-# The seed's second example: resource requests and limits.
+# The documentation's second example: resource requests and limits.
 JOB_SPEC = """\
 apiVersion: batch/v1
 kind: Job
@@ -45,7 +45,7 @@ FLOW_NAME = "Kubernetes Job Environment w/ Resource Requests & Limits"
 
 
 class PlainExampleFlow:
-    """The seed's flow without Prefect: get_value() then output_value(value)."""
+    """The example flow without Prefect: get_value() then output_value(value)."""
 
     name = FLOW_NAME
 
@@ -61,17 +61,19 @@ class PlainExampleFlow:
         self.output_value(self.get_value())
 
 
-def build_flow() -> Any:
-    """The seed's example flow: a Prefect flow when Prefect is installed, else the same steps
-    in plain Python."""
-    try:
-        import warnings
+def build_flow() -> tuple[Any, str]:
+    """The example flow and what kind it is: a Prefect flow when Prefect imports, else the same
+    steps in plain Python (the kind then says why: not installed, or the import error)."""
+    import warnings
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from prefect import Flow, task
-    except ImportError:
-        return PlainExampleFlow()
+    from kjenv._prefect import import_prefect
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prefect, problem = import_prefect()
+    if prefect is None:
+        return PlainExampleFlow(), f"plain Python; {problem}"
+    from prefect import Flow, task
 
     @task
     def get_value():
@@ -84,7 +86,7 @@ def build_flow() -> Any:
     flow = Flow(FLOW_NAME)
     output_value.set_upstream(get_value, flow=flow)
     output_value.bind(value=get_value, flow=flow)
-    return flow
+    return flow, f"Prefect {prefect.__version__}"
 
 
 def run_as_job(
@@ -123,7 +125,7 @@ def run_as_job(
 
 
 def main(timeout: float = 60.0, out: TextIO = sys.stdout) -> int:
-    """Start the local cluster, run the seed's example flow as a Job, stop the cluster."""
+    """Start the local cluster, run the example flow as a Job, stop the cluster."""
     from kjenv import KubernetesJobEnvironment
     from kjenv._flowfile import store_flow
     from kjenv.testing import LocalCluster
@@ -131,9 +133,8 @@ def main(timeout: float = 60.0, out: TextIO = sys.stdout) -> int:
     with tempfile.TemporaryDirectory(prefix="kjenv-demo-") as tmp:
         spec = Path(tmp) / "job_spec.yaml"
         spec.write_text(JOB_SPEC)
-        flow = build_flow()
-        kind = "Prefect 0.15" if hasattr(flow, "tasks") else "plain Python (Prefect not installed)"
-        print(f"kjenv demo: the seed's example flow ({kind}) as a Kubernetes Job", file=out)
+        flow, kind = build_flow()
+        print(f"kjenv demo: the example flow ({kind}) as a Kubernetes Job", file=out)
         with LocalCluster(backoff_base=1.0) as cluster:
             print(f"local cluster: {cluster.url}", file=out, flush=True)
             env = KubernetesJobEnvironment(str(spec), kubeconfig=cluster.kubeconfig)

@@ -227,7 +227,7 @@ class KubernetesJobEnvironment:
     def job_spec(self) -> dict[str, Any]:
         """A copy of the stored job spec."""
     def setup(self, flow: Any = None) -> None:
-        """Do nothing: this environment needs no infrastructure (as the seed says)."""
+        """Do nothing: this environment needs no infrastructure set up beforehand."""
     def render(
         self,
         flow: Any = None,
@@ -262,7 +262,7 @@ class KubernetesJobEnvironment:
         timeout: float | None = None,
         stream_logs: bool = False,
     ) -> JobRun:
-        """Create the Job on the cluster (the seed's execute step) and return its handle.
+        """Create the Job on the cluster and return its handle.
 
         Accepts ``execute(flow)`` (Prefect 0.13+) and ``execute(storage, flow_location)``
         (Prefect <= 0.10). Values resolve as in :meth:`render`. With a Prefect Cloud token the

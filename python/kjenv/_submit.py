@@ -9,9 +9,7 @@ import threading
 import time
 from typing import Any, TextIO
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
+from kjenv.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, one_line
 
 # How often the progress line asks the API for the Job's status.
 POLL_SECONDS = 0.5
@@ -32,17 +30,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--kubeconfig", help="kubeconfig file (else KUBECONFIG, ~/.kube/config)")
     p.add_argument("--context", help="kubeconfig context")
     p.add_argument("--flow-run-id", help="the flow run id (else a new uuid4)")
-    p.add_argument("--flow-file", help="the flow file path inside the image")
+    p.add_argument("--flow-file-path", help="where the flow file is inside the image")
     p.add_argument("--wait", action="store_true", help="wait until the Job completes or fails")
     p.add_argument("--logs", action="store_true", help="stream the flow's log (implies --wait)")
     p.add_argument(
         "--timeout", type=float, metavar="SECONDS", help="give up waiting after this long"
     )
     p.set_defaults(func=run)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join((str(exc).strip() or type(exc).__name__).split())
 
 
 def _error(message: str) -> None:
@@ -144,7 +138,7 @@ def wait_with_progress(run: Any, timeout: float | None, logs: bool) -> tuple[int
     except JobFailedError as exc:
         outcome = (EXIT_FAILED, f"job {run.name} failed: {exc.reason}\n{exc}")
     except JobTimeoutError as exc:
-        outcome = (EXIT_FAILED, f"job {run.name} timed out: {_one_line(exc)}")
+        outcome = (EXIT_FAILED, f"job {run.name} timed out: {one_line(exc)}")
     else:
         outcome = (EXIT_OK, f"job {run.name} succeeded in {time.monotonic() - start:.1f}s")
     finally:
@@ -182,10 +176,10 @@ def run(args: argparse.Namespace) -> int:
             image=args.image,
             flow_run_id=args.flow_run_id,
             namespace=args.namespace,
-            flow_location=args.flow_file,
+            flow_location=args.flow_file_path,
         )
     except KubeApiError as exc:
-        _error(f"error: {_one_line(exc)}")
+        _error(f"error: {one_line(exc)}")
         # The API found the Job invalid: bad input. Anything else (a taken name, no access,
         # an unreachable cluster) is a failure to run.
         return EXIT_BAD_INPUT if exc.status in (400, 422) else EXIT_FAILED

@@ -1,4 +1,4 @@
-"""The ``kjenv`` command line: ``kjenv render``, and more as they land."""
+"""The ``kjenv`` command line: render, submit, run, run-flow, cluster and demo."""
 
 from __future__ import annotations
 
@@ -20,9 +20,28 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return " ".join(text.split())
+# The library's messages name Python arguments; on the command line the flags stand for them.
+_CLI_WORDS = (
+    (
+        'pass image=..., set metadata={"image": ...} on the environment, use Docker storage, '
+        "or set PREFECT__CONTEXT__IMAGE",
+        "pass --image or set PREFECT__CONTEXT__IMAGE",
+    ),
+    ("pass image=...", "pass --image"),
+    ("pass context=...", "pass --context"),
+    ("pass kubeconfig=...", "pass --kubeconfig"),
+    ("the image argument", "--image"),
+    ("the namespace argument", "--namespace"),
+    ("the flow_run_id argument", "--flow-run-id"),
+)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message as one line, in the command line's words (flags, not arguments)."""
+    text = " ".join((str(exc).strip() or type(exc).__name__).split())
+    for python, cli in _CLI_WORDS:
+        text = text.replace(python, cli)
+    return text
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
@@ -34,7 +53,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
         image=args.image,
         flow_run_id=args.flow_run_id,
         namespace=args.namespace,
-        flow_file_path=args.flow_file,
+        flow_file_path=args.flow_file_path,
     )
     if args.output == "json":
         sys.stdout.write(json.dumps(job, indent=2) + "\n")
@@ -138,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--image", help="the flow image (else PREFECT__CONTEXT__IMAGE)")
     render.add_argument("--flow-run-id", help="the flow run id (else a new uuid4)")
     render.add_argument("--namespace", help="the namespace (else the spec's, else 'default')")
-    render.add_argument("--flow-file", help="the flow file path inside the image")
+    render.add_argument("--flow-file-path", help="where the flow file is inside the image")
     render.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml")
     render.set_defaults(func=_cmd_render)
 
@@ -180,9 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="run the seed's example flow on the embedded local cluster",
-        description="Start the local cluster, run the seed's example flow (prints Example!) as a "
-        "Kubernetes Job, stream its log, print a summary, stop the cluster.",
+        help="run the example flow on the embedded local cluster",
+        description="Start the local cluster, run the example flow of Prefect's "
+        "KubernetesJobEnvironment documentation (prints Example!) as a Kubernetes Job, stream "
+        "its log, print a summary, stop the cluster.",
     )
     demo.add_argument("--timeout", type=float, default=60.0, help="seconds to wait at most")
     demo.set_defaults(func=_cmd_demo)
@@ -205,11 +225,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("kjenv: interrupted\n")
         return 130
     except (JobFailedError, JobTimeoutError) as exc:
-        sys.stderr.write(f"kjenv: job failed: {_one_line(exc)}\n")
+        sys.stderr.write(f"kjenv: job failed: {one_line(exc)}\n")
         return EXIT_FAILED
     except (ValueError, TypeError, OSError) as exc:
         # Bad input: spec errors (JobSpecError is a ValueError), missing files, bad values.
-        sys.stderr.write(f"kjenv: error: {_one_line(exc)}\n")
+        sys.stderr.write(f"kjenv: error: {one_line(exc)}\n")
         return EXIT_BAD_INPUT
 
 

@@ -26,7 +26,7 @@ pub(crate) struct Overrides {
     pub flow_file_path: Option<String>,
     /// The cluster configuration's default namespace.
     pub config_namespace: ConfigNamespace,
-    /// Values from a seed-era `execute(storage, flow_location)` call.
+    /// Values from a Prefect <= 0.10 `execute(storage, flow_location)` call.
     pub storage: Option<prefect::FlowValues>,
 }
 
@@ -401,7 +401,7 @@ impl PyKubernetesJobEnvironment {
         Ok(pythonize(py, &run.rendered.job)?)
     }
 
-    /// Create the Job on the cluster (the seed's execute step) and return its `JobRun`.
+    /// Create the Job on the cluster and return its `JobRun`.
     #[pyo3(signature = (flow=None, flow_location=None, *, image=None, flow_run_id=None, namespace=None,
                         wait=false, timeout=None, stream_logs=false))]
     #[allow(clippy::too_many_arguments)]

@@ -57,7 +57,7 @@ pub(crate) fn flow_values(flow: Option<&Bound<'_, PyAny>>) -> PyResult<FlowValue
     storage_values(&storage, string_attr(flow, "name").as_deref())
 }
 
-/// Image and flow path from a storage object (seed-era `execute(storage, flow_location)` too).
+/// Image and flow path from a storage object (Prefect <= 0.10 `execute(storage, flow_location)` too).
 pub(crate) fn storage_values(
     storage: &Bound<'_, PyAny>,
     flow_name: Option<&str>,

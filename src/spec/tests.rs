@@ -3,6 +3,10 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
+/// A bound that only catches a hang: these parses take ~1.4 s at most in a debug build on a
+/// loaded 2-core machine. Their speed is measured in `bench/`.
+const HANG_GUARD: Duration = Duration::from_secs(30);
+
 fn err(text: &str) -> String {
     from_yaml(text, Some(Path::new("job.yaml")))
         .unwrap_err()
@@ -83,14 +87,13 @@ fn alias_bomb_fails_fast() {
         ));
         prev = n;
     }
+    // The parser's budget refuses it (a count of replayed events, not a clock); the time bound
+    // only guards against a hang.
     let start = Instant::now();
     let e = err(&text);
-    assert!(
-        start.elapsed() < Duration::from_secs(1),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < HANG_GUARD, "took {:?}", start.elapsed());
     assert!(e.starts_with("job.yaml"), "{e}");
+    assert!(e.contains("limit exceeded") || e.contains("too complex"), "{e}");
 }
 
 #[test]
@@ -98,7 +101,7 @@ fn deep_nesting_fails_fast() {
     let text = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     let start = Instant::now();
     let e = err(&text);
-    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(start.elapsed() < HANG_GUARD, "took {:?}", start.elapsed());
     assert!(e.contains("invalid YAML"), "{e}");
 }
 
