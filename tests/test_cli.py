@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -90,3 +91,22 @@ def test_console_script_and_version():
     assert exe, "the kjenv console script is installed"
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "kjenv 0.1.0"
+
+
+@pytest.mark.parametrize(
+    "args,flag",
+    [
+        (["render", "{minimal}"], "pass --image"),
+        (["render", "{minimal}", "--image", "i", "--namespace", "Not_A_Label"], "--namespace"),
+        (["submit", "{minimal}", "--image", "i", "--kubeconfig", "{no_context}"], "--context"),
+    ],
+)
+def test_errors_name_cli_flags_not_python_arguments(tmp_path, fixture_path, args, flag):
+    no_context = tmp_path / "kubeconfig"
+    no_context.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
+    args = [a.format(minimal=fixture_path("minimal.yaml"), no_context=no_context) for a in args]
+    result = kjenv(*args)
+    assert result.returncode == 2, result.stderr
+    assert flag in result.stderr
+    assert not re.search(r"\b(image|namespace|context|kubeconfig|flow_run_id)=", result.stderr)
+    assert "argument" not in result.stderr, result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import warnings
@@ -144,5 +145,23 @@ def test_demo_without_prefect_runs_the_plain_flow():
         [sys.executable, "-c", code, "demo"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    assert "plain Python (Prefect not installed)" in result.stdout
+    assert "plain Python; Prefect is not installed" in result.stdout
+    assert "Example!" in result.stdout
+
+
+def test_demo_with_a_broken_prefect_names_its_import_error(tmp_path):
+    # Prefect 0.15 on Python 3.12+ without setuptools: installed, but its import fails.
+    (tmp_path / "prefect").mkdir()
+    (tmp_path / "prefect" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'distutils'\", name='distutils')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "kjenv", "demo"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.splitlines()[0]
+    assert "Prefect is installed but does not import" in first, first
+    assert "No module named 'distutils'" in first and "pip install setuptools" in first, first
+    assert "not installed" not in first
     assert "Example!" in result.stdout

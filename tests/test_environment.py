@@ -234,4 +234,24 @@ def test_run_without_prefect_is_a_clear_import_error():
         "except ImportError as e:\n    print(e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
-    assert "pip install 'prefect==0.15.13'" in out
+    assert "Prefect is not installed" in out and "uv pip install 'kjenv[prefect]'" in out
+
+
+def test_run_with_a_broken_prefect_names_its_import_error(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "prefect").mkdir()
+    (tmp_path / "prefect" / "__init__.py").write_text("raise ImportError('a broken install')\n")
+    code = (
+        "from kjenv import KubernetesJobEnvironment\n"
+        "try:\n    KubernetesJobEnvironment().run(object())\n"
+        "except ImportError as e:\n    print(e)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env
+    ).stdout
+    assert "Prefect is installed but does not import: ImportError: a broken install" in out
+    assert "not installed" not in out

@@ -60,3 +60,82 @@ def test_main_job_command_works():
         check=True,
     ).stdout
     assert "Example!" in out and "outcome:  succeeded" in out
+
+
+def _block_with(marker: str, lang: str = "python") -> str:
+    (block,) = [b for b in re.findall(rf"```{lang}\n(.*?)```", README, re.S) if marker in b]
+    return block
+
+
+def test_local_cluster_snippet_runs_the_example_as_written(tmp_path):
+    pytest.importorskip("prefect")
+    # The documentation's example defines `flow`; the LocalCluster snippet runs it as a Job.
+    example = python_blocks()[0].split("flow.deploy(")[0]
+    snippet = _block_with("with LocalCluster() as cluster:")
+    script = tmp_path / "snippet.py"
+    script.write_text(example + "\n" + snippet)
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=ROOT / "examples",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Example!" in result.stdout
+
+
+def _instructions(dockerfile: str) -> list[str]:
+    text = re.sub(r"\\\n\s*", " ", dockerfile)
+    lines = [line.strip() for line in text.splitlines()]
+    return [" ".join(line.split()) for line in lines if line and not line.startswith("#")]
+
+
+def test_readme_dockerfile_is_examples_dockerfile():
+    readme = _block_with("FROM python", "dockerfile")
+    readme = "\n".join(line.strip() for line in readme.splitlines())
+    assert _instructions(readme) == _instructions((ROOT / "examples" / "Dockerfile").read_text())
+
+
+def _cli_options(command: str) -> list[set[str]]:
+    """Each option of a subcommand as the set of its spellings (``{"-o", "--output"}``)."""
+    from kjenv.cli import build_parser
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if a.dest == "command"]
+    options = [set(a.option_strings) for a in sub.choices[command]._actions]
+    return [o for o in options if o and o != {"-h", "--help"}]
+
+
+def test_cli_synopsis_is_true_to_the_parser():
+    block = README.split("## CLI", 1)[1].split("```", 2)[1]
+    synopsis: dict[str, set[str]] = {}
+    command = None
+    for line in block.splitlines():
+        words = line.split("#")[0].split()
+        if words[:1] == ["kjenv"]:
+            command = words[1]
+            synopsis[command] = set()
+        if command:
+            synopsis[command] |= set(re.findall(r"(--[a-z-]+|-o)\b", " ".join(words)))
+    assert set(synopsis) == {"render", "submit", "run", "run-flow", "cluster", "demo"}
+    for command, flags in synopsis.items():
+        options = _cli_options(command)
+        missing = [sorted(o) for o in options if not o & flags]
+        unknown = [f for f in flags if not any(f in o for o in options)]
+        assert (missing, unknown) == ([], []), command
+
+
+def test_no_project_jargon_in_user_facing_text():
+    from kjenv.cli import build_parser
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if a.dest == "command"]
+    texts = [README, parser.format_help(), *(p.format_help() for p in sub.choices.values())]
+    texts.append((ROOT / "python" / "kjenv" / "_kjenv.pyi").read_text())
+    import kjenv
+
+    texts += [kjenv.KubernetesJobEnvironment.__doc__ or "", kjenv.JobRun.__doc__ or ""]
+    texts += [m.__doc__ or "" for m in vars(kjenv.KubernetesJobEnvironment).values()]
+    for text in texts:
+        assert not re.search(r"\bseed\b|\bseed's\b", text, re.I), text[:200]

@@ -12,6 +12,7 @@ pub mod faults;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod logs;
+pub mod recorder;
 pub mod store;
 pub mod tls;
 
@@ -84,6 +85,8 @@ pub struct Cluster {
     pub ca_pem: String,
     /// Armed fault-injection rules.
     pub faults: faults::Faults,
+    /// The opt-in request record.
+    pub requests: recorder::Recorder,
     /// Bumped by [`LocalCluster::expire_watches`]; every open watch ends with ERROR 410.
     pub(crate) watch_epoch: tokio::sync::watch::Sender<u64>,
     /// Serving TLS configuration (kept to re-listen).
@@ -187,6 +190,16 @@ impl LocalCluster {
         self.cluster.expire_watches();
     }
 
+    /// Starts recording the authenticated requests the API receives (see [`recorder`]).
+    pub fn start_recording(&self) {
+        self.cluster.requests.start();
+    }
+
+    /// Stops recording and returns what was recorded.
+    pub fn stop_recording(&self) -> recorder::Recording {
+        self.cluster.requests.stop()
+    }
+
     /// Drops every connection and listens again on the same port; the state is kept.
     ///
     /// # Errors
@@ -288,6 +301,7 @@ async fn boot(options: Options, work_dir: PathBuf) -> Result<Arc<Cluster>, Error
         port,
         ca_pem: certs.ca_pem.clone(),
         faults,
+        requests: recorder::Recorder::default(),
         watch_epoch: tokio::sync::watch::Sender::new(0),
         tls: certs.server_config()?,
         listener_cancel: Mutex::new(listener_cancel.clone()),

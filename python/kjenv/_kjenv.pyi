@@ -359,5 +359,11 @@ class LocalCluster:
         """Disarm every fault rule."""
     def expire_watches(self) -> None:
         """End every open watch with an ERROR event carrying a 410 Expired Status."""
+    def start_recording(self) -> None:
+        """Start recording the authenticated requests the API receives (for tests of what a
+        client needs, e.g. RBAC rules); a recording in progress is discarded."""
+    def stop_recording(self) -> list[tuple[str, str, str]]:
+        """Stop recording; return the requests as ``(method, path, query)`` tuples in arrival
+        order (at most 100,000)."""
     def restart_listener(self) -> None:
         """Drop every connection and listen again on the same port; the state is kept."""

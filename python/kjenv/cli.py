@@ -36,12 +36,16 @@ _CLI_WORDS = (
 )
 
 
-def one_line(exc: BaseException) -> str:
-    """An exception's message as one line, in the command line's words (flags, not arguments)."""
-    text = " ".join((str(exc).strip() or type(exc).__name__).split())
+def cli_words(text: str) -> str:
+    """``text`` with the library's Python argument names replaced by the CLI's flags."""
     for python, cli in _CLI_WORDS:
         text = text.replace(python, cli)
     return text
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message as one line, in the command line's words (flags, not arguments)."""
+    return cli_words(" ".join((str(exc).strip() or type(exc).__name__).split()))
 
 
 def _cmd_render(args: argparse.Namespace) -> int:

@@ -201,6 +201,28 @@ impl PyLocalCluster {
         })
     }
 
+    /// Start recording the authenticated requests the API receives (for tests of what a client
+    /// needs, e.g. RBAC rules); a recording in progress is discarded.
+    fn start_recording(&self) -> PyResult<()> {
+        self.with(|c| {
+            c.start_recording();
+            Ok(())
+        })
+    }
+
+    /// Stop recording; return the requests as ``(method, path, query)`` tuples in arrival order
+    /// (at most 100,000).
+    fn stop_recording(&self) -> PyResult<Vec<(String, String, String)>> {
+        self.with(|c| {
+            let recording = c.stop_recording();
+            Ok(recording
+                .requests
+                .into_iter()
+                .map(|r| (r.method, r.path, r.query))
+                .collect())
+        })
+    }
+
     fn restart_listener(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| {
             self.with(|c| {

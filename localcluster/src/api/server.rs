@@ -140,7 +140,9 @@ async fn handle(
     if !authorized {
         return Ok(error_response(&ApiError::unauthorized()));
     }
-    let query = parse_query(req.uri().query().unwrap_or(""));
+    let raw_query = req.uri().query().unwrap_or("");
+    cluster.requests.note(method.as_str(), &path, raw_query);
+    let query = parse_query(raw_query);
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
