@@ -128,6 +128,12 @@ async fn setup(dir: &Path) -> (LocalCluster, Pki, Agent) {
     })
     .expect("cluster starts");
     let pki = Pki::new(&dir.join("pki"));
+    let agent = start_agent(&lc, &pki, dir).await;
+    (lc, pki, agent)
+}
+
+/// Starts the agent against `lc` and waits until it answers.
+async fn start_agent(lc: &LocalCluster, pki: &Pki, dir: &Path) -> Agent {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_kjenv-kubelet"))
         .arg("--kubeconfig")
@@ -150,7 +156,7 @@ async fn setup(dir: &Path) -> (LocalCluster, Pki, Agent) {
     })
     .await;
     assert!(healthy, "the agent answers /healthz");
-    (lc, pki, agent)
+    agent
 }
 
 /// `GET path` on the agent's port, with the client certificate `client` (file stem) if any:
@@ -402,9 +408,9 @@ async fn deletion_sends_sigterm_then_sigkill_after_the_grace_period() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_stops_the_agent_and_every_container() {
+async fn sigterm_stops_the_agent_and_every_container_and_a_new_agent_fails_the_pod() {
     let dir = temp_dir("stop");
-    let (lc, _pki, mut agent) = setup(&dir).await;
+    let (lc, pki, mut agent) = setup(&dir).await;
     let pods: Api<Pod> = Api::namespaced(common::client(&lc).await, "default");
     let p = pod("sleeper", "sleep 1000 & sleep 1000", 30);
     pods.create(&PostParams::default(), &p)
@@ -423,6 +429,13 @@ async fn sigterm_stops_the_agent_and_every_container() {
         !localcluster::kubelet::group_alive(pid),
         "no process is left"
     );
+    // A new agent does not run the lost container again: the pod fails.
+    let mut again = start_agent(&lc, &pki, &dir).await;
+    let p = wait_pod(&pods, "sleeper", 30, |p| p["status"]["phase"] == "Failed").await;
+    let t = &p["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(t["reason"], "ContainerStatusUnknown");
+    assert_eq!(t["exitCode"], 137);
+    assert!(again.stop().is_some_and(|s| s.success()));
     drop(lc);
     let _ = std::fs::remove_dir_all(dir);
 }

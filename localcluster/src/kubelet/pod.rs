@@ -215,6 +215,9 @@ impl Worker {
 
     async fn lifecycle(&mut self) -> Result<(), Interrupt> {
         self.schedule().await?;
+        if self.ran_before() {
+            return self.lost().await;
+        }
         self.write(false).await?;
         if let Some(i) = self.pending_interrupt() {
             return Err(i);
@@ -742,6 +745,12 @@ impl Worker {
                 Err(_) => break,
             }
         }
+        self.unknown_remaining("The container could not be located when the pod was terminated");
+        let _ = self.write(true).await;
+    }
+
+    /// Every container not terminated yet becomes terminated `ContainerStatusUnknown` (137).
+    fn unknown_remaining(&mut self, message: &str) {
         let now = Utc::now();
         for c in self.init.iter_mut().chain(self.ctrs.iter_mut()) {
             if !matches!(c.state, State::Terminated(_)) {
@@ -749,16 +758,34 @@ impl Worker {
                     exit_code: 137,
                     signal: None,
                     reason: "ContainerStatusUnknown".into(),
-                    message: Some(
-                        "The container could not be located when the pod was terminated".into(),
-                    ),
+                    message: Some(message.into()),
                     started_at: now,
                     finished_at: now,
                     container_id: String::new(),
                 });
             }
         }
-        let _ = self.write(true).await;
+    }
+
+    /// Did containers of this pod run before this worker (a kubelet that restarted)? Their
+    /// processes died with that kubelet.
+    fn ran_before(&self) -> bool {
+        ["containerStatuses", "initContainerStatuses"]
+            .iter()
+            .flat_map(|l| self.pod["status"][*l].as_array().into_iter().flatten())
+            .any(|c| {
+                !c["state"]["running"].is_null()
+                    || !c["state"]["terminated"].is_null()
+                    || !c["lastState"]["terminated"].is_null()
+            })
+    }
+
+    /// The containers were lost with a previous kubelet: the pod fails (its controller
+    /// replaces it) rather than running its commands a second time.
+    async fn lost(&mut self) -> Result<(), Interrupt> {
+        self.started = true;
+        self.unknown_remaining("The container could not be located when the kubelet restarted");
+        self.write(true).await
     }
 
     // ---- status -----------------------------------------------------------------------
