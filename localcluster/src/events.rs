@@ -67,7 +67,9 @@ pub fn record_with(
     reason: &str,
     message: &str,
 ) {
-    let event = build(component, involved, field_path, type_, reason, message);
+    let event = build(
+        component, NODE_NAME, involved, field_path, type_, reason, message,
+    );
     let _ = store.create(Kind::Event, event);
 }
 
@@ -96,9 +98,10 @@ pub fn sweep(store: &Store, max_age: std::time::Duration) {
     }
 }
 
-/// The Event object [`record_with`] stores.
-fn build(
+/// The Event object [`record_with`] stores; `host` is the node of kubelet events.
+pub(crate) fn build(
     component: &str,
+    host: &str,
     involved: &Value,
     field_path: Option<&str>,
     type_: &str,
@@ -132,7 +135,7 @@ fn build(
     }
     let mut source = json!({ "component": component });
     if component == KUBELET {
-        source["host"] = json!(NODE_NAME);
+        source["host"] = json!(host);
     }
     json!({
         "apiVersion": "v1",
@@ -148,7 +151,7 @@ fn build(
         "count": 1,
         "eventTime": null,
         "reportingComponent": component,
-        "reportingInstance": if component == KUBELET { NODE_NAME } else { "" },
+        "reportingInstance": if component == KUBELET { host } else { "" },
     })
 }
 
@@ -162,6 +165,7 @@ mod tests {
             "metadata": {"name": "p", "namespace": "ns", "uid": "u", "resourceVersion": "7"}});
         let e = build(
             KUBELET,
+            NODE_NAME,
             &pod,
             Some("spec.containers{main}"),
             "Normal",
@@ -184,6 +188,7 @@ mod tests {
         let job = json!({"metadata": {"name": "j", "namespace": "d"}, "spec": {"template": {}}});
         let e = build(
             JOB_CONTROLLER,
+            NODE_NAME,
             &job,
             None,
             "Normal",

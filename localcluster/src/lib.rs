@@ -44,6 +44,9 @@ pub struct Options {
     pub path_prefix: Vec<PathBuf>,
     /// Faults armed from the start.
     pub faults: Vec<faults::FaultRule>,
+    /// Run the emulator's own scheduler and kubelet (off: pods stay Pending until another
+    /// node agent, e.g. `kjenv-kubelet`, runs them).
+    pub kubelet: bool,
 }
 
 impl Default for Options {
@@ -57,6 +60,7 @@ impl Default for Options {
             backoff_max: Duration::from_secs(360),
             path_prefix: Vec::new(),
             faults: Vec::new(),
+            kubelet: true,
         }
     }
 }
@@ -309,6 +313,8 @@ async fn boot(options: Options, work_dir: PathBuf) -> Result<Arc<Cluster>, Error
     api::server::serve(cluster.clone(), listener, listener_cancel);
     api::gc::spawn(cluster.clone());
     controller::spawn(cluster.clone());
-    kubelet::spawn(cluster.clone());
+    if cluster.options.kubelet {
+        kubelet::spawn(cluster.clone());
+    }
     Ok(cluster)
 }

@@ -1,6 +1,7 @@
-//! `GET …/pods/{name}/log`: picks the container and attempt like the kubelet does, applies
-//! `sinceSeconds`/`sinceTime`/`tailLines`/`limitBytes`/`timestamps`, and follows (chunked)
-//! until the container exits.
+//! `GET …/pods/{name}/log`: picks the container as the API server does, then the attempt as
+//! the kubelet does ([`serve_container`], also behind the node agent's `/containerLogs`),
+//! applies `sinceSeconds`/`sinceTime`/`tailLines`/`limitBytes`/`timestamps`, and follows
+//! (chunked) until the container exits.
 
 use std::sync::Arc;
 
@@ -12,8 +13,8 @@ use serde_json::Value;
 use super::router::Target;
 use super::{full, stream_response, Body, ChannelBody, Req};
 use crate::error::ApiError;
-use crate::logs::{ContainerLog, LogLine};
-use crate::store::Kind;
+use crate::logs::{ContainerLog, LogLine, LogStore};
+use crate::store::{meta_str, Kind};
 use crate::Cluster;
 
 /// What the query asks for.
@@ -90,14 +91,14 @@ fn container_status<'a>(pod: &'a Value, name: &str) -> Option<&'a Value> {
 
 /// Picks the log to serve, or the kubelet's error for this container state.
 fn choose_log(
-    cluster: &Cluster,
+    logs: &LogStore,
     ns: &str,
     pod: &str,
     c: &str,
     status: Option<&Value>,
     previous: bool,
 ) -> Result<Option<Arc<ContainerLog>>, ApiError> {
-    let get = |prev| cluster.logs.get(ns, pod, c, prev);
+    let get = |prev| logs.get(ns, pod, c, prev);
     if previous {
         return get(true).map(Some).ok_or_else(|| {
             ApiError::bad_request(format!(
@@ -199,7 +200,8 @@ pub async fn serve(
         .store
         .get_arc(Kind::Pod, &ns, &name)
         .ok_or_else(|| ApiError::not_found(Kind::Pod, &name))?;
-    let q = parse_query(req)?;
+    // A bad query is reported before a bad container choice, as the API server does.
+    parse_query(req)?;
     let containers = container_names(&pod, "containers");
     let init = container_names(&pod, "initContainers");
     let container = match req.param("container").filter(|c| !c.is_empty()) {
@@ -229,14 +231,37 @@ pub async fn serve(
     if pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty) {
         return Ok(text_response(Bytes::new()));
     }
-    let previous = req.flag("previous");
-    let log = choose_log(
-        cluster,
-        &ns,
-        &name,
+    serve_container(
+        &cluster.logs,
+        &pod,
         &container,
-        container_status(&pod, &container),
-        previous,
+        req,
+        cluster.shutdown.clone(),
+    )
+}
+
+/// Serves the log of one container of `pod` (as the kubelet does for the API server):
+/// the attempt `previous` asks for, filtered and rendered as the query says, followed until
+/// the container exits (or `stop` is cancelled, or the client goes away).
+///
+/// # Errors
+/// 400 for a bad query, a container still waiting, or a missing previous attempt.
+pub fn serve_container(
+    logs: &LogStore,
+    pod: &Value,
+    container: &str,
+    req: &Req,
+    stop: tokio_util::sync::CancellationToken,
+) -> Result<Response<Body>, ApiError> {
+    let q = parse_query(req)?;
+    let (ns, name) = (meta_str(pod, "namespace"), meta_str(pod, "name"));
+    let log = choose_log(
+        logs,
+        ns,
+        name,
+        container,
+        container_status(pod, container),
+        req.flag("previous"),
     )?;
     let Some(log) = log else {
         return Ok(text_response(Bytes::new()));
@@ -250,7 +275,7 @@ pub async fn serve(
         return Ok(text_response(first.freeze()));
     }
     let (tx, body) = ChannelBody::channel(64);
-    let shutdown = cluster.shutdown.clone();
+    let shutdown = stop;
     tokio::spawn(async move {
         if !first.is_empty() && tx.send(first.freeze()).await.is_err() {
             return;

@@ -7,10 +7,34 @@ use std::collections::HashMap;
 use base64::Engine;
 use serde_json::Value;
 
-use crate::store::{Kind, Store};
+use crate::store::Kind;
 
 /// The ordered environment of a container, later entries overriding earlier ones.
 pub type Env = Vec<(String, String)>;
+
+/// The Secrets and ConfigMaps a container refers to, as read from the API (`None`: missing).
+pub type Objects = HashMap<(Kind, String), Option<Value>>;
+
+/// The Secrets and ConfigMaps (kind, name) a container's `envFrom` and `env` refer to.
+pub fn references(container: &Value) -> Vec<(Kind, String)> {
+    let mut out: Vec<(Kind, String)> = Vec::new();
+    let mut add = |kind, sel: &Value| {
+        if let Some(name) = sel["name"].as_str() {
+            if !out.iter().any(|(k, n)| *k == kind && n == name) {
+                out.push((kind, name.to_owned()));
+            }
+        }
+    };
+    for from in container["envFrom"].as_array().into_iter().flatten() {
+        add(Kind::Secret, &from["secretRef"]);
+        add(Kind::ConfigMap, &from["configMapRef"]);
+    }
+    for e in container["env"].as_array().into_iter().flatten() {
+        add(Kind::Secret, &e["valueFrom"]["secretKeyRef"]);
+        add(Kind::ConfigMap, &e["valueFrom"]["configMapKeyRef"]);
+    }
+    out
+}
 
 /// Expands `$(NAME)` references with `lookup` as Kubernetes does: `$$` is a literal `$`, an
 /// unknown name is left as written.
@@ -55,7 +79,7 @@ pub fn expand(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
 ///
 /// `Ok(None)` means "missing but optional".
 fn lookup_key(
-    store: &Store,
+    objects: &Objects,
     ns: &str,
     kind: Kind,
     sel: &Value,
@@ -67,14 +91,17 @@ fn lookup_key(
         Kind::Secret => ("secret", "Secret"),
         _ => ("configmap", "ConfigMap"),
     };
-    let Some(obj) = store.get(kind, ns, name) else {
+    let Some(obj) = objects
+        .get(&(kind, name.to_owned()))
+        .and_then(Option::as_ref)
+    else {
         return if optional {
             Ok(None)
         } else {
             Err(format!("{what} \"{name}\" not found"))
         };
     };
-    let decoded = decode_data(kind, &obj);
+    let decoded = decode_data(kind, obj);
     match key {
         None => Ok(Some(KeyData::All(decoded))),
         Some(k) => match decoded.into_iter().find(|(dk, _)| dk == k) {
@@ -145,7 +172,7 @@ pub fn field_ref(pod: &Value, path: &str) -> Result<String, String> {
         "metadata.name" => s(&meta["name"]),
         "metadata.namespace" => s(&meta["namespace"]),
         "metadata.uid" => s(&meta["uid"]),
-        "spec.nodeName" => crate::events::NODE_NAME.to_owned(),
+        "spec.nodeName" => s(&pod["spec"]["nodeName"]),
         "spec.serviceAccountName" => {
             let sa = s(&pod["spec"]["serviceAccountName"]);
             if sa.is_empty() {
@@ -194,7 +221,7 @@ fn resource_ref(container: &Value, sel: &Value) -> Result<String, String> {
 ///
 /// The message of a `CreateContainerConfigError` when a referenced Secret, ConfigMap or key
 /// is missing and not optional, or a `fieldRef` is unsupported.
-pub fn resolve(store: &Store, pod: &Value, container: &Value) -> Result<Env, String> {
+pub fn resolve(objects: &Objects, pod: &Value, container: &Value) -> Result<Env, String> {
     let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
     let mut env: Env = Vec::new();
     let set = |env: &mut Env, k: String, v: String| {
@@ -211,7 +238,7 @@ pub fn resolve(store: &Store, pod: &Value, container: &Value) -> Result<Env, Str
             None
         };
         if let Some((kind, sel)) = source {
-            if let Some(KeyData::All(pairs)) = lookup_key(store, ns, kind, sel, None)? {
+            if let Some(KeyData::All(pairs)) = lookup_key(objects, ns, kind, sel, None)? {
                 for (k, v) in pairs {
                     set(&mut env, format!("{prefix}{k}"), v);
                 }
@@ -230,7 +257,7 @@ pub fn resolve(store: &Store, pod: &Value, container: &Value) -> Result<Env, Str
             if from.get("secretKeyRef").is_some() {
                 let sel = &from["secretKeyRef"];
                 one(lookup_key(
-                    store,
+                    objects,
                     ns,
                     Kind::Secret,
                     sel,
@@ -239,7 +266,7 @@ pub fn resolve(store: &Store, pod: &Value, container: &Value) -> Result<Env, Str
             } else if from.get("configMapKeyRef").is_some() {
                 let sel = &from["configMapKeyRef"];
                 one(lookup_key(
-                    store,
+                    objects,
                     ns,
                     Kind::ConfigMap,
                     sel,
@@ -299,7 +326,7 @@ mod tests {
             Ok("c")
         );
         assert_eq!(field_ref(&pod, "status.podIP").as_deref(), Ok("127.0.0.1"));
-        assert_eq!(field_ref(&pod, "spec.nodeName").as_deref(), Ok("local"));
+        assert_eq!(field_ref(&pod, "spec.nodeName").as_deref(), Ok(""));
         assert!(field_ref(&pod, "spec.bogus").is_err());
     }
 

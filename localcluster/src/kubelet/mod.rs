@@ -1,30 +1,37 @@
-//! The scheduler and the process kubelet of the one node (`local`): binds pods, runs their
-//! containers as local processes (one pod worker task per pod), reports their status, stops
-//! them on delete, and kills everything at shutdown.
+//! The process kubelet: runs each pod's containers as local processes (one pod worker task
+//! per pod), reports their status, stops them on delete, and kills everything at shutdown —
+//! over the emulator's store (with its scheduler) or any API server ([`api::NodeApi`]).
 
+pub mod agent;
+pub mod api;
 mod env;
+mod node;
 mod pod;
 mod process;
+pub mod remote;
+mod server;
 pub(crate) mod status;
+pub mod store_api;
+mod token;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
 use serde_json::Value;
-use tokio::sync::{broadcast, watch, Semaphore};
+use tokio::sync::{watch, Semaphore};
+use tokio_util::sync::CancellationToken;
 
-use crate::store::{meta_str, EventType, Kind};
+use crate::store::meta_str;
 use crate::Cluster;
+use api::{NodeApi, PodEvent};
 
 pub use process::{group_alive, proc_state};
 
 /// Annotation (on the pod template) that simulates failures: `image-pull-error`,
 /// `oom-killed`, `unschedulable`, `create-error`.
 pub const SIMULATE_ANNOTATION: &str = "kjenv.local/simulate";
-
-/// How often the kubelet re-lists all pods even without changes.
-const RESYNC: Duration = Duration::from_secs(10);
 
 /// What the main loop tells a pod worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,12 +40,13 @@ enum Signal {
     Run,
     /// The pod was deleted through the API: stop its containers within this grace period.
     Delete { grace: i64 },
-    /// The pod is gone from the store: kill everything now, write nothing.
+    /// The pod is gone from the API: kill everything now, write nothing.
     Gone,
 }
 
-/// One kubelet: the process registry and the concurrency limit.
+/// One kubelet: its API, the process registry and the concurrency limit.
 struct Kubelet {
+    api: Arc<dyn NodeApi>,
     procs: Arc<process::Processes>,
     slots: Arc<Semaphore>,
 }
@@ -51,31 +59,40 @@ fn key(cluster: &Cluster) -> usize {
     cluster as *const Cluster as usize
 }
 
-/// Starts the scheduler and kubelet on the current tokio runtime. It runs until
-/// `cluster.shutdown` is cancelled.
+/// Starts the emulator's scheduler and kubelet (over its store) on the current tokio
+/// runtime. It runs until `cluster.shutdown` is cancelled.
 pub fn spawn(cluster: Arc<Cluster>) {
-    let procs = process::Processes::new(tokio::runtime::Handle::current());
+    let api: Arc<dyn NodeApi> = Arc::new(store_api::StoreApi::new(cluster.clone()));
+    let procs = run(api, cluster.shutdown.clone());
     KUBELETS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push((key(&cluster), procs.clone()));
+        .push((key(&cluster), procs));
+}
+
+/// Starts a kubelet over `api` on the current tokio runtime, until `shutdown` is cancelled;
+/// returns its process registry (whose `shutdown` kills every process it started).
+pub(crate) fn run(api: Arc<dyn NodeApi>, shutdown: CancellationToken) -> Arc<process::Processes> {
+    let procs = process::Processes::new(tokio::runtime::Handle::current());
     let kubelet = Arc::new(Kubelet {
-        procs,
-        slots: Arc::new(Semaphore::new(cluster.options.concurrency.max(1))),
+        slots: Arc::new(Semaphore::new(api.config().concurrency.max(1))),
+        api,
+        procs: procs.clone(),
     });
     tokio::spawn(async move {
         // Supervise the loop: a bug that panics must not silently stop the node.
-        while !cluster.shutdown.is_cancelled() {
-            let task = tokio::spawn(main_loop(cluster.clone(), kubelet.clone()));
+        while !shutdown.is_cancelled() {
+            let task = tokio::spawn(main_loop(kubelet.clone(), shutdown.clone()));
             match task.await {
                 Err(e) if e.is_panic() => {
-                    eprintln!("localcluster: kubelet loop panicked, restarting it");
+                    eprintln!("kubelet: the pod loop panicked, restarting it");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 _ => break,
             }
         }
     });
+    procs
 }
 
 /// Kills every process this cluster's kubelet started (SIGKILL to each process group),
@@ -103,30 +120,19 @@ struct WorkerEntry {
     name: String,
 }
 
-async fn main_loop(cluster: Arc<Cluster>, kubelet: Arc<Kubelet>) {
-    let mut rx = cluster.store.subscribe();
+async fn main_loop(kubelet: Arc<Kubelet>, shutdown: CancellationToken) {
+    let mut pods = kubelet.api.clone().pods();
     let mut workers: HashMap<String, WorkerEntry> = HashMap::new();
-    resync(&cluster, &kubelet, &mut workers);
-    let mut tick = tokio::time::interval(RESYNC);
-    tick.tick().await;
     loop {
-        tokio::select! {
-            _ = cluster.shutdown.cancelled() => break,
-            r = rx.recv() => match r {
-                Ok(change) if change.kind == Kind::Pod => {
-                    if change.event == EventType::Deleted {
-                        gone(&cluster, &mut workers, &change.object);
-                    } else {
-                        observe(&cluster, &kubelet, &mut workers, &change.object);
-                    }
-                }
-                Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    resync(&cluster, &kubelet, &mut workers);
-                }
-                Err(broadcast::error::RecvError::Closed) => break,
-            },
-            _ = tick.tick() => resync(&cluster, &kubelet, &mut workers),
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            e = pods.next() => e,
+        };
+        match event {
+            Some(PodEvent::Changed(pod)) => observe(&kubelet, &mut workers, &pod),
+            Some(PodEvent::Deleted(pod)) => gone(&kubelet, &mut workers, &pod),
+            Some(PodEvent::Resync(all)) => resync(&kubelet, &mut workers, &all),
+            None => break,
         }
     }
     for w in workers.values() {
@@ -138,32 +144,39 @@ fn uid_of(pod: &Value) -> String {
     meta_str(pod, "uid").to_owned()
 }
 
-/// The pod left the store.
-fn gone(cluster: &Cluster, workers: &mut HashMap<String, WorkerEntry>, pod: &Value) {
+/// The pod left the API.
+fn gone(kubelet: &Kubelet, workers: &mut HashMap<String, WorkerEntry>, pod: &Value) {
     if let Some(w) = workers.remove(&uid_of(pod)) {
         let _ = w.tx.send(Signal::Gone);
     }
     // Done here, in event order, so a new pod of the same name keeps its logs.
     let (ns, name) = (meta_str(pod, "namespace"), meta_str(pod, "name"));
-    cluster.logs.remove_pod(ns, name);
-    let _ = std::fs::remove_dir_all(pod::pod_dir(cluster, ns, name));
+    kubelet.api.logs().remove_pod(ns, name);
+    let _ = std::fs::remove_dir_all(kubelet.api.config().pod_dir(ns, name));
+}
+
+/// The grace period of a pod being deleted.
+fn grace_of(pod: &Value, default: i64) -> i64 {
+    pod["metadata"]["deletionGracePeriodSeconds"]
+        .as_i64()
+        .unwrap_or(default)
+        .max(0)
 }
 
 /// A pod was added or changed.
-fn observe(
-    cluster: &Arc<Cluster>,
-    kubelet: &Arc<Kubelet>,
-    workers: &mut HashMap<String, WorkerEntry>,
-    pod: &Value,
-) {
+fn observe(kubelet: &Arc<Kubelet>, workers: &mut HashMap<String, WorkerEntry>, pod: &Value) {
     let uid = uid_of(pod);
     let deleting = pod["metadata"]["deletionTimestamp"].is_string();
+    let phase = pod["status"]["phase"].as_str().unwrap_or("Pending");
+    let finished = phase == "Succeeded" || phase == "Failed";
+    if deleting && finished {
+        // Nothing runs any more: the deletion can end (a no-op for the emulator's store).
+        let (api, pod) = (kubelet.api.clone(), pod.clone());
+        tokio::spawn(async move { api.finish_deletion(&pod).await });
+    }
     if let Some(w) = workers.get(&uid) {
         if deleting {
-            let grace = pod["metadata"]["deletionGracePeriodSeconds"]
-                .as_i64()
-                .unwrap_or(30)
-                .max(0);
+            let grace = grace_of(pod, 30);
             w.tx.send_if_modified(|s| match *s {
                 Signal::Run => {
                     *s = Signal::Delete { grace };
@@ -179,18 +192,15 @@ fn observe(
         }
         return;
     }
-    let phase = pod["status"]["phase"].as_str().unwrap_or("Pending");
     let scheduled = pod["spec"]["nodeName"]
         .as_str()
         .is_some_and(|n| !n.is_empty());
-    if phase == "Succeeded" || phase == "Failed" || (deleting && !scheduled) {
+    if finished || (deleting && !scheduled) {
         return;
     }
     let initial = if deleting {
         Signal::Delete {
-            grace: pod["metadata"]["deletionGracePeriodSeconds"]
-                .as_i64()
-                .unwrap_or(0),
+            grace: grace_of(pod, 0),
         }
     } else {
         Signal::Run
@@ -205,7 +215,7 @@ fn observe(
         },
     );
     let worker = pod::Worker::new(
-        cluster.clone(),
+        kubelet.api.clone(),
         kubelet.procs.clone(),
         kubelet.slots.clone(),
         pod.clone(),
@@ -214,23 +224,18 @@ fn observe(
     tokio::spawn(worker.run());
 }
 
-/// Re-lists every pod: starts missing workers, tells workers of vanished pods.
-fn resync(
-    cluster: &Arc<Cluster>,
-    kubelet: &Arc<Kubelet>,
-    workers: &mut HashMap<String, WorkerEntry>,
-) {
-    let (pods, _) = cluster.store.list_arc(Kind::Pod, None);
+/// After a re-list: starts missing workers, tells workers of vanished pods.
+fn resync(kubelet: &Arc<Kubelet>, workers: &mut HashMap<String, WorkerEntry>, pods: &[Arc<Value>]) {
     let mut present = std::collections::HashSet::new();
-    for pod in &pods {
+    for pod in pods {
         present.insert(uid_of(pod));
-        observe(cluster, kubelet, workers, pod);
+        observe(kubelet, workers, pod);
     }
     workers.retain(|uid, w| {
         let keep = present.contains(uid);
         if !keep {
             let _ = w.tx.send(Signal::Gone);
-            cluster.logs.remove_pod(&w.ns, &w.name);
+            kubelet.api.logs().remove_pod(&w.ns, &w.name);
         }
         keep
     });

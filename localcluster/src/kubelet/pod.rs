@@ -12,14 +12,12 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::Instant;
 
+use super::api::{Gone, NodeApi};
 use super::env;
 use super::process::{ExitInfo, ProcSpec, Processes};
 use super::status::{self, rfc3339, Ctr, State, Terminated};
 use super::{Signal, SIMULATE_ANNOTATION};
-use crate::error::ApiError;
-use crate::events::{self, NODE_NAME};
-use crate::store::{meta_str, Kind};
-use crate::Cluster;
+use crate::store::meta_str;
 
 /// How long `CreateContainerConfigError` waits before looking for the Secret/ConfigMap again.
 const CONFIG_RETRY: Duration = Duration::from_secs(1);
@@ -89,7 +87,7 @@ struct Due {
 
 /// The worker of one pod.
 pub(super) struct Worker {
-    cluster: Arc<Cluster>,
+    api: Arc<dyn NodeApi>,
     procs: Arc<Processes>,
     slots: Arc<Semaphore>,
     pod: Value,
@@ -138,7 +136,7 @@ async fn sleep_until_opt(at: Option<Instant>) {
 impl Worker {
     /// A worker for `pod` (as stored), steered by `signal`.
     pub(super) fn new(
-        cluster: Arc<Cluster>,
+        api: Arc<dyn NodeApi>,
         procs: Arc<Processes>,
         slots: Arc<Semaphore>,
         pod: Value,
@@ -182,7 +180,7 @@ impl Worker {
             bound: spec["nodeName"].as_str().is_some_and(|n| !n.is_empty()),
             conditions: pod["status"]["conditions"].clone(),
             start_time: rfc3339(Utc::now()),
-            cluster,
+            api,
             procs,
             slots,
             pod,
@@ -207,6 +205,7 @@ impl Worker {
         if let Err(Interrupt::Delete(grace)) = outcome {
             if self.bound {
                 self.terminate(grace).await;
+                self.api.finish_deletion(&self.pod).await;
             }
         }
         for p in self.running.values() {
@@ -216,7 +215,10 @@ impl Worker {
 
     async fn lifecycle(&mut self) -> Result<(), Interrupt> {
         self.schedule().await?;
-        self.write(false)?;
+        if self.ran_before() {
+            return self.lost().await;
+        }
+        self.write(false).await?;
         if let Some(i) = self.pending_interrupt() {
             return Err(i);
         }
@@ -234,7 +236,7 @@ impl Worker {
             let ok = self.run_set(&[Slot { init: true, idx }]).await?;
             if !ok {
                 // Never: a failed init container fails the pod.
-                return self.write(true);
+                return self.write(true).await;
             }
         }
         for c in &mut self.ctrs {
@@ -244,7 +246,7 @@ impl Worker {
             .map(|idx| Slot { init: false, idx })
             .collect();
         self.run_set(&all).await?;
-        self.write(true)
+        self.write(true).await
     }
 
     fn pending_interrupt(&mut self) -> Option<Interrupt> {
@@ -263,60 +265,19 @@ impl Worker {
         if self.bound {
             return Ok(());
         }
-        let store = &self.cluster.store;
         if self.simulate == "unschedulable" {
             let msg = "0/1 nodes are available: 1 node(s) were unschedulable. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.";
-            let cond = json!([{
-                "type": "PodScheduled", "status": "False", "lastProbeTime": null,
-                "lastTransitionTime": rfc3339(Utc::now()), "reason": "Unschedulable", "message": msg,
-            }]);
-            let qos = status::qos_class(&self.pod["spec"]);
-            let uid = self.uid.clone();
-            let pod = store
-                .update(Kind::Pod, &self.ns, &self.name, |o| {
-                    check_uid(o, &uid)?;
-                    o["status"] = json!({"phase": "Pending", "conditions": cond, "qosClass": qos});
-                    Ok(())
-                })
-                .map_err(|_| Interrupt::Gone)?;
-            events::record(store, &pod, "Warning", "FailedScheduling", msg);
+            self.api.unschedulable(&self.pod, msg).await;
             return Err(next_interrupt(&mut self.signal).await);
         }
-        let uid = self.uid.clone();
-        let cond = json!([{
-            "type": "PodScheduled", "status": "True", "lastProbeTime": null,
-            "lastTransitionTime": rfc3339(Utc::now()),
-        }]);
-        let pod = store
-            .update(Kind::Pod, &self.ns, &self.name, |o| {
-                check_uid(o, &uid)?;
-                if o["metadata"]["deletionTimestamp"].is_string() {
-                    return Err(ApiError::not_found(Kind::Pod, &uid));
-                }
-                for k in ["spec", "status"] {
-                    if !o[k].is_object() {
-                        o[k] = json!({});
-                    }
-                }
-                o["spec"]["nodeName"] = json!(NODE_NAME);
-                o["status"]["phase"] = json!("Pending");
-                o["status"]["conditions"] = cond;
-                Ok(())
-            })
+        let pod = self
+            .api
+            .bind(&self.pod)
+            .await
             .map_err(|_| Interrupt::Gone)?;
         self.bound = true;
         self.conditions = pod["status"]["conditions"].clone();
         self.pod = pod;
-        events::record(
-            store,
-            &self.pod,
-            "Normal",
-            "Scheduled",
-            &format!(
-                "Successfully assigned {}/{} to {NODE_NAME}",
-                self.ns, self.name
-            ),
-        );
         Ok(())
     }
 
@@ -356,12 +317,8 @@ impl Worker {
             self.event(s, "Warning", "Failed", "Error: ErrImagePull");
             self.ctr(s).state = State::waiting("ErrImagePull", Some(msg));
         }
-        self.write(false)?;
-        let backoff = self
-            .cluster
-            .options
-            .backoff_base
-            .min(Duration::from_secs(1));
+        self.write(false).await?;
+        let backoff = self.api.config().backoff_base.min(Duration::from_secs(1));
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
             i = next_interrupt(&mut self.signal) => return Err(i),
@@ -373,7 +330,7 @@ impl Worker {
             self.event(s, "Warning", "Failed", "Error: ImagePullBackOff");
             self.ctr(s).state = State::waiting("ImagePullBackOff", Some(msg));
         }
-        self.write(false)?;
+        self.write(false).await?;
         Err(next_interrupt(&mut self.signal).await)
     }
 
@@ -385,7 +342,7 @@ impl Worker {
             self.event(s, "Warning", "Failed", &format!("Error: {msg}"));
             self.ctr(s).state = State::waiting("CreateContainerError", Some(msg.clone()));
         }
-        self.write(false)?;
+        self.write(false).await?;
         Err(next_interrupt(&mut self.signal).await)
     }
 
@@ -417,14 +374,8 @@ impl Worker {
     }
 
     fn event(&self, s: Slot, type_: &str, reason: &str, message: &str) {
-        events::record_container(
-            &self.cluster.store,
-            &self.pod,
-            &self.field_path(s),
-            type_,
-            reason,
-            message,
-        );
+        let fp = self.field_path(s);
+        self.api.event(&self.pod, Some(&fp), type_, reason, message);
     }
 
     /// Starts the given containers together and runs them until each has terminated for
@@ -433,7 +384,7 @@ impl Worker {
         for &s in set {
             self.start(s).await;
         }
-        self.write(false)?;
+        self.write(false).await?;
         loop {
             let settled = set.iter().all(|s| {
                 !self.due.contains_key(s)
@@ -465,7 +416,7 @@ impl Worker {
                     if let Some(exit) = exit {
                         self.on_exit(exit);
                     }
-                    self.write(false)?;
+                    self.write(false).await?;
                 }
                 i = next_interrupt(&mut self.signal) => return Err(i),
                 _ = sleep_until_opt(next_due) => {
@@ -482,18 +433,18 @@ impl Worker {
                         }
                         self.start(s).await;
                     }
-                    self.write(false)?;
+                    self.write(false).await?;
                 }
             }
         }
     }
 
     /// The environment every container starts from (before the pod spec's `env`).
-    fn base_env(&self) -> Vec<(String, String)> {
+    async fn base_env(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         let mut path: Vec<String> = self
-            .cluster
-            .options
+            .api
+            .config()
             .path_prefix
             .iter()
             .map(|p| p.display().to_string())
@@ -511,10 +462,7 @@ impl Worker {
             out.push(("HOME".into(), "/root".into()));
         }
         out.push(("HOSTNAME".into(), self.name.clone()));
-        out.push((
-            "KUBECONFIG".into(),
-            self.cluster.kubeconfig_path.display().to_string(),
-        ));
+        out.extend(self.api.pod_env(&self.pod).await);
         out
     }
 
@@ -524,7 +472,7 @@ impl Worker {
         if let Some(dir) = spec["workingDir"].as_str().filter(|d| !d.is_empty()) {
             return PathBuf::from(dir);
         }
-        let dir = pod_dir(&self.cluster, &self.ns, &self.name);
+        let dir = self.api.config().pod_dir(&self.ns, &self.name);
         let _ = std::fs::create_dir_all(&dir);
         dir
     }
@@ -535,7 +483,7 @@ impl Worker {
         let name = spec["name"].as_str().unwrap_or("").to_owned();
         let image = spec["image"].as_str().unwrap_or("").to_owned();
         let now = Utc::now();
-        let container_env = match env::resolve(&self.cluster.store, &self.pod, &spec) {
+        let container_env = match self.container_env(&spec).await {
             Ok(e) => e,
             Err(msg) => {
                 self.event(s, "Warning", "Failed", &format!("Error: {msg}"));
@@ -566,7 +514,7 @@ impl Worker {
             self.start_failed(s, now, msg);
             return;
         }
-        let mut full_env = self.base_env();
+        let mut full_env = self.base_env().await;
         for (k, v) in container_env {
             full_env.retain(|(ek, _)| *ek != k);
             full_env.push((k, v));
@@ -592,7 +540,7 @@ impl Worker {
             "Created",
             &format!("Created container: {name}"),
         );
-        let log = self.cluster.logs.open(&self.ns, &self.name, &name);
+        let log = self.api.logs().open(&self.ns, &self.name, &name);
         let proc_spec = ProcSpec {
             argv,
             env: full_env.clone(),
@@ -727,7 +675,7 @@ impl Worker {
         };
         if restart && !self.stopping {
             let restarts = self.ctr(s).restart_count.clamp(0, 20) as u32;
-            let opts = &self.cluster.options;
+            let opts = self.api.config();
             let backoff = opts
                 .backoff_base
                 .saturating_mul(1u32 << restarts.min(16))
@@ -797,6 +745,12 @@ impl Worker {
                 Err(_) => break,
             }
         }
+        self.unknown_remaining("The container could not be located when the pod was terminated");
+        let _ = self.write(true).await;
+    }
+
+    /// Every container not terminated yet becomes terminated `ContainerStatusUnknown` (137).
+    fn unknown_remaining(&mut self, message: &str) {
         let now = Utc::now();
         for c in self.init.iter_mut().chain(self.ctrs.iter_mut()) {
             if !matches!(c.state, State::Terminated(_)) {
@@ -804,22 +758,40 @@ impl Worker {
                     exit_code: 137,
                     signal: None,
                     reason: "ContainerStatusUnknown".into(),
-                    message: Some(
-                        "The container could not be located when the pod was terminated".into(),
-                    ),
+                    message: Some(message.into()),
                     started_at: now,
                     finished_at: now,
                     container_id: String::new(),
                 });
             }
         }
-        let _ = self.write(true);
+    }
+
+    /// Did containers of this pod run before this worker (a kubelet that restarted)? Their
+    /// processes died with that kubelet.
+    fn ran_before(&self) -> bool {
+        ["containerStatuses", "initContainerStatuses"]
+            .iter()
+            .flat_map(|l| self.pod["status"][*l].as_array().into_iter().flatten())
+            .any(|c| {
+                !c["state"]["running"].is_null()
+                    || !c["state"]["terminated"].is_null()
+                    || !c["lastState"]["terminated"].is_null()
+            })
+    }
+
+    /// The containers were lost with a previous kubelet: the pod fails (its controller
+    /// replaces it) rather than running its commands a second time.
+    async fn lost(&mut self) -> Result<(), Interrupt> {
+        self.started = true;
+        self.unknown_remaining("The container could not be located when the kubelet restarted");
+        self.write(true).await
     }
 
     // ---- status -----------------------------------------------------------------------
 
     /// Writes `Pod.status` from the model (`finished`: nothing will restart any more).
-    fn write(&mut self, finished: bool) -> Result<(), Interrupt> {
+    async fn write(&mut self, finished: bool) -> Result<(), Interrupt> {
         let phase = status::phase(&self.policy, &self.init, &self.ctrs, finished);
         let conditions = status::conditions(
             &self.init,
@@ -844,37 +816,22 @@ impl Worker {
             st["initContainerStatuses"] =
                 json!(self.init.iter().map(Ctr::to_json).collect::<Vec<_>>());
         }
-        let uid = self.uid.clone();
-        self.cluster
-            .store
-            .update(Kind::Pod, &self.ns, &self.name, |o| {
-                check_uid(o, &uid)?;
-                if !o["status"].is_object() {
-                    o["status"] = json!({});
-                }
-                if let (Some(dst), Some(src)) = (o["status"].as_object_mut(), st.as_object()) {
-                    for (k, v) in src {
-                        dst.insert(k.clone(), v.clone());
-                    }
-                }
-                Ok(())
-            })
-            .map(|p| {
-                self.pod["metadata"] = p["metadata"].clone();
-            })
-            .map_err(|_| Interrupt::Gone)
-    }
-}
-
-fn check_uid(o: &Value, uid: &str) -> Result<(), ApiError> {
-    if meta_str(o, "uid") == uid {
+        let meta = self
+            .api
+            .write_status(&self.pod, st)
+            .await
+            .map_err(|Gone| Interrupt::Gone)?;
+        self.pod["metadata"] = meta;
         Ok(())
-    } else {
-        Err(ApiError::not_found(Kind::Pod, meta_str(o, "name")))
     }
-}
 
-/// The default working directory of a pod's containers.
-pub(super) fn pod_dir(cluster: &Cluster, ns: &str, name: &str) -> PathBuf {
-    cluster.work_dir.join("pods").join(format!("{ns}_{name}"))
+    /// The container's `env`/`envFrom`, with the Secrets and ConfigMaps read from the API.
+    async fn container_env(&self, spec: &Value) -> Result<env::Env, String> {
+        let mut objects = env::Objects::new();
+        for (kind, name) in env::references(spec) {
+            let obj = self.api.read(kind, &self.ns, &name).await?;
+            objects.insert((kind, name), obj);
+        }
+        env::resolve(&objects, &self.pod, spec)
+    }
 }
