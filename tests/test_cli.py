@@ -12,7 +12,11 @@ import pytest
 
 def kjenv(*args, check=False):
     return subprocess.run(
-        [sys.executable, "-m", "kjenv", *args], capture_output=True, text=True, check=check
+        [sys.executable, "-m", "kjenv", *args],
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=300,
     )
 
 
@@ -89,7 +93,9 @@ def test_console_script_and_version():
     beside = pathlib.Path(sys.executable).parent / "kjenv"
     exe = str(beside) if beside.exists() else shutil.which("kjenv")
     assert exe, "the kjenv console script is installed"
-    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [exe, "--version"], capture_output=True, text=True, check=True, timeout=300
+    ).stdout
     assert out.strip() == "kjenv 0.1.0"
 
 

@@ -233,7 +233,9 @@ def test_run_without_prefect_is_a_clear_import_error():
         "try:\n    KubernetesJobEnvironment().run(object())\n"
         "except ImportError as e:\n    print(e)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    ).stdout
     assert "Prefect is not installed" in out and "uv pip install 'kjenv[prefect]'" in out
 
 
@@ -251,7 +253,7 @@ def test_run_with_a_broken_prefect_names_its_import_error(tmp_path):
     )
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
     ).stdout
     assert "Prefect is installed but does not import: ImportError: a broken install" in out
     assert "not installed" not in out

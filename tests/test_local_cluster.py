@@ -148,7 +148,9 @@ def test_bad_arguments():
 
 
 def _alive(marker: str) -> list[str]:
-    out = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["pgrep", "-f", marker], capture_output=True, text=True, timeout=300
+    ).stdout
     return out.split()
 
 

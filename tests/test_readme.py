@@ -58,6 +58,7 @@ def test_main_job_command_works():
         capture_output=True,
         text=True,
         check=True,
+        timeout=300,
     ).stdout
     assert "Example!" in out and "outcome:  succeeded" in out
 

@@ -143,7 +143,12 @@ def test_cloud_token_from_environment_goes_to_a_secret_ref(fixture_path):
         "PATH": "/usr/bin:/bin",
     }
     out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
     ).stdout
     assert "tok-very-secret" not in out
     import json

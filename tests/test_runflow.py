@@ -90,7 +90,9 @@ def test_unpickling_error_names_the_path_and_the_missing_module(tmp_path):
         "import sys, cloudpickle; sys.path.insert(0, sys.argv[1]); import gone_module;"
         "open(sys.argv[2], 'wb').write(cloudpickle.dumps(gone_module.Thing()))"
     )
-    subprocess.run([sys.executable, "-c", code, str(module_dir), str(path)], check=True)
+    subprocess.run(
+        [sys.executable, "-c", code, str(module_dir), str(path)], check=True, timeout=300
+    )
     result = run_in_container(path)
     assert result.returncode == 1
     line = [x for x in result.stderr.splitlines() if x.startswith("kjenv: ")][0]
@@ -129,6 +131,7 @@ def write_prefect_flow(tmp_path, body: str, env_kwargs: str = "") -> str:
         capture_output=True,
         text=True,
         check=True,
+        timeout=300,
     )
     return out.stdout.strip().splitlines()[-1]
 

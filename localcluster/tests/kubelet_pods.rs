@@ -201,7 +201,12 @@ fn simulated_unschedulable_and_create_error() {
     assert_eq!(p["status"]["phase"], "Pending");
     assert!(p["spec"]["nodeName"].is_null());
     assert_eq!(p["status"]["conditions"][0]["status"], "False");
-    assert!(event_reasons(&c.store, "nowhere").contains(&"FailedScheduling".to_owned()));
+    // The event is recorded after the condition: wait for it too (a loaded machine shows it).
+    wait_for(5, "FailedScheduling event", || {
+        event_reasons(&c.store, "nowhere")
+            .contains(&"FailedScheduling".to_owned())
+            .then_some(())
+    });
     wait_for(5, "create error", || {
         (waiting_reason(&c, "nocreate").as_deref() == Some("CreateContainerError")).then_some(())
     });

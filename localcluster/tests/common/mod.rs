@@ -40,13 +40,14 @@ pub fn job(name: &str) -> Job {
     .expect("job parses")
 }
 
-/// Polls `f` every 20 ms until it returns true or `secs` pass.
+/// Polls `f` every 20 ms until it returns true or 10 × `secs` pass: `secs` is about what the
+/// wait takes on a loaded 2-core machine, and the bound only catches a hang.
 pub async fn eventually<F, Fut>(secs: u64, mut f: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10 * secs);
     while tokio::time::Instant::now() < deadline {
         if f().await {
             return true;
