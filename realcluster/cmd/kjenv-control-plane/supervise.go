@@ -98,6 +98,9 @@ func (s *supervisor) spawner() {
 // until the supervisor stops.
 func (s *supervisor) keep(c component) {
 	defer s.done.Done()
+	if c.Name != "etcd" && c.Name != "apiserver" && !s.awaitAPIServer() {
+		return
+	}
 	backoff := time.Second
 	for {
 		started := time.Now()
@@ -116,6 +119,26 @@ func (s *supervisor) keep(c component) {
 		}
 		// Short: the controller-manager ends at once while the API server starts.
 		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// awaitAPIServer waits until /readyz answers ok, or the supervisor stops (false):
+// the controller-manager and the others end at once without an API server.
+func (s *supervisor) awaitAPIServer() bool {
+	client, err := newAdminClient(s.plan.Dir)
+	if err != nil {
+		log.Print(err)
+		return true // let the component say what is wrong
+	}
+	for {
+		if code, body, err := client.get("/readyz"); err == nil && code == 200 && strings.TrimSpace(string(body)) == "ok" {
+			return true
+		}
+		select {
+		case <-s.stopped:
+			return false
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 }
 
