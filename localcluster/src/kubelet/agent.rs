@@ -281,3 +281,41 @@ pub fn stop_on_exit_signals(stop: CancellationToken, parent: i32) -> std::io::Re
     });
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn parses_the_flags_a_control_plane_passes() {
+        let o = parse_args(args(
+            "--kubeconfig /d/kubelet.kubeconfig --node-name kjenv-node --root /d/node --port=10250 \
+             --tls-cert-file /d/pki/s.crt --tls-private-key-file /d/pki/s.key --client-ca-file /d/pki/ca.crt \
+             --path-prefix /venv/bin",
+        ))
+        .expect("parses");
+        assert_eq!(o.node_name, "kjenv-node");
+        assert_eq!(o.port, 10250);
+        assert_eq!(o.client_ca, PathBuf::from("/d/pki/ca.crt"));
+        assert_eq!(o.path_prefix, vec![PathBuf::from("/venv/bin")]);
+        assert_eq!(o.concurrency, 16);
+    }
+
+    #[test]
+    fn bad_flags_are_errors() {
+        let err = |s: &str| parse_args(args(s)).expect_err("an error");
+        assert_eq!(err("--bogus x"), "unknown argument \"--bogus\"");
+        assert_eq!(err("--port"), "--port needs a value");
+        assert_eq!(err("--port 1"), "--kubeconfig is required");
+        assert!(err(
+            "--kubeconfig k --node-name n --root r --port no --tls-cert-file c \
+                     --tls-private-key-file k --client-ca-file ca"
+        )
+        .contains("is not a port"));
+        assert_eq!(err("--help"), "");
+    }
+}

@@ -179,7 +179,10 @@ impl Worker {
                 .to_owned(),
             bound: spec["nodeName"].as_str().is_some_and(|n| !n.is_empty()),
             conditions: pod["status"]["conditions"].clone(),
-            start_time: rfc3339(Utc::now()),
+            // Set once per pod, by whichever kubelet first saw it.
+            start_time: pod["status"]["startTime"]
+                .as_str()
+                .map_or_else(|| rfc3339(Utc::now()), str::to_owned),
             api,
             procs,
             slots,

@@ -123,8 +123,14 @@ impl RemoteApi {
         }
     }
 
-    async fn patch_status(&self, pod: &Value, status: &Value) -> Result<Value, Gone> {
+    async fn patch_status(&self, pod: &Value, mut status: Value) -> Result<Value, Gone> {
         let (ns, name) = pod_key(pod);
+        // The API server sets the QoS class at creation and keeps it immutable.
+        if pod["status"]["qosClass"].is_string() {
+            if let Some(st) = status.as_object_mut() {
+                st.remove("qosClass");
+            }
+        }
         // The UID in the patch makes it fail on a new pod of the same name.
         let patch = json!({"metadata": {"uid": pod["metadata"]["uid"]}, "status": status});
         let api = self.pods_in(&ns);
@@ -227,7 +233,7 @@ impl NodeApi for RemoteApi {
         pod: &'a Value,
         status: Value,
     ) -> ApiFuture<'a, Result<Value, Gone>> {
-        Box::pin(async move { self.patch_status(pod, &status).await })
+        Box::pin(async move { self.patch_status(pod, status).await })
     }
 
     fn finish_deletion<'a>(&'a self, pod: &'a Value) -> ApiFuture<'a, ()> {
