@@ -1,4 +1,5 @@
-"""End to end on the local cluster: execute → Job → pod → run_flow, as the seed describes."""
+"""End to end: execute → Job → pod → run_flow, as the documentation describes, on the local
+cluster and (with ``KJENV_TEST_KUBECONFIG``) on a real control plane."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import cloudpickle
 import pytest
+from kube_cluster import kube_fixture  # noqa: F401 (the `kube` fixture: local, and real if set)
 
 from kjenv import JobFailedError, KubernetesJobEnvironment
 
@@ -50,12 +52,13 @@ def seed_flow(prefect, env, storage_dir):
     return flow
 
 
-def test_seed_example_flow_runs_as_a_job(prefect, local_cluster, tmp_path, capfd):
+def test_seed_example_flow_runs_as_a_job(prefect, kube, tmp_path, capfd):
     env = KubernetesJobEnvironment(
         job_spec_file=SEED_SPEC,
         unique_job_name=True,
         metadata={"image": "local/flows:seed"},
-        kubeconfig=local_cluster.kubeconfig,
+        kubeconfig=kube.kubeconfig,
+        namespace=kube.namespace,
     )
     flow = seed_flow(prefect, env, tmp_path)
     run = flow.environment.execute(flow)
@@ -69,7 +72,7 @@ def test_seed_example_flow_runs_as_a_job(prefect, local_cluster, tmp_path, capfd
     run.delete()
 
 
-def test_failing_flow_fails_the_job_with_its_log_tail(prefect, local_cluster, tmp_path):
+def test_failing_flow_fails_the_job_with_its_log_tail(prefect, kube, tmp_path):
     from prefect import Flow, task
     from prefect.storage import Local
 
@@ -81,7 +84,8 @@ def test_failing_flow_fails_the_job_with_its_log_tail(prefect, local_cluster, tm
         job_spec="metadata:\n  name: failing-flow\nspec:\n  backoffLimit: 0\n",
         unique_job_name=True,
         metadata={"image": "local/flows:fail"},
-        kubeconfig=local_cluster.kubeconfig,
+        kubeconfig=kube.kubeconfig,
+        namespace=kube.namespace,
     )
     with Flow("failing", environment=env, storage=Local(directory=str(tmp_path))) as flow:
         explode()
