@@ -1,6 +1,8 @@
 """examples/rbac.yaml is exactly what kjenv needs: every request kjenv sends in a submission's
 life (create, adopt, wait with logs, status, events, delete, and the token Secret's create,
-patch, adopt and clean-up) is granted by the Role, and every rule of the Role is used.
+patch, adopt and clean-up) is granted by the Role, and every rule of the Role is used. With
+``KJENV_TEST_KUBECONFIG`` (the real tier) the Role also runs a submission through a real API
+server's RBAC authorizer, as a ServiceAccount's token.
 
 The local cluster records the requests it serves; each is mapped to its RBAC attributes (verb,
 API group, resource/subresource) the way kube-apiserver's request-info resolver does.
@@ -13,9 +15,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kube_cluster import PrintFlow, auth_token, flow_file, job_spec, local_kube, unique
+from kube_cluster import (
+    REAL_KUBECONFIG,
+    PrintFlow,
+    auth_token,
+    flow_file,
+    job_spec,
+    local_kube,
+    unique,
+    wait_until,
+)
 
-from kjenv import KubeApiError
+from kjenv import KubeApiError, KubernetesJobEnvironment
 
 ROLE_FILE = Path(__file__).parent.parent / "examples" / "rbac.yaml"
 
@@ -118,3 +129,85 @@ def test_the_role_grants_every_request_and_every_rule_is_needed(recording, monke
     granted = role_rules()
     assert used - granted == set(), "requests the Role does not grant"
     assert granted - used == set(), "rules of the Role that kjenv never needed"
+
+
+# ---- the same Role on a real API server's RBAC authorizer (the real tier) ------------------------
+
+if REAL_KUBECONFIG:
+
+    def _submitter_kubeconfig(admin_kubeconfig: str, token: str, path: Path) -> str:
+        """A kubeconfig for the ServiceAccount's token on the admin kubeconfig's cluster."""
+        admin = yaml.safe_load(Path(admin_kubeconfig).read_text())
+        context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
+        cluster = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [cluster],
+            "users": [{"name": "submitter", "user": {"token": token}}],
+            "contexts": [
+                {"name": "submitter", "context": {"cluster": cluster["name"], "user": "submitter"}}
+            ],
+            "current-context": "submitter",
+        }
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        return str(path)
+
+    @pytest.fixture
+    def submitter(tmp_path):
+        """A fresh namespace with examples/rbac.yaml applied, and a kubeconfig for its
+        ServiceAccount (a TokenRequest); the namespace is deleted afterwards."""
+        from kubernetes import client, config, utils
+
+        api = config.new_client_from_config(config_file=REAL_KUBECONFIG)
+        core = client.CoreV1Api(api)
+        ns = unique("rbac")
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+        try:
+            utils.create_from_yaml(api, str(ROLE_FILE), namespace=ns)
+            wait_until(
+                lambda: core.read_namespaced_service_account("kjenv-submitter", ns),
+                timeout=30,
+                what="the ServiceAccount",
+            )
+            request = client.AuthenticationV1TokenRequest(
+                spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+            )
+            token = core.create_namespaced_service_account_token(
+                "kjenv-submitter", ns, request
+            ).status.token
+            yield ns, _submitter_kubeconfig(REAL_KUBECONFIG, token, tmp_path / "submitter")
+        finally:
+            core.delete_namespace(ns)
+
+    def test_the_role_is_enough_on_a_real_rbac_authorizer(submitter, monkeypatch, tmp_path):
+        from kubernetes import client, config
+
+        ns, kubeconfig = submitter
+        path = flow_file(tmp_path, PrintFlow(["rbac on a real cluster"]))
+        with auth_token(monkeypatch, "rbac-token-not-for-anyone"):
+            env = KubernetesJobEnvironment(
+                job_spec=job_spec(unique("rbac")), kubeconfig=kubeconfig, namespace=ns
+            )
+            run = env.execute(flow_location=path, image="img:1")
+            run.wait(timeout=120, stream_logs=True)
+            assert "rbac on a real cluster" in run.logs()
+            assert run.status()["phase"] == "Succeeded"
+            run.events()
+            # Without the pods/log rule the API server refuses the log read: the Role is what
+            # grants it, not some wider default.
+            rbac = client.RbacAuthorizationV1Api(config.new_client_from_config(REAL_KUBECONFIG))
+            role = rbac.read_namespaced_role("kjenv-submitter", ns)
+            role.rules = [r for r in role.rules if r.resources != ["pods/log"]]
+            rbac.replace_namespaced_role("kjenv-submitter", ns, role)
+
+            def refused():
+                try:
+                    run.logs()
+                except KubeApiError as e:
+                    return e.status == 403
+                return False
+
+            wait_until(refused, timeout=30, what="the log read to be refused")
+            run.delete()
