@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use localcluster::{LocalCluster, Options};
 
 const USAGE: &str =
-    "usage: localcluster [--port N] [--work-dir DIR] [--concurrency N] [--token TOKEN]";
+    "usage: localcluster [--port N] [--work-dir DIR] [--concurrency N] [--token TOKEN] [--no-kubelet]";
 
 fn parse_args() -> Result<Options, String> {
     let mut opts = Options::default();
@@ -35,6 +35,8 @@ fn parse_args() -> Result<Options, String> {
                     .map_err(|_| "--concurrency must be a number".to_string())?
             }
             "--token" => opts.token = Some(value("--token")?),
+            // Pods wait for another node agent (kjenv-kubelet) instead.
+            "--no-kubelet" => opts.kubelet = false,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }

@@ -367,3 +367,53 @@ async fn delete_propagation_policies() {
     jobs.delete("keep", &dp).await.unwrap();
     assert!(jobs.get_opt("keep").await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn pods_binding_places_a_pod_once() {
+    let lc = localcluster::LocalCluster::start(localcluster::Options {
+        kubelet: false,
+        ..localcluster::Options::default()
+    })
+    .expect("cluster starts");
+    let pods: Api<Pod> = Api::namespaced(common::client(&lc).await, "default");
+    let pod: Pod =
+        serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [
+        {"name": "c", "image": "busybox", "command": ["true"]}]}}))
+        .expect("pod");
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("create");
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": "n1"}});
+    let pp = PostParams::default();
+    let ok: serde_json::Value = pods
+        .create_subresource("binding", "p", &pp, &binding)
+        .await
+        .expect("bind");
+    assert_eq!(
+        (ok["status"].as_str(), ok["code"].as_i64()),
+        (Some("Success"), Some(201))
+    );
+    let p = pods.get("p").await.expect("get");
+    assert_eq!(p.spec.and_then(|s| s.node_name).as_deref(), Some("n1"));
+    let scheduled = p
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "PodScheduled")
+        .map(|c| c.status);
+    assert_eq!(scheduled.as_deref(), Some("True"));
+    let again = pods
+        .create_subresource::<_, serde_json::Value>("binding", "p", &pp, &binding)
+        .await
+        .expect_err("bound once");
+    assert_eq!(
+        api_err(again),
+        (
+            409,
+            "Conflict".into(),
+            "Operation cannot be fulfilled on pods/binding \"p\": pod p is already assigned to node \"n1\"".into()
+        )
+    );
+}

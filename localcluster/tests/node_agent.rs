@@ -150,7 +150,7 @@ async fn start_agent(lc: &LocalCluster, pki: &Pki, dir: &Path) -> Agent {
         .expect("agent starts");
     let agent = Agent { child, port };
     let healthy = common::eventually(30, || async {
-        get(&pki, port, "/healthz", None)
+        get(pki, port, "/healthz", None)
             .await
             .is_ok_and(|(code, _)| code == 200)
     })
@@ -436,6 +436,47 @@ async fn sigterm_stops_the_agent_and_every_container_and_a_new_agent_fails_the_p
     assert_eq!(t["reason"], "ContainerStatusUnknown");
     assert_eq!(t["exitCode"], 137);
     assert!(again.stop().is_some_and(|s| s.success()));
+    drop(lc);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_scheduler_the_agent_binds_a_jobs_pod_and_the_job_completes() {
+    let dir = temp_dir("job");
+    let (lc, _pki, mut agent) = setup(&dir).await;
+    let client = common::client(&lc).await;
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), "default");
+    jobs.create(&PostParams::default(), &common::job("unscheduled"))
+        .await
+        .expect("create");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        let j = serde_json::to_value(jobs.get("unscheduled").await.expect("get")).expect("json");
+        let complete = j["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Complete" && c["status"] == "True")
+        });
+        if complete {
+            break j;
+        }
+        assert!(Instant::now() < deadline, "the Job did not complete: {j}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(done["status"]["succeeded"], 1);
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let list = pods
+        .list(&kube::api::ListParams::default().labels("job-name=unscheduled"))
+        .await
+        .expect("list");
+    let p = serde_json::to_value(&list.items[0]).expect("json");
+    assert_eq!(p["spec"]["nodeName"], NODE);
+    let scheduled = p["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "PodScheduled"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(scheduled["status"], "True");
+    assert!(agent.stop().is_some_and(|s| s.success()));
     drop(lc);
     let _ = std::fs::remove_dir_all(dir);
 }

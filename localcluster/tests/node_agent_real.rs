@@ -31,14 +31,9 @@ fn suffix() -> String {
 }
 
 /// Polls `get` until `f` holds on its JSON (hang guard `secs`).
-async fn until<K: serde::Serialize + Clone + std::fmt::Debug + serde::de::DeserializeOwned>(
-    api: &Api<K>,
-    name: &str,
-    secs: u64,
-    f: impl Fn(&Value) -> bool,
-) -> Value
+async fn until<K>(api: &Api<K>, name: &str, secs: u64, f: impl Fn(&Value) -> bool) -> Value
 where
-    K: kube::Resource,
+    K: kube::Resource + serde::Serialize + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
 {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {

@@ -112,6 +112,7 @@ pub fn core_v1() -> Value {
             res("events", "event", true, "Event", ALL_VERBS, &["ev"], &[]),
             res("namespaces", "namespace", false, "Namespace", ns_verbs, &["ns"], &[]),
             res("pods", "pod", true, "Pod", ALL_VERBS, &["po"], &["all"]),
+            res("pods/binding", "", true, "Binding", &["create"], &[], &[]),
             res("pods/log", "", true, "Pod", &["get"], &[], &[]),
             res("pods/status", "", true, "Pod", &["get", "patch", "update"], &[], &[]),
             res("secrets", "secret", true, "Secret", ALL_VERBS, &[], &[]),

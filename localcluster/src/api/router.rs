@@ -7,7 +7,9 @@ use std::time::Duration;
 use hyper::{header, Method, Response, StatusCode};
 use serde_json::json;
 
-use super::{crud, discovery, error_response, full, json_response, pod_log, watch, Body, Req};
+use super::{
+    binding, crud, discovery, error_response, full, json_response, pod_log, watch, Body, Req,
+};
 use crate::error::ApiError;
 use crate::faults::FaultRule;
 use crate::store::Kind;
@@ -156,7 +158,7 @@ fn parse_target(group: &str, rest: &[&str]) -> Option<Target> {
             let k = kind_of(plural)?;
             let ok = matches!(
                 (k, *sub),
-                (Kind::Pod, "status" | "log") | (Kind::Job, "status")
+                (Kind::Pod, "status" | "log" | "binding") | (Kind::Job, "status")
             );
             (k.namespaced() && ok).then(|| t(k, Some(ns), Some(name), Some(sub)))
         }
@@ -231,6 +233,8 @@ async fn resource(
         (None, _) if *m == Method::POST => crud::create(cluster, &req, &target),
         (None, _) if *m == Method::DELETE => crud::delete_collection(cluster, &req, &target),
         (Some(_), None) if *m == Method::GET => crud::get(cluster, &req, &target, format),
+        (Some(_), Some("binding")) if *m == Method::POST => binding::create(cluster, &req, &target),
+        (Some(_), Some("binding")) => Err(ApiError::method_not_allowed()),
         (Some(_), Some("status")) if *m == Method::GET => {
             crud::get(cluster, &req, &target, Format::Json)
         }

@@ -240,6 +240,7 @@ pub async fn run(opts: AgentOptions, stop: CancellationToken) -> Result<(), Agen
     };
     let api = RemoteApi::new(client.clone(), config, server_url);
     server::serve(api.clone(), listener, tls, stop.clone());
+    tokio::spawn(super::placement::run(api.clone(), stop.clone()));
     let procs = super::run(api.clone(), stop.clone());
     if let Some(uid) = node_uid {
         tokio::spawn(node::heartbeats(client, info, uid, stop.clone()));

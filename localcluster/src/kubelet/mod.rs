@@ -6,6 +6,7 @@ pub mod agent;
 pub mod api;
 mod env;
 mod node;
+mod placement;
 mod pod;
 mod process;
 pub mod remote;

@@ -204,21 +204,11 @@ impl NodeApi for RemoteApi {
     fn bind<'a>(&'a self, pod: &'a Value) -> ApiFuture<'a, Result<Value, Gone>> {
         Box::pin(async move {
             let (ns, name) = pod_key(pod);
-            let binding = json!({
-                "apiVersion": "v1", "kind": "Binding",
-                "metadata": {"name": name, "namespace": ns, "uid": pod["metadata"]["uid"]},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": self.config.node_name},
-            });
-            let api = self.pods_in(&ns);
-            let pp = PostParams::default();
-            let bound: Result<Value, _> = api
-                .create_subresource("binding", &name, &pp, &binding)
-                .await;
-            if let Err(e) = bound {
+            if let Err(e) = self.bind_pod(pod).await {
                 eprintln!("kjenv-kubelet: cannot bind pod {ns}/{name}: {e}");
                 return Err(Gone);
             }
-            let p = api.get(&name).await.map_err(|_| Gone)?;
+            let p = self.pods_in(&ns).get(&name).await.map_err(|_| Gone)?;
             serde_json::to_value(p).map_err(|_| Gone)
         })
     }
@@ -311,5 +301,23 @@ impl RemoteApi {
     /// The API server's URL.
     pub fn server(&self) -> &str {
         &self.server
+    }
+
+    /// Binds the pod to this node (`pods/binding`, as a scheduler does).
+    ///
+    /// # Errors
+    /// The API's answer (403 when the node's credentials may not bind).
+    pub async fn bind_pod(&self, pod: &Value) -> Result<(), kube::Error> {
+        let (ns, name) = pod_key(pod);
+        let binding = json!({
+            "apiVersion": "v1", "kind": "Binding",
+            "metadata": {"name": name, "namespace": ns, "uid": pod["metadata"]["uid"]},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": self.config.node_name},
+        });
+        let pp = PostParams::default();
+        self.pods_in(&ns)
+            .create_subresource::<Value, Value>("binding", &name, &pp, &binding)
+            .await
+            .map(|_| ())
     }
 }

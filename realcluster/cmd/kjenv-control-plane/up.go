@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const nodeName = "kjenv-node"
@@ -45,6 +47,9 @@ func runUp(args []string) int {
 }
 
 func up(dir string, watchPID int, kubelet string, readyTimeout, nodeTimeout time.Duration) error {
+	// The supervisor outlives us: it must not hold the caller's pipes or locks
+	// that we inherited beyond stdin, stdout and stderr.
+	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	if err := prepareDir(dir); err != nil {
 		return err
 	}
