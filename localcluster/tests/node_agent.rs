@@ -150,7 +150,7 @@ async fn start_agent(lc: &LocalCluster, pki: &Pki, dir: &Path) -> Agent {
         .expect("agent starts");
     let agent = Agent { child, port };
     let healthy = common::eventually(30, || async {
-        get(&pki, port, "/healthz", None)
+        get(pki, port, "/healthz", None)
             .await
             .is_ok_and(|(code, _)| code == 200)
     })
