@@ -114,6 +114,7 @@ fuzz_target!(|data: &[u8]| {
             values: &values,
             cloud: &cloud,
             unique_job_name: unique,
+            storage: None,
         },
     );
     check_rendered(

@@ -13,6 +13,8 @@ use crate::secret::SecretString;
 pub(crate) struct FlowValues {
     pub image: Option<String>,
     pub flow_file_path: Option<String>,
+    /// The storage described for the pod, when the flow is not a file in the image.
+    pub storage: Option<String>,
 }
 
 /// Values `prefect.context` gives.
@@ -66,6 +68,17 @@ pub(crate) fn storage_values(
     // Docker storage has image_name; its `.name` is registry_url/image_name:image_tag.
     if storage.hasattr("image_name")? {
         out.image = string_attr(storage, "name");
+    }
+    if loaded_prefect(storage.py())?.is_some() {
+        out.storage = storage
+            .py()
+            .import("kjenv._storage")?
+            .call_method1("describe", (storage, flow_name))?
+            .extract()?;
+    }
+    // `flows` maps a name to a path in the image only for the storages that keep a file there.
+    if out.storage.is_some() {
+        return Ok(out);
     }
     if let (Some(name), Ok(flows)) = (flow_name, storage.getattr("flows")) {
         if let Ok(flows) = flows.cast::<PyDict>() {

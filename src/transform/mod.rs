@@ -31,6 +31,10 @@ pub const EXTRA_ENV_NAMES: [&str; 4] = [
     "PREFECT__LOGGING__EXTRA_LOGGERS",
 ];
 
+/// The variable that carries the flow's storage description to the pod (names of secrets, never
+/// their values: the pod resolves them).
+pub const STORAGE_ENV: &str = "KJENV_FLOW_STORAGE";
+
 /// The key of the auth token inside the run's Secret.
 pub const SECRET_TOKEN_KEY: &str = "auth-token";
 
@@ -44,6 +48,9 @@ pub struct RenderOptions<'a> {
     pub values: &'a Resolved,
     pub cloud: &'a CloudSettings,
     pub unique_job_name: bool,
+    /// A description of the flow's storage for `run_flow()` to load the flow from
+    /// ([`STORAGE_ENV`]); `None` when the flow is a file in the image (Docker, Local storage).
+    pub storage: Option<&'a str>,
 }
 
 /// The rendered Job and what the caller must know about it.
@@ -215,6 +222,9 @@ fn env_entries(opts: &RenderOptions, secret: Option<&str>) -> Vec<Value> {
         cloud.extra_loggers.as_str()
     };
     env.push(plain("PREFECT__LOGGING__EXTRA_LOGGERS", extra));
+    if let Some(storage) = opts.storage {
+        env.push(plain(STORAGE_ENV, storage));
+    }
     env
 }
 

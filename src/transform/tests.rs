@@ -31,6 +31,7 @@ fn render_with(spec: &Value, cloud: &CloudSettings, unique: bool) -> Rendered {
             values: &v,
             cloud,
             unique_job_name: unique,
+            storage: None,
         },
     )
 }
@@ -227,6 +228,7 @@ fn namespace_is_written_to_metadata() {
             values: &v,
             cloud: &CloudSettings::default(),
             unique_job_name: false,
+            storage: None,
         },
     )
     .job;
@@ -434,4 +436,25 @@ fn backend_less_request_drops_the_token_and_the_secret() {
     let env = env_map(&r.job);
     assert_eq!(env["PREFECT__CLOUD__AUTH_TOKEN"]["value"], "");
     assert_eq!(env["PREFECT__CLOUD__USE_LOCAL_SECRETS"]["value"], "true");
+}
+
+#[test]
+fn a_storage_description_travels_after_the_other_variables() {
+    let v = values();
+    let r = render(
+        &fixture("seed_job_spec.yaml"),
+        &RenderOptions {
+            identifier: "i",
+            values: &v,
+            cloud: &CloudSettings::default(),
+            unique_job_name: false,
+            storage: Some(r#"{"flow_name":"f","storage":{"type":"Module"}}"#),
+        },
+    );
+    let names = env_names(&r.job, 0);
+    assert_eq!(names.last().map(String::as_str), Some(STORAGE_ENV));
+    assert_eq!(
+        env_map(&r.job)[STORAGE_ENV]["value"],
+        r#"{"flow_name":"f","storage":{"type":"Module"}}"#
+    );
 }
