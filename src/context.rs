@@ -7,11 +7,70 @@ use crate::spec::names;
 /// Prefect's default location of the flow file inside the image.
 pub const DEFAULT_FLOW_FILE_PATH: &str = "/root/.prefect/flow_env.prefect";
 
-/// Prefect Cloud settings. With a token the Job runs in Cloud mode; without, backend-less.
+/// Prefect's server endpoint when nothing configures one (its `config.toml`).
+pub const DEFAULT_SERVER_ENDPOINT: &str = "http://localhost:4200";
+
+/// What Prefect's configuration says about the backend, as the bindings read it
+/// (`prefect.config` when Prefect is loaded, else the `PREFECT__…` variables).
 #[derive(Debug, Clone, Default)]
 pub struct CloudSettings {
+    /// `prefect.config.cloud.graphql`.
     pub graphql: String,
+    /// `prefect.config.cloud.api`: the address Prefect's client sends its requests to.
+    pub api: String,
     pub auth_token: Option<SecretString>,
+    /// `prefect.config.backend`: `cloud` (Prefect's default, also when empty) or `server`.
+    pub backend: String,
+    /// `str(prefect.config.logging.extra_loggers)`; empty means Prefect's default `[]`.
+    pub extra_loggers: String,
+    /// The user asked for a backend-less run (`KJENV_BACKEND=none`).
+    pub backend_less: bool,
+}
+
+/// Where the flow run reports: the backend that scheduled it, or nowhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Prefect Cloud: Cloud runners, the token in a Secret.
+    Cloud,
+    /// A self-hosted Prefect Server: Cloud runners, no token.
+    Server,
+    /// No backend: local runners, local secrets.
+    BackendLess,
+}
+
+impl CloudSettings {
+    /// The mode these settings call for: an explicit request for no backend wins, then a
+    /// `server` backend, then a token (Cloud); no token on the Cloud backend is backend-less.
+    pub fn mode(&self) -> Mode {
+        if self.backend_less {
+            Mode::BackendLess
+        } else if self.backend.eq_ignore_ascii_case("server") {
+            Mode::Server
+        } else if self.auth_token.is_some() {
+            Mode::Cloud
+        } else {
+            Mode::BackendLess
+        }
+    }
+
+    /// The API address for Server mode: the configured one, else the default endpoint.
+    pub fn server_api(&self) -> String {
+        if self.api.is_empty() {
+            DEFAULT_SERVER_ENDPOINT.to_string()
+        } else {
+            self.api.clone()
+        }
+    }
+
+    /// The GraphQL address for Server mode: the configured one, else derived from the API
+    /// address as Prefect's `config.toml` does (`${cloud.api}/graphql`).
+    pub fn server_graphql(&self) -> String {
+        if self.graphql.is_empty() {
+            format!("{}/graphql", self.server_api())
+        } else {
+            self.graphql.clone()
+        }
+    }
 }
 
 /// Candidates for each value, highest priority first within each field; `None`/empty = absent.

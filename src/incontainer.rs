@@ -12,6 +12,9 @@ pub struct FlowContext {
     pub image: Option<String>,
     pub flow_runner: String,
     pub task_runner: String,
+    /// The flow's storage description ([`crate::transform::STORAGE_ENV`]), when the flow is
+    /// not a file in the image.
+    pub storage: Option<String>,
     /// Cloud mode: an auth token is present (its value is never read here).
     pub cloud: bool,
 }
@@ -30,6 +33,7 @@ impl FlowContext {
                 .unwrap_or_else(|| "prefect.engine.flow_runner.FlowRunner".into()),
             task_runner: get("PREFECT__ENGINE__TASK_RUNNER__DEFAULT_CLASS")
                 .unwrap_or_else(|| "prefect.engine.task_runner.TaskRunner".into()),
+            storage: get(crate::transform::STORAGE_ENV),
             cloud: get("PREFECT__CLOUD__AUTH_TOKEN").is_some(),
         }
     }

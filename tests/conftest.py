@@ -26,5 +26,10 @@ def _clean_prefect_env(monkeypatch, tmp_path):
         "PREFECT__CONTEXT__IMAGE",
         "PREFECT__CONTEXT__FLOW_RUN_ID",
         "PREFECT__CONTEXT__FLOW_FILE_PATH",
+        "PREFECT__BACKEND",
+        "PREFECT__CLOUD__API",
+        "PREFECT__SERVER__ENDPOINT",
+        "PREFECT__LOGGING__EXTRA_LOGGERS",
+        "KJENV_BACKEND",
     ):
         monkeypatch.delenv(name, raising=False)

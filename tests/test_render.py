@@ -43,7 +43,11 @@ def test_seed_spec_renders_as_the_seed_says(fixture_path):
     assert container["image"] == "joshmeek18/flows:1"
     assert container["command"] == ["/bin/sh", "-c"]
     assert container["args"] == FLOW_ARGS
-    assert [e["name"] for e in container["env"]] == ["MY_ENV", *ENV_NAMES]
+    assert [e["name"] for e in container["env"]] == [
+        "MY_ENV",
+        *ENV_NAMES,
+        "PREFECT__LOGGING__EXTRA_LOGGERS",
+    ]
     assert container["resources"] == {
         "limits": {"cpu": "2", "memory": "4G"},
         "requests": {"cpu": "1", "memory": "2G"},

@@ -102,6 +102,8 @@ fuzz_target!(|data: &[u8]| {
     let cloud = CloudSettings {
         graphql: "https://api.prefect.io".into(),
         auth_token: SecretString::new(if flags & 2 != 0 { "token" } else { "" }),
+        backend: if flags & 4 != 0 { "server" } else { "cloud" }.into(),
+        ..CloudSettings::default()
     };
     let unique = flags & 1 != 0;
     let identifier = "3b6a1e0c-2f4d-4c56-9a8b-0123456789ab";
@@ -112,6 +114,7 @@ fuzz_target!(|data: &[u8]| {
             values: &values,
             cloud: &cloud,
             unique_job_name: unique,
+            storage: None,
         },
     );
     check_rendered(

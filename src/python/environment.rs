@@ -241,6 +241,7 @@ impl PyKubernetesJobEnvironment {
                 values: &values,
                 cloud: &cloud,
                 unique_job_name: self.unique_job_name,
+                storage: from_flow.storage.as_deref(),
             },
         );
         if !rendered.replaced.is_empty() && !self.warned.swap(true, Ordering::Relaxed) {

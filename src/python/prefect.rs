@@ -1,4 +1,4 @@
-//! Reading what Prefect knows (flow storage, `prefect.context`, `prefect.config.cloud`) without
+//! Reading what Prefect knows (flow storage, `prefect.context`, `prefect.config`) without
 //! importing Prefect: if the user's program has not imported it, it holds nothing for us.
 
 use pyo3::prelude::*;
@@ -13,6 +13,8 @@ use crate::secret::SecretString;
 pub(crate) struct FlowValues {
     pub image: Option<String>,
     pub flow_file_path: Option<String>,
+    /// The storage described for the pod, when the flow is not a file in the image.
+    pub storage: Option<String>,
 }
 
 /// Values `prefect.context` gives.
@@ -67,6 +69,17 @@ pub(crate) fn storage_values(
     if storage.hasattr("image_name")? {
         out.image = string_attr(storage, "name");
     }
+    if loaded_prefect(storage.py())?.is_some() {
+        out.storage = storage
+            .py()
+            .import("kjenv._storage")?
+            .call_method1("describe", (storage, flow_name))?
+            .extract()?;
+    }
+    // `flows` maps a name to a path in the image only for the storages that keep a file there.
+    if out.storage.is_some() {
+        return Ok(out);
+    }
     if let (Some(name), Ok(flows)) = (flow_name, storage.getattr("flows")) {
         if let Ok(flows) = flows.cast::<PyDict>() {
             out.flow_file_path = flows
@@ -98,32 +111,60 @@ pub(crate) fn context_values(py: Python<'_>) -> PyResult<ContextValues> {
     })
 }
 
-/// Cloud settings: `prefect.config.cloud` when Prefect is loaded, else the environment.
+/// A value of a `prefect.config` section: item lookups (the section is a Box, a dict) avoid
+/// its costly AttributeErrors; `str()` of anything that is not a string (extra_loggers is a list).
+fn config_item(section: &Bound<'_, PyAny>, key: &str) -> Option<String> {
+    let value = match section.cast::<PyDict>() {
+        Ok(d) => d.get_item(key).ok().flatten(),
+        Err(_) => section.getattr(key).ok(),
+    }?;
+    if value.is_none() {
+        return None;
+    }
+    value
+        .extract::<String>()
+        .ok()
+        .or_else(|| value.str().ok().map(|s| s.to_string()))
+}
+
+/// Whether the user asked for a backend-less run: `KJENV_BACKEND=none`.
+fn backend_less_requested() -> bool {
+    std::env::var("KJENV_BACKEND").is_ok_and(|v| v.trim().eq_ignore_ascii_case("none"))
+}
+
+/// Backend settings: `prefect.config` when Prefect is loaded, else the `PREFECT__…` variables;
+/// the core decides the mode from them ([`CloudSettings::mode`]).
 pub(crate) fn cloud_settings(py: Python<'_>) -> PyResult<CloudSettings> {
     let from_env = |k: &str| std::env::var(k).ok().unwrap_or_default();
+    let backend_less = backend_less_requested();
     if let Some(prefect) = loaded_prefect(py)? {
-        if let Ok(cloud) = prefect.getattr("config").and_then(|c| c.getattr("cloud")) {
-            // prefect.config is a Box (a dict): item lookups avoid its costly AttributeErrors.
-            let item = |key: &str| -> Option<String> {
-                match cloud.cast::<PyDict>() {
-                    Ok(d) => d
-                        .get_item(key)
-                        .ok()
-                        .flatten()
-                        .and_then(|v| v.extract().ok()),
-                    Err(_) => string_attr(&cloud, key),
-                }
-            };
-            let graphql = item("graphql").unwrap_or_default();
-            let token = item("auth_token").unwrap_or_default();
-            return Ok(CloudSettings {
-                graphql,
-                auth_token: SecretString::new(token),
-            });
+        if let Ok(config) = prefect.getattr("config") {
+            if let Ok(cloud) = config.get_item("cloud") {
+                let logging = config.get_item("logging").ok();
+                let get = |key: &str| config_item(&cloud, key).unwrap_or_default();
+                return Ok(CloudSettings {
+                    graphql: get("graphql"),
+                    api: get("api"),
+                    auth_token: SecretString::new(get("auth_token")),
+                    backend: config_item(&config, "backend").unwrap_or_default(),
+                    extra_loggers: logging
+                        .and_then(|l| config_item(&l, "extra_loggers"))
+                        .unwrap_or_default(),
+                    backend_less,
+                });
+            }
         }
     }
+    let api = match from_env("PREFECT__CLOUD__API") {
+        api if api.is_empty() => from_env("PREFECT__SERVER__ENDPOINT"),
+        api => api,
+    };
     Ok(CloudSettings {
         graphql: from_env("PREFECT__CLOUD__GRAPHQL"),
+        api,
         auth_token: SecretString::new(from_env("PREFECT__CLOUD__AUTH_TOKEN")),
+        backend: from_env("PREFECT__BACKEND"),
+        extra_loggers: from_env("PREFECT__LOGGING__EXTRA_LOGGERS"),
+        backend_less,
     })
 }

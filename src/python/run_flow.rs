@@ -16,8 +16,17 @@ pub(crate) fn run_flow(slf: &Bound<'_, PyKubernetesJobEnvironment>) -> PyResult<
     let logger = py
         .import("logging")?
         .call_method1("getLogger", ("kjenv",))?;
-    let flow = match glue.call_method1("load_flow", (&ctx.flow_file_path,)) {
-        Ok(flow) => flow,
+    let loaded = match &ctx.storage {
+        Some(description) => py
+            .import("kjenv._storage")?
+            .call_method1("load", (description,))
+            .and_then(|pair| pair.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>()),
+        None => glue
+            .call_method1("load_flow", (&ctx.flow_file_path,))
+            .map(|flow| (flow, py.None().into_bound(py))),
+    };
+    let (flow, secrets) = match loaded {
+        Ok(pair) => pair,
         Err(err) if err.is_instance(py, &glue.getattr("FlowLoadError")?) => {
             let stderr = py.import("sys")?.getattr("stderr")?;
             stderr.call_method1("write", (format!("kjenv: {}\n", err.value(py)),))?;
@@ -39,7 +48,11 @@ pub(crate) fn run_flow(slf: &Bound<'_, PyKubernetesJobEnvironment>) -> PyResult<
         "info",
         (format!(
             "kjenv: running flow from {} (flow run {})",
-            ctx.flow_file_path,
+            if ctx.storage.is_some() {
+                "its storage"
+            } else {
+                &ctx.flow_file_path
+            },
             ctx.flow_run_id.as_deref().unwrap_or("unknown")
         ),),
     )?;
@@ -55,6 +68,8 @@ pub(crate) fn run_flow(slf: &Bound<'_, PyKubernetesJobEnvironment>) -> PyResult<
             context.set_item("flow_run_id", &ctx.flow_run_id)?;
             context.set_item("namespace", &ctx.namespace)?;
             context.set_item("image", &ctx.image)?;
+            // The storage's secrets stay in context while the flow runs, as in Prefect.
+            context.set_item("secrets", &secrets)?;
             glue.call_method1(
                 "run_prefect_flow",
                 (&flow, &executor, &ctx.flow_runner, context),

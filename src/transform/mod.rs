@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::context::{CloudSettings, Resolved};
+use crate::context::{CloudSettings, Mode, Resolved};
 
 /// The in-container entry point, run by `/bin/sh -c`.
 pub const FLOW_COMMAND: &str = r#"python -c "from kjenv import KubernetesJobEnvironment; KubernetesJobEnvironment().run_flow()""#;
@@ -22,6 +22,19 @@ pub const ENV_NAMES: [&str; 10] = [
     "PREFECT__LOGGING__LOG_TO_CLOUD",
 ];
 
+/// Further variables kjenv sets after [`ENV_NAMES`], depending on the mode (see `env_entries`):
+/// Prefect 0.15's own names for sending logs and extra loggers, and a Server's address.
+pub const EXTRA_ENV_NAMES: [&str; 4] = [
+    "PREFECT__CLOUD__SEND_FLOW_RUN_LOGS",
+    "PREFECT__BACKEND",
+    "PREFECT__CLOUD__API",
+    "PREFECT__LOGGING__EXTRA_LOGGERS",
+];
+
+/// The variable that carries the flow's storage description to the pod (names of secrets, never
+/// their values: the pod resolves them).
+pub const STORAGE_ENV: &str = "KJENV_FLOW_STORAGE";
+
 /// The key of the auth token inside the run's Secret.
 pub const SECRET_TOKEN_KEY: &str = "auth-token";
 
@@ -35,6 +48,9 @@ pub struct RenderOptions<'a> {
     pub values: &'a Resolved,
     pub cloud: &'a CloudSettings,
     pub unique_job_name: bool,
+    /// A description of the flow's storage for `run_flow()` to load the flow from
+    /// ([`STORAGE_ENV`]); `None` when the flow is a file in the image (Docker, Local storage).
+    pub storage: Option<&'a str>,
 }
 
 /// The rendered Job and what the caller must know about it.
@@ -143,24 +159,33 @@ fn settle_name(meta: &mut Map<String, Value>, unique: bool, need_name: bool) -> 
     name
 }
 
-fn env_entries(opts: &RenderOptions, secret: Option<&str>) -> Vec<Value> {
-    let v = opts.values;
-    let cloud = opts.cloud.auth_token.is_some();
-    let (flow_runner, task_runner) = if cloud {
-        (
+/// Runner classes, `USE_LOCAL_SECRETS` and `LOG_TO_CLOUD` for a mode.
+fn mode_values(mode: Mode) -> (&'static str, &'static str, &'static str, &'static str) {
+    match mode {
+        Mode::Cloud | Mode::Server => (
             "prefect.engine.cloud.CloudFlowRunner",
             "prefect.engine.cloud.CloudTaskRunner",
-        )
-    } else {
-        (
+            "false",
+            "true",
+        ),
+        Mode::BackendLess => (
             "prefect.engine.flow_runner.FlowRunner",
             "prefect.engine.task_runner.TaskRunner",
-        )
-    };
-    let graphql = if cloud {
-        opts.cloud.graphql.as_str()
-    } else {
-        ""
+            "true",
+            "false",
+        ),
+    }
+}
+
+fn env_entries(opts: &RenderOptions, secret: Option<&str>) -> Vec<Value> {
+    let v = opts.values;
+    let cloud = opts.cloud;
+    let mode = cloud.mode();
+    let (flow_runner, task_runner, local_secrets, log_to_cloud) = mode_values(mode);
+    let graphql = match mode {
+        Mode::Cloud => cloud.graphql.clone(),
+        Mode::Server => cloud.server_graphql(),
+        Mode::BackendLess => String::new(),
     };
     let plain = |name: &str, value: &str| json!({"name": name, "value": value});
     let token = match secret {
@@ -170,24 +195,37 @@ fn env_entries(opts: &RenderOptions, secret: Option<&str>) -> Vec<Value> {
         }),
         None => plain("PREFECT__CLOUD__AUTH_TOKEN", ""),
     };
-    vec![
-        plain("PREFECT__CLOUD__GRAPHQL", graphql),
+    let mut env = vec![
+        plain("PREFECT__CLOUD__GRAPHQL", &graphql),
         token,
         plain("PREFECT__CONTEXT__FLOW_RUN_ID", &v.flow_run_id),
         plain("PREFECT__CONTEXT__NAMESPACE", &v.namespace),
         plain("PREFECT__CONTEXT__IMAGE", &v.image),
         plain("PREFECT__CONTEXT__FLOW_FILE_PATH", &v.flow_file_path),
-        plain(
-            "PREFECT__CLOUD__USE_LOCAL_SECRETS",
-            if cloud { "false" } else { "true" },
-        ),
+        plain("PREFECT__CLOUD__USE_LOCAL_SECRETS", local_secrets),
         plain("PREFECT__ENGINE__FLOW_RUNNER__DEFAULT_CLASS", flow_runner),
         plain("PREFECT__ENGINE__TASK_RUNNER__DEFAULT_CLASS", task_runner),
-        plain(
-            "PREFECT__LOGGING__LOG_TO_CLOUD",
-            if cloud { "true" } else { "false" },
-        ),
-    ]
+        plain("PREFECT__LOGGING__LOG_TO_CLOUD", log_to_cloud),
+    ];
+    if mode != Mode::BackendLess {
+        // Prefect 0.15 reads `cloud.send_flow_run_logs`; `logging.log_to_cloud` is deprecated.
+        env.push(plain("PREFECT__CLOUD__SEND_FLOW_RUN_LOGS", "true"));
+    }
+    if mode == Mode::Server {
+        // Prefect's client sends its requests to `cloud.api`, which follows the backend.
+        env.push(plain("PREFECT__BACKEND", "server"));
+        env.push(plain("PREFECT__CLOUD__API", &cloud.server_api()));
+    }
+    let extra = if cloud.extra_loggers.is_empty() {
+        "[]"
+    } else {
+        cloud.extra_loggers.as_str()
+    };
+    env.push(plain("PREFECT__LOGGING__EXTRA_LOGGERS", extra));
+    if let Some(storage) = opts.storage {
+        env.push(plain(STORAGE_ENV, storage));
+    }
+    env
 }
 
 /// Rewrite the first container; report user values that were replaced.
@@ -220,13 +258,18 @@ fn rewrite_flow_container(
         Value::Array(items) => items,
         _ => Vec::new(),
     };
+    // The names kjenv sets replace the user's entries of the same name (no duplicates).
+    let ours: Vec<&str> = env
+        .iter()
+        .filter_map(|e| e.get("name").and_then(Value::as_str))
+        .collect();
     let mut kept: Vec<Value> = Vec::with_capacity(user_env.len() + env.len());
     for entry in user_env {
         let var_name = entry
             .get("name")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        if ENV_NAMES.contains(&var_name) {
+        if ours.contains(&var_name) {
             if is_nonempty(entry.get("value")) || entry.get("valueFrom").is_some() {
                 replaced.push(format!("containers[{name}].env[{var_name}]"));
             }
@@ -250,7 +293,8 @@ pub fn render(spec: &Value, opts: &RenderOptions) -> Rendered {
         .or_insert_with(|| json!("batch/v1"));
     root.entry("kind").or_insert_with(|| json!("Job"));
     let values = opts.values;
-    let cloud = opts.cloud.auth_token.is_some();
+    // Only Cloud mode has a token, hence a Secret named after the Job.
+    let cloud = opts.cloud.mode() == Mode::Cloud;
     let mut replaced = Vec::new();
 
     let meta = object(root, "metadata");

@@ -31,6 +31,7 @@ fn render_with(spec: &Value, cloud: &CloudSettings, unique: bool) -> Rendered {
             values: &v,
             cloud,
             unique_job_name: unique,
+            storage: None,
         },
     )
 }
@@ -44,6 +45,20 @@ fn env_of(job: &Value, container: usize) -> Vec<Value> {
         .as_array()
         .unwrap()
         .clone()
+}
+
+/// Backend-less: the ten names, then Prefect 0.15's extra loggers.
+fn backendless_names() -> Vec<&'static str> {
+    let mut names = ENV_NAMES.to_vec();
+    names.push("PREFECT__LOGGING__EXTRA_LOGGERS");
+    names
+}
+
+fn env_map(job: &Value) -> std::collections::HashMap<String, Value> {
+    env_of(job, 0)
+        .into_iter()
+        .map(|e| (e["name"].as_str().unwrap().to_string(), e))
+        .collect()
 }
 
 fn env_names(job: &Value, container: usize) -> Vec<String> {
@@ -79,7 +94,7 @@ fn minimal_spec_gets_every_missing_section() {
     assert_eq!(c["image"], "registry/flows:v1");
     assert_eq!(c["command"], json!(["/bin/sh", "-c"]));
     assert_eq!(c["args"], json!([FLOW_COMMAND]));
-    assert_eq!(env_names(job, 0), ENV_NAMES.to_vec());
+    assert_eq!(env_names(job, 0), backendless_names());
     assert!(r.replaced.is_empty());
     assert!(r.secret_name.is_none());
 }
@@ -91,7 +106,7 @@ fn seed_spec_keeps_user_env_first_and_sets_backendless_values() {
     assert_eq!(job["metadata"]["name"], "my-prefect-job");
     let names = env_names(job, 0);
     assert_eq!(names[0], "MY_ENV");
-    assert_eq!(&names[1..], &ENV_NAMES);
+    assert_eq!(&names[1..], &backendless_names());
     let env: std::collections::HashMap<String, Value> = env_of(job, 0)
         .into_iter()
         .map(|e| (e["name"].as_str().unwrap().to_string(), e))
@@ -175,7 +190,7 @@ fn sidecars_init_containers_and_unknown_fields_survive() {
     // user env order kept, same-named entry replaced, no duplicates
     let names = env_names(job, 0);
     assert_eq!(&names[..2], &["KEEP_ME", "AFTER"]);
-    assert_eq!(&names[2..], &ENV_NAMES);
+    assert_eq!(&names[2..], &backendless_names());
     assert_eq!(
         names
             .iter()
@@ -213,6 +228,7 @@ fn namespace_is_written_to_metadata() {
             values: &v,
             cloud: &CloudSettings::default(),
             unique_job_name: false,
+            storage: None,
         },
     )
     .job;
@@ -224,6 +240,7 @@ fn cloud_mode_uses_a_secret_ref_and_cloud_runners() {
     let cloud = CloudSettings {
         graphql: "https://api.prefect.io".into(),
         auth_token: SecretString::new("tok-SECRET"),
+        ..CloudSettings::default()
     };
     let r = render_with(&fixture("seed_job_spec.yaml"), &cloud, false);
     assert_eq!(r.secret_name.as_deref(), Some("my-prefect-job-kjenv"));
@@ -260,6 +277,7 @@ fn cloud_mode_with_generate_name_fixes_the_name_for_the_secret() {
     let cloud = CloudSettings {
         graphql: String::new(),
         auth_token: SecretString::new("t"),
+        ..CloudSettings::default()
     };
     let r = render_with(&spec, &cloud, false);
     let name = r.job["metadata"]["name"].as_str().unwrap();
@@ -319,5 +337,124 @@ fn restart_policy_on_failure_is_kept_empty_is_defaulted() {
     assert_eq!(
         job["spec"]["template"]["spec"]["containers"][0]["name"],
         "flow"
+    );
+}
+
+#[test]
+fn server_mode_uses_cloud_runners_the_endpoint_and_no_secret() {
+    let cloud = CloudSettings {
+        graphql: "http://prefect.example:4200/graphql".into(),
+        api: "http://prefect.example:4200".into(),
+        backend: "server".into(),
+        extra_loggers: "['dask']".into(),
+        ..CloudSettings::default()
+    };
+    let r = render_with(&fixture("seed_job_spec.yaml"), &cloud, false);
+    assert!(r.secret_name.is_none());
+    let env = env_map(&r.job);
+    let value = |n: &str| env[n]["value"].as_str().unwrap().to_string();
+    assert_eq!(
+        value("PREFECT__CLOUD__GRAPHQL"),
+        "http://prefect.example:4200/graphql"
+    );
+    assert_eq!(value("PREFECT__CLOUD__AUTH_TOKEN"), "");
+    assert_eq!(value("PREFECT__CLOUD__USE_LOCAL_SECRETS"), "false");
+    assert_eq!(
+        value("PREFECT__ENGINE__FLOW_RUNNER__DEFAULT_CLASS"),
+        "prefect.engine.cloud.CloudFlowRunner"
+    );
+    assert_eq!(
+        value("PREFECT__ENGINE__TASK_RUNNER__DEFAULT_CLASS"),
+        "prefect.engine.cloud.CloudTaskRunner"
+    );
+    assert_eq!(value("PREFECT__LOGGING__LOG_TO_CLOUD"), "true");
+    assert_eq!(value("PREFECT__CLOUD__SEND_FLOW_RUN_LOGS"), "true");
+    assert_eq!(value("PREFECT__BACKEND"), "server");
+    assert_eq!(value("PREFECT__CLOUD__API"), "http://prefect.example:4200");
+    assert_eq!(value("PREFECT__LOGGING__EXTRA_LOGGERS"), "['dask']");
+    let names = env_names(&r.job, 0);
+    assert_eq!(&names[1..11], &ENV_NAMES);
+    assert_eq!(&names[11..], &EXTRA_ENV_NAMES);
+}
+
+#[test]
+fn server_mode_without_addresses_uses_prefects_default_endpoint() {
+    let cloud = CloudSettings {
+        backend: "server".into(),
+        auth_token: SecretString::new("tok-SECRET"),
+        ..CloudSettings::default()
+    };
+    let r = render_with(&fixture("minimal.yaml"), &cloud, false);
+    assert!(r.secret_name.is_none(), "a Server takes no token");
+    assert!(!r.job.to_string().contains("tok-SECRET"));
+    let env = env_map(&r.job);
+    assert_eq!(
+        env["PREFECT__CLOUD__GRAPHQL"]["value"],
+        "http://localhost:4200/graphql"
+    );
+    assert_eq!(env["PREFECT__CLOUD__API"]["value"], "http://localhost:4200");
+}
+
+#[test]
+fn mode_follows_backend_token_and_the_explicit_request() {
+    use crate::context::Mode;
+    let token = SecretString::new("t");
+    let cases = [
+        ("", None, false, Mode::BackendLess),
+        ("cloud", None, false, Mode::BackendLess),
+        ("cloud", token.clone(), false, Mode::Cloud),
+        ("", token.clone(), false, Mode::Cloud),
+        ("server", None, false, Mode::Server),
+        ("Server", token.clone(), false, Mode::Server),
+        ("server", None, true, Mode::BackendLess),
+        ("cloud", token.clone(), true, Mode::BackendLess),
+    ];
+    for (backend, auth_token, backend_less, want) in cases {
+        let s = CloudSettings {
+            backend: backend.into(),
+            auth_token,
+            backend_less,
+            ..CloudSettings::default()
+        };
+        assert_eq!(
+            s.mode(),
+            want,
+            "backend={backend:?} backend_less={backend_less}"
+        );
+    }
+}
+
+#[test]
+fn backend_less_request_drops_the_token_and_the_secret() {
+    let cloud = CloudSettings {
+        auth_token: SecretString::new("tok-SECRET"),
+        backend_less: true,
+        ..CloudSettings::default()
+    };
+    let r = render_with(&fixture("seed_job_spec.yaml"), &cloud, false);
+    assert!(r.secret_name.is_none());
+    let env = env_map(&r.job);
+    assert_eq!(env["PREFECT__CLOUD__AUTH_TOKEN"]["value"], "");
+    assert_eq!(env["PREFECT__CLOUD__USE_LOCAL_SECRETS"]["value"], "true");
+}
+
+#[test]
+fn a_storage_description_travels_after_the_other_variables() {
+    let v = values();
+    let r = render(
+        &fixture("seed_job_spec.yaml"),
+        &RenderOptions {
+            identifier: "i",
+            values: &v,
+            cloud: &CloudSettings::default(),
+            unique_job_name: false,
+            storage: Some(r#"{"flow_name":"f","storage":{"type":"Module"}}"#),
+        },
+    );
+    let names = env_names(&r.job, 0);
+    assert_eq!(names.last().map(String::as_str), Some(STORAGE_ENV));
+    assert_eq!(
+        env_map(&r.job)[STORAGE_ENV]["value"],
+        r#"{"flow_name":"f","storage":{"type":"Module"}}"#
     );
 }
