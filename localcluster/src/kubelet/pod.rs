@@ -111,6 +111,9 @@ pub(super) struct Worker {
     stopping: bool,
     conditions: Value,
     start_time: String,
+    /// The status last written, so an unchanged one is not sent again (a round trip to a
+    /// remote API server).
+    written: Option<Value>,
 }
 
 async fn next_interrupt(signal: &mut watch::Receiver<Signal>) -> Interrupt {
@@ -199,6 +202,7 @@ impl Worker {
             exits_rx,
             started: false,
             stopping: false,
+            written: None,
         }
     }
 
@@ -819,12 +823,16 @@ impl Worker {
             st["initContainerStatuses"] =
                 json!(self.init.iter().map(Ctr::to_json).collect::<Vec<_>>());
         }
+        if self.written.as_ref() == Some(&st) {
+            return Ok(());
+        }
         let meta = self
             .api
-            .write_status(&self.pod, st)
+            .write_status(&self.pod, st.clone())
             .await
             .map_err(|Gone| Interrupt::Gone)?;
         self.pod["metadata"] = meta;
+        self.written = Some(st);
         Ok(())
     }
 
