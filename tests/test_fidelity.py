@@ -31,7 +31,7 @@ def _runner():
 
 if REAL_KUBECONFIG:
 
-    def test_fidelity_no_regression():
+    def test_fidelity_real_no_regression():
         run = _runner()
         report = REPORT.read_text()
         matched, total = run.committed_share(report)

@@ -148,7 +148,7 @@ def compact_etcd(target: Target) -> str:
         conn.getresponse().read()
     finally:
         conn.close()
-    return f"etcd compacted to revision {rev}"
+    return "etcd compacted to its current revision"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,7 +156,7 @@ def compact_etcd(target: Target) -> str:
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
-GENERATED = re.compile(r"(-gen-)[bcdfghjklmnpqrstvwxz2456789]{5}\b")
+GENERATED = re.compile(r"(-gen-|^kube-api-access-)[bcdfghjklmnpqrstvwxz2456789]{5}\b")
 EVENT_NAME = re.compile(r"^(.+)\.[0-9a-f]{16}$")
 TOO_OLD = re.compile(r"too old resource version: \d+ \(\d+\)")
 AGE = re.compile(r"^\d+(s|m|h|d|y)(\d+(s|m|h))?$")
@@ -188,7 +188,12 @@ RULES: list[tuple[str, str]] = [
         "every `resourceVersion` value → `<rv>`, and the numbers in "
         "`too old resource version: N (M)`",
     ),
-    ("generatedName", "the 5 random characters after a `generateName` prefix → `<gen>`"),
+    (
+        "generatedName",
+        "the 5 random characters after a `generateName` prefix (the corpus's "
+        "`-gen-`, the ServiceAccount admission's `kube-api-access-`) → `<gen>`",
+    ),
+    ("containerID", "`containerID` values (runtime-specific) → `<container-id>`"),
     ("eventName", "recorder-made Event names `<object>.<16 hex digits>` → `<object>.<hex>`"),
     ("managedFields", "`metadata.managedFields` dropped (server-side apply bookkeeping)"),
     ("selfLink", "`metadata.selfLink` dropped"),
@@ -216,6 +221,8 @@ def normalise(value: Any, run: str, path: str = "") -> Any:
                 continue
             if k == "resourceVersion" and isinstance(v, str):
                 out[k] = "<rv>"
+            elif k == "containerID" and isinstance(v, str):
+                out[k] = "<container-id>"
             elif k == "nodeName" and isinstance(v, str):
                 out[k] = "<node>"
             elif k in ("hostIP", "podIP") and isinstance(v, str):
