@@ -518,6 +518,11 @@ def render(outcomes: list[Outcome], seconds: float, command: str, notes: list[st
     lines += [f"| `{name}` | {what} |" for name, what in RULES]
     lines += [
         "",
+        "Not in this corpus yet (issue 17 extends it): protobuf bodies, server-side apply, "
+        "`fieldValidation`, exec, OpenAPI, access reviews, the requests of kubectl 1.33+ "
+        "(`-v=8`), Jobs that run pods to completion (the controllers' timing differs: the "
+        "conformance tests cover them).",
+        "",
         "Not compared: response headers other than the media type (e.g. `Warning`, "
         "`Audit-Id`). Watch answers are the list of events read (bounded by a count and "
         "`timeoutSeconds`).",
