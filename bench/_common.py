@@ -1,26 +1,40 @@
-"""Pieces the benchmarks share: the local cluster in its own process, the Job spec, timers."""
+"""Pieces the benchmarks share: the cluster (the local one in its own process, or a given
+kubeconfig's), the Job spec, timers."""
 
 from __future__ import annotations
 
 import base64
+import http.client
+import json
 import os
+import ssl
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable
 
 import yaml
 
 IMAGE = "example/flows:latest"
+# Every Job a benchmark creates carries this label (value: the run's tag), so that it can delete
+# them all at the end with one delete-collection.
+BENCH_LABEL = "kjenv-bench"
+# The kubeconfig of a cluster to run against instead of starting the local one (or --kubeconfig).
+KUBECONFIG_ENV = "KJENV_BENCH_KUBECONFIG"
 
 
-def suspended_spec(name: str = "bench") -> dict:
+def suspended_spec(name: str = "bench", tag: str = "") -> dict:
     """The seed's example Job, suspended so that it starts no pods (the figure is the API's)."""
+    labels = {"identifier": "", "flow_run_id": ""}
+    if tag:
+        labels[BENCH_LABEL] = tag
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": name, "labels": {"identifier": "", "flow_run_id": ""}},
+        "metadata": {"name": name, "labels": labels},
         "spec": {
             "suspend": True,
             "template": {
@@ -43,39 +57,155 @@ def suspended_spec(name: str = "bench") -> dict:
     }
 
 
-class Cluster:
-    """``python -m kjenv cluster`` in its own process, so it does not share the client's GIL."""
+def listening_pid(port: int) -> int | None:
+    """The process that listens on 127.0.0.1:``port`` (TCP), from /proc; None if not found."""
+    inodes = set()
+    try:
+        with open("/proc/net/tcp") as f:
+            for line in list(f)[1:]:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if state == "0A" and int(local.split(":")[1], 16) == port:
+                    inodes.add(f"socket:[{inode}]")
+    except OSError:
+        return None
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                    return int(pid)
+            except OSError:
+                continue
+    return None
 
-    def __init__(self, concurrency: int = 8):
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kjenv",
-                "cluster",
-                "--port",
-                "0",
-                "--concurrency",
-                str(concurrency),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.kubeconfig = ""
-        for line in self.proc.stdout:
-            if line.startswith("kubeconfig:"):
-                self.kubeconfig = line.split(":", 1)[1].strip()
-                break
-        if not self.kubeconfig:
-            self.proc.kill()
-            raise RuntimeError("the local cluster did not start")
+
+class Cluster:
+    """The API server the benchmarks talk to.
+
+    Without ``kubeconfig``: ``python -m kjenv cluster`` in its own process, so it does not share
+    the client's GIL, stopped by ``stop()``. With one (e.g. a real kube-apiserver's, from
+    ``scripts/real-cluster up``): that cluster, left running; ``server_pid`` is then the process
+    listening on its port when it is on this machine (for CPU figures), else None. Either way the
+    kubeconfig may authenticate with a bearer token or a client certificate.
+    """
+
+    def __init__(self, concurrency: int = 8, kubeconfig: str | None = None):
+        self.proc = None
+        self.real = kubeconfig is not None
+        if kubeconfig is not None:
+            self.kubeconfig = kubeconfig
+        else:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "kjenv",
+                    "cluster",
+                    "--port",
+                    "0",
+                    "--concurrency",
+                    str(concurrency),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            self.kubeconfig = ""
+            for line in self.proc.stdout:
+                if line.startswith("kubeconfig:"):
+                    self.kubeconfig = line.split(":", 1)[1].strip()
+                    break
+            if not self.kubeconfig:
+                self.proc.kill()
+                raise RuntimeError("the local cluster did not start")
         with open(self.kubeconfig) as f:
             kc = yaml.safe_load(f)
-        self.server = kc["clusters"][0]["cluster"]["server"]
-        self.ca = base64.b64decode(kc["clusters"][0]["cluster"]["certificate-authority-data"])
-        self.token = kc["users"][0]["user"]["token"]
+        current = kc.get("current-context")
+        context = next(
+            (c["context"] for c in kc.get("contexts") or [] if c["name"] == current), None
+        )
+
+        def pick(kind: str, key: str) -> dict:
+            items = kc[kind]
+            if context is not None:
+                items = [x for x in items if x["name"] == context[key]] or items
+            return items[0][key]
+
+        cluster, user = pick("clusters", "cluster"), pick("users", "user")
+        self.server = cluster["server"]
+        self.ca = base64.b64decode(cluster["certificate-authority-data"])
+        self.token = user.get("token")
+        self._cert = user.get("client-certificate-data")
+        self._key = user.get("client-key-data")
+        if not self.token and not (self._cert and self._key):
+            raise RuntimeError(
+                f"{self.kubeconfig}: the bench needs a token or client-certificate-data and "
+                "client-key-data"
+            )
+        parsed = urllib.parse.urlsplit(self.server)
+        self.host, self.port = parsed.hostname, parsed.port or 443
+        if self.proc is not None:
+            self.server_pid: int | None = self.proc.pid
+        elif self.host in ("127.0.0.1", "localhost"):
+            self.server_pid = listening_pid(self.port)
+        else:
+            self.server_pid = None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A TLS context that trusts the cluster's CA and presents the kubeconfig's client
+        certificate, if it has one. The certificate and key go through a 0600 temporary file
+        (``load_cert_chain`` reads only files), removed before this returns."""
+        ctx = ssl.create_default_context(cadata=self.ca.decode())
+        if self._cert and self._key:
+            fd, path = tempfile.mkstemp(prefix="kjenv-bench-", suffix=".pem")
+            try:
+                os.fchmod(fd, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(base64.b64decode(self._cert))
+                    f.write(b"\n")
+                    f.write(base64.b64decode(self._key))
+                ctx.load_cert_chain(path)
+            finally:
+                os.unlink(path)
+        return ctx
+
+    def headers(self) -> dict:
+        """The headers of a JSON request to this cluster (its bearer token, if it has one)."""
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    def connection(self) -> http.client.HTTPSConnection:
+        """One keep-alive HTTPS connection to the API server."""
+        return http.client.HTTPSConnection(self.host, self.port, context=self.ssl_context())
+
+    def delete_jobs(self, tag: str, namespace: str = "default") -> int:
+        """Delete every Job the run tagged ``tag`` created (one delete-collection); how many."""
+        query = urllib.parse.urlencode(
+            {"labelSelector": f"{BENCH_LABEL}={tag}", "propagationPolicy": "Background"}
+        )
+        conn = self.connection()
+        try:
+            conn.request(
+                "DELETE",
+                f"/apis/batch/v1/namespaces/{namespace}/jobs?{query}",
+                headers=self.headers(),
+            )
+            resp = conn.getresponse()
+            data = resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"deleting the bench's Jobs: {resp.status} {data[:200]!r}")
+            return len(json.loads(data).get("items") or [])
+        finally:
+            conn.close()
 
     def stop(self) -> None:
+        if self.proc is None:
+            return
         self.proc.terminate()
         try:
             self.proc.wait(timeout=10)

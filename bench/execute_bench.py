@@ -18,17 +18,22 @@ official client's watch (in another thread, as ``kubectl wait`` would) watch the
 each figure is how long after the flow's end that client knew (median of N). Both include the
 kubelet noticing the exit and the controller writing the condition.
 
+Against a real API server: ``--kubeconfig K`` (or ``KJENV_BENCH_KUBECONFIG=K``) runs (a), (b)
+and (c) against that cluster instead of starting the local one (a token or a client-certificate
+kubeconfig, e.g. ``scripts/real-cluster up``'s); the Jobs stay suspended, so it creates no pods,
+and one delete-collection by the run's label removes them at the end. Wait latency needs a node
+and is measured on the local cluster only.
+
 Run through ``bench/execute`` (it builds the venv); ``--quick`` for CI.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import platform
-import ssl
+import shutil
 import statistics
 import tempfile
 import threading
@@ -38,7 +43,7 @@ import warnings
 from pathlib import Path
 
 import yaml
-from _common import IMAGE, Cluster, suspended_spec, timed
+from _common import BENCH_LABEL, IMAGE, KUBECONFIG_ENV, Cluster, suspended_spec, timed
 
 TARGETS = {"vs_prefect": 10.0, "vs_raw": 1.5, "wait_ms": 50.0}
 
@@ -54,10 +59,71 @@ class StampFlow:
             f.write(repr(time.monotonic()))
 
 
+def wait_latency(cluster: Cluster, tmp: Path, run_tag: str, n_wait: int):
+    """Median ms from a flow's end to kjenv's wait() returning and to the official client's
+    watch seeing Complete, and every sample."""
+    # Both clients watch the same Jobs at the same time.
+    import cloudpickle
+    from kubernetes import client, config, watch
+
+    from kjenv import KubernetesJobEnvironment
+
+    stamp = tmp / "ended"
+    flow_path = tmp / "flow.pkl"
+    flow_path.write_bytes(cloudpickle.dumps(StampFlow(str(stamp))))
+    wait_env = KubernetesJobEnvironment(
+        job_spec={"metadata": {"name": "wait"}, "spec": {"backoffLimit": 0}},
+        kubeconfig=cluster.kubeconfig,
+        unique_job_name=True,
+    )
+    watch_api = client.BatchV1Api(config.new_client_from_config(config_file=cluster.kubeconfig))
+    lat = {"kjenv": [], "official": []}
+    for i in range(n_wait):
+        stamp.unlink(missing_ok=True)
+        run = wait_env.execute(
+            flow_location=str(flow_path), image=IMAGE, flow_run_id=f"w-{run_tag}-{i}"
+        )
+        seen = {}
+
+        def reference(name=run.name, seen=seen):
+            w = watch.Watch()
+            for ev in w.stream(
+                watch_api.list_namespaced_job,
+                "default",
+                field_selector=f"metadata.name={name}",
+                timeout_seconds=60,
+            ):
+                conds = ev["object"].status.conditions or []
+                if any(c.type in ("Complete", "Failed") and c.status == "True" for c in conds):
+                    seen["t"] = time.monotonic()
+                    seen["ok"] = any(c.type == "Complete" for c in conds)
+                    w.stop()
+                    return
+
+        t = threading.Thread(target=reference)
+        t.start()
+        run.wait(timeout=60)
+        returned = time.monotonic()
+        t.join(timeout=10)
+        if "t" not in seen or not seen["ok"]:
+            raise RuntimeError(f"the reference watch did not see {run.name} complete")
+        ended = float(stamp.read_text())
+        lat["kjenv"].append((returned - ended) * 1e3)
+        lat["official"].append((seen["t"] - ended) * 1e3)
+        run.delete()
+    wait_ms = {k: statistics.median(v) for k, v in lat.items()}
+    return wait_ms, lat
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short runs, for CI")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument(
+        "--kubeconfig",
+        default=os.environ.get(KUBECONFIG_ENV) or None,
+        help=f"run against this cluster, not a local one (default: ${KUBECONFIG_ENV})",
+    )
     args = parser.parse_args()
     n = 200 if args.quick else 2000
     rounds = 3 if args.quick else 5
@@ -66,18 +132,19 @@ def main() -> None:
     warnings.simplefilter("ignore")
     os.environ.setdefault("PREFECT__CLOUD__AUTH_TOKEN", "")
     import prefect
-    from kubernetes import client, config, watch
+    from kubernetes import client, config
     from prefect.environments import KubernetesJobEnvironment as PrefectEnv
 
     from kjenv import KubernetesJobEnvironment
 
-    cluster = Cluster()
+    cluster = Cluster(kubeconfig=args.kubeconfig)
     tmp = Path(tempfile.mkdtemp(prefix="kjenv-bench-"))
+    run_tag = uuid.uuid4().hex[:6]
+    created = 0
     try:
-        spec = suspended_spec()
+        spec = suspended_spec(tag=run_tag)
         spec_file = tmp / "job.yaml"
         spec_file.write_text(yaml.safe_dump(spec))
-        run_tag = uuid.uuid4().hex[:6]
 
         # (a) kjenv
         env = KubernetesJobEnvironment(
@@ -107,14 +174,8 @@ def main() -> None:
 
         # (c) raw keep-alive POST of the same body
         body = env.render(image=IMAGE, flow_run_id="raw", namespace="default")
-        host, port = cluster.server.removeprefix("https://").split(":")
-        ctx = ssl.create_default_context(cadata=cluster.ca.decode())
-        conn = http.client.HTTPSConnection(host, int(port), context=ctx)
-        headers = {
-            "Authorization": f"Bearer {cluster.token}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        }
+        conn = cluster.connection()
+        headers = cluster.headers()
 
         def raw_post(i):
             body["metadata"]["name"] = f"raw-{run_tag}-{i}"
@@ -142,58 +203,19 @@ def main() -> None:
             figures["prefect"].append(
                 timed(lambda i, b=base: prefect_execute(b + i), max(1, per_round // 4))
             )
+        conn.close()
         us = {k: min(v) for k, v in figures.items()}
-
-        # Wait latency: from the flow's end to kjenv's wait() returning, and to the official
-        # client's watch seeing Complete, both measured on the same Jobs at the same time.
-        import cloudpickle
-
-        stamp = tmp / "ended"
-        flow_path = tmp / "flow.pkl"
-        flow_path.write_bytes(cloudpickle.dumps(StampFlow(str(stamp))))
-        wait_env = KubernetesJobEnvironment(
-            job_spec={"metadata": {"name": "wait"}, "spec": {"backoffLimit": 0}},
-            kubeconfig=cluster.kubeconfig,
-            unique_job_name=True,
-        )
-        watch_api = client.BatchV1Api(config.new_client_from_config(config_file=cluster.kubeconfig))
-        lat = {"kjenv": [], "official": []}
-        for i in range(n_wait):
-            stamp.unlink(missing_ok=True)
-            run = wait_env.execute(
-                flow_location=str(flow_path), image=IMAGE, flow_run_id=f"w-{run_tag}-{i}"
-            )
-            seen = {}
-
-            def reference(name=run.name, seen=seen):
-                w = watch.Watch()
-                for ev in w.stream(
-                    watch_api.list_namespaced_job,
-                    "default",
-                    field_selector=f"metadata.name={name}",
-                    timeout_seconds=60,
-                ):
-                    conds = ev["object"].status.conditions or []
-                    if any(c.type in ("Complete", "Failed") and c.status == "True" for c in conds):
-                        seen["t"] = time.monotonic()
-                        seen["ok"] = any(c.type == "Complete" for c in conds)
-                        w.stop()
-                        return
-
-            t = threading.Thread(target=reference)
-            t.start()
-            run.wait(timeout=60)
-            returned = time.monotonic()
-            t.join(timeout=10)
-            if "t" not in seen or not seen["ok"]:
-                raise RuntimeError(f"the reference watch did not see {run.name} complete")
-            ended = float(stamp.read_text())
-            lat["kjenv"].append((returned - ended) * 1e3)
-            lat["official"].append((seen["t"] - ended) * 1e3)
-            run.delete()
-        wait_ms = {k: statistics.median(v) for k, v in lat.items()}
+        if cluster.real:
+            wait_ms = lat = None
+        else:
+            wait_ms, lat = wait_latency(cluster, tmp, run_tag, n_wait)
     finally:
-        cluster.stop()
+        try:
+            if cluster.real:
+                created = cluster.delete_jobs(run_tag)
+        finally:
+            cluster.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
 
     rows = [
         ("(a) kjenv execute", us["kjenv"], ""),
@@ -205,7 +227,11 @@ def main() -> None:
         ),
         ("(c) raw keep-alive POST", us["raw"], f"{us['kjenv'] / us['raw']:.2f}× (kjenv/raw)"),
     ]
-    print(f"Job submission, µs per Job (best of {rounds} rounds of {per_round}), {platform.node()}")
+    where = f"the API server at {cluster.server}" if cluster.real else "the local cluster"
+    print(
+        f"Job submission against {where}, µs per Job (best of {rounds} rounds of {per_round}), "
+        f"{platform.node()}"
+    )
     for name, value, ratio in rows:
         print(f"  {name:<38} {value:10.0f} µs  {ratio}")
     print(
@@ -214,15 +240,27 @@ def main() -> None:
         f"(a)/(c) ≤ {TARGETS['vs_raw']}× — "
         f"{'met' if us['kjenv'] / us['raw'] <= TARGETS['vs_raw'] else 'NOT met'}"
     )
-    print(
-        f"from the flow's end (median of {n_wait}): kjenv wait() returns after "
-        f"{wait_ms['kjenv']:.1f} ms, the official client's watch sees Complete after "
-        f"{wait_ms['official']:.1f} ms; target ≤ {TARGETS['wait_ms']:.0f} ms — "
-        f"{'met' if wait_ms['kjenv'] <= TARGETS['wait_ms'] else 'NOT met'}"
-    )
+    if cluster.real:
+        print(f"  deleted the {created} Jobs the run created (label {BENCH_LABEL}={run_tag})")
+    else:
+        print(
+            f"from the flow's end (median of {n_wait}): kjenv wait() returns after "
+            f"{wait_ms['kjenv']:.1f} ms, the official client's watch sees Complete after "
+            f"{wait_ms['official']:.1f} ms; target ≤ {TARGETS['wait_ms']:.0f} ms — "
+            f"{'met' if wait_ms['kjenv'] <= TARGETS['wait_ms'] else 'NOT met'}"
+        )
     if args.json:
         Path(args.json).write_text(
-            json.dumps({"us_per_job": us, "wait_ms": lat, "wait_ms_median": wait_ms}, indent=2)
+            json.dumps(
+                {
+                    "server": cluster.server if cluster.real else "local",
+                    "us_per_job": us,
+                    "wait_ms": lat,
+                    "wait_ms_median": wait_ms,
+                    "jobs_deleted": created,
+                },
+                indent=2,
+            )
         )
 
 
