@@ -452,8 +452,9 @@ pub async fn connect(target: &Target) -> Result<Connection> {
 static NAMESPACES: Mutex<Option<HashMap<Key, Option<String>>>> = Mutex::new(None);
 
 /// The namespace the configuration of `target` defaults to (None without a configuration),
-/// read once per configuration and remembered; no connection is made.
-pub async fn default_namespace(target: &Target) -> Option<String> {
+/// read once per configuration and remembered. Synchronous: loading a configuration reads
+/// files only (no network, no credential plugin), so `render()` needs no runtime.
+pub fn default_namespace(target: &Target) -> Option<String> {
     let key = cache_key(target);
     if let Some(known) = NAMESPACES
         .lock()
@@ -463,7 +464,9 @@ pub async fn default_namespace(target: &Target) -> Option<String> {
     {
         return known.clone();
     }
-    let namespace = load_config(target).await.ok().map(|c| c.default_namespace);
+    let namespace = futures::executor::block_on(load_config(target))
+        .ok()
+        .map(|c| c.default_namespace);
     NAMESPACES
         .lock()
         .unwrap_or_else(|p| p.into_inner())

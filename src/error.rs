@@ -92,8 +92,21 @@ pub enum Error {
     },
 
     /// The API could not be reached (connection refused, reset, timed out), after retries.
-    #[error("cannot reach the Kubernetes API: {0}")]
-    Unreachable(String),
+    /// `source` is the client's last error, when there was one (not for a request that timed out).
+    #[error("cannot reach the Kubernetes API: {detail}")]
+    Unreachable {
+        detail: String,
+        #[source]
+        source: Option<Box<kube::Error>>,
+    },
+
+    /// The API answered with something that is not what was asked for (not the object kind).
+    #[error("the Kubernetes API's answer is not {what}: {source}")]
+    UnexpectedAnswer {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
 
     /// The Job failed; `message` explains it in Kubernetes terms.
     #[error("{message}")]
@@ -109,16 +122,12 @@ pub enum Error {
     JobTimeout(String),
 
     /// kjenv's runtime could not start.
-    #[error("{0}")]
-    Runtime(String),
+    #[error("cannot start kjenv's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
 
     /// A wait was interrupted (Ctrl-C).
     #[error("interrupted")]
     Interrupted,
-
-    /// The embedded local cluster could not start or act.
-    #[error("local cluster: {0}")]
-    LocalCluster(#[from] localcluster::Error),
 }
 
 fn spec_message(location: &SpecLocation, message: &str) -> String {
@@ -133,13 +142,28 @@ fn spec_message(location: &SpecLocation, message: &str) -> String {
 impl Error {
     /// A job spec error at a field path, with no source position.
     pub fn spec(field: impl Into<String>, message: impl Into<String>) -> Self {
-        let field = field.into();
         Error::JobSpec {
             location: SpecLocation {
-                field: (!field.is_empty()).then_some(field),
+                field: Some(field.into()),
                 ..SpecLocation::default()
             },
             message: message.into(),
+        }
+    }
+
+    /// A job spec error about the whole document (no field, no position).
+    pub fn spec_document(message: impl Into<String>) -> Self {
+        Error::JobSpec {
+            location: SpecLocation::default(),
+            message: message.into(),
+        }
+    }
+
+    /// The API could not be reached, for a reason of kjenv's own (no client error behind it).
+    pub fn unreachable(detail: impl Into<String>) -> Self {
+        Error::Unreachable {
+            detail: detail.into(),
+            source: None,
         }
     }
 
@@ -150,6 +174,37 @@ impl Error {
             location.file = Some(path.to_path_buf());
         }
         self
+    }
+}
+
+/// The one mapping of a final client error to kjenv's: the API's Status becomes
+/// [`Error::KubeApi`]; anything else (connection refused, reset, TLS) is [`Error::Unreachable`],
+/// keeping the client's error as its source.
+impl From<kube::Error> for Error {
+    fn from(err: kube::Error) -> Self {
+        match err {
+            kube::Error::Api(status) => Error::KubeApi {
+                status: status.code,
+                reason: if status.reason.is_empty() {
+                    "Unknown".into()
+                } else {
+                    status.reason.clone()
+                },
+                message: status.message.clone(),
+            },
+            other => {
+                // The transport's own message, without kube's "HyperError: " wrapper.
+                let detail = match &other {
+                    kube::Error::HyperError(e) => e.to_string(),
+                    kube::Error::Service(e) => e.to_string(),
+                    e => e.to_string(),
+                };
+                Error::Unreachable {
+                    detail,
+                    source: Some(Box::new(other)),
+                }
+            }
+        }
     }
 }
 
@@ -188,6 +243,6 @@ mod tests {
             message: "bad".into(),
         };
         assert_eq!(err.to_string(), "line 2:1: bad");
-        assert_eq!(Error::spec("", "empty").to_string(), "empty");
+        assert_eq!(Error::spec_document("empty").to_string(), "empty");
     }
 }

@@ -1,17 +1,22 @@
 //! kjenv: run a Python flow as a user-supplied Kubernetes Job.
 //!
-//! The core is pure Rust and never sees pyo3: [`spec`] loads and checks a Job spec,
-//! [`context`] resolves the values a run needs, [`transform`] rewrites the spec into the Job
-//! kjenv submits. The PyO3 bindings live in `python/`, behind the `python` feature.
+//! The core is pure Rust and never sees pyo3. [`run`] is the job path: [`run::Inputs`] →
+//! [`run::plan`] (with [`spec`]'s checked spec, [`context`]'s resolved values and [`transform`]'s
+//! rewrite, named once by [`naming`]) → [`run::submit`] → [`run::JobRun`] (wait, status, logs,
+//! events, delete; see [`job`]). [`settings::Settings`] is read once. The PyO3 bindings live in
+//! `python/`, behind the `python` feature, and only convert.
 
 pub mod cluster;
 pub mod context;
 pub mod error;
 pub mod incontainer;
 pub mod job;
+pub mod naming;
 pub mod retry;
+pub mod run;
 pub mod runtime;
 pub mod secret;
+pub mod settings;
 pub mod spec;
 pub mod transform;
 

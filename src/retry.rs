@@ -7,6 +7,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::settings::REQUEST_TIMEOUT_ENV;
 
 /// How hard to try.
 #[derive(Debug, Clone, Copy)]
@@ -22,20 +23,6 @@ pub struct Policy {
     pub timed_out_attempts: u32,
 }
 
-/// The environment variable that sets [`Policy::attempt_timeout`] in seconds (default 30).
-pub const REQUEST_TIMEOUT_ENV: &str = "KJENV_REQUEST_TIMEOUT";
-
-/// The time limit of one request: `KJENV_REQUEST_TIMEOUT` seconds when it is a positive number,
-/// else 30 s.
-pub fn request_timeout() -> Duration {
-    std::env::var(REQUEST_TIMEOUT_ENV)
-        .ok()
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| *s > 0.0)
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
-        .unwrap_or(Duration::from_secs(30))
-}
-
 impl Default for Policy {
     fn default() -> Self {
         Policy {
@@ -43,7 +30,7 @@ impl Default for Policy {
             first_delay: Duration::from_millis(50),
             max_delay: Duration::from_secs(2),
             max_retry_after: Duration::from_secs(10),
-            attempt_timeout: request_timeout(),
+            attempt_timeout: crate::settings::DEFAULT_REQUEST_TIMEOUT,
             timed_out_attempts: 2,
         }
     }
@@ -77,28 +64,10 @@ pub(crate) fn classify(err: &kube::Error) -> Verdict {
     }
 }
 
-/// Map a final kube error to kjenv's error.
-pub fn api_error(err: kube::Error) -> Error {
-    match err {
-        kube::Error::Api(status) => Error::KubeApi {
-            status: status.code,
-            reason: if status.reason.is_empty() {
-                "Unknown".into()
-            } else {
-                status.reason.clone()
-            },
-            message: status.message.clone(),
-        },
-        kube::Error::HyperError(e) => Error::Unreachable(e.to_string()),
-        kube::Error::Service(e) => Error::Unreachable(e.to_string()),
-        other => Error::Unreachable(other.to_string()),
-    }
-}
-
 /// Run `attempt` until it succeeds, fails for good, or the policy's attempts are spent.
 ///
 /// # Errors
-/// The last error, mapped with [`api_error`]; [`Error::Unreachable`] when attempts keep timing
+/// The last error, mapped to kjenv's ([`Error::from`]); [`Error::Unreachable`] when attempts keep timing
 /// out ([`Policy::timed_out_attempts`] of them).
 pub async fn retry<T, F, Fut>(policy: &Policy, mut attempt: F) -> Result<T>
 where
@@ -116,7 +85,7 @@ where
             Err(_) => {
                 timed_out += 1;
                 if n == attempts || timed_out >= policy.timed_out_attempts.max(1) {
-                    return Err(Error::Unreachable(format!(
+                    return Err(Error::unreachable(format!(
                         "no answer within {:.1?} ({timed_out} attempts timed out; \
                          {REQUEST_TIMEOUT_ENV} sets the time limit of a request)",
                         policy.attempt_timeout
@@ -133,10 +102,10 @@ where
                 tokio::time::sleep(wait).await;
                 delay = (delay * 2).min(policy.max_delay);
             }
-            _ => return Err(api_error(err)),
+            _ => return Err(Error::from(err)),
         }
     }
-    Err(Error::Unreachable("no attempt was made".into()))
+    Err(Error::unreachable("no attempt was made"))
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ fn get() -> Result<Rc<Runtime>> {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| Error::Runtime(format!("cannot start kjenv's runtime: {e}")))?,
+                .map_err(Error::Runtime)?,
         );
         *slot = Some(ThreadRuntime {
             pid,

@@ -71,13 +71,7 @@ pub struct EventView {
 async fn job_pods(conn: &Connection, job: &JobRef, policy: &Policy) -> Result<Vec<Pod>> {
     let api: Api<Pod> = Api::namespaced(conn.client.clone(), &job.namespace);
     let lp = ListParams::default().labels(&job.pod_selector());
-    let mut pods = retry(policy, || {
-        let api = api.clone();
-        let lp = lp.clone();
-        async move { api.list(&lp).await }
-    })
-    .await?
-    .items;
+    let mut pods = retry(policy, || api.list(&lp)).await?.items;
     // Oldest first. Creation times have whole seconds: a replacement made in the same second
     // as the pod it replaces sorts after it (the replaced one has failed), then by start time.
     pods.sort_by_key(|p| {
@@ -115,12 +109,7 @@ fn container_view(c: &k8s_openapi::api::core::v1::ContainerStatus) -> ContainerV
 /// [`Error::KubeApi`] (404 when the Job is gone) or [`Error::Unreachable`].
 pub async fn status(conn: &Connection, job: &JobRef, policy: &Policy) -> Result<JobStatus> {
     let jobs: Api<Job> = Api::namespaced(conn.client.clone(), &job.namespace);
-    let current = retry(policy, || {
-        let api = jobs.clone();
-        let name = job.name.clone();
-        async move { api.get(&name).await }
-    })
-    .await?;
+    let current = retry(policy, || jobs.get(&job.name)).await?;
     let s = current.status.clone().unwrap_or_default();
     let conditions: Vec<ConditionView> = s
         .conditions
@@ -210,18 +199,9 @@ pub async fn logs(
     let name = pod.metadata.name.clone().unwrap_or_default();
     if follow {
         // A followed log is one long request: no attempt timeout.
-        return api
-            .logs(&name, &params)
-            .await
-            .map_err(crate::retry::api_error);
+        return api.logs(&name, &params).await.map_err(Error::from);
     }
-    retry(policy, || {
-        let api = api.clone();
-        let params = params.clone();
-        let name = name.clone();
-        async move { api.logs(&name, &params).await }
-    })
-    .await
+    retry(policy, || api.logs(&name, &params)).await
 }
 
 /// Events of the Job and of its pods, oldest first.
@@ -239,12 +219,7 @@ pub async fn events(conn: &Connection, job: &JobRef, policy: &Policy) -> Result<
         let lp = ListParams::default().fields(&format!(
             "involvedObject.name={name},involvedObject.kind={kind}"
         ));
-        let list = retry(policy, || {
-            let api = api.clone();
-            let lp = lp.clone();
-            async move { api.list(&lp).await }
-        })
-        .await?;
+        let list = retry(policy, || api.list(&lp)).await?;
         for e in list.items {
             let when = e
                 .last_timestamp
@@ -316,11 +291,8 @@ pub async fn delete(
         }),
         ..DeleteParams::default()
     };
-    let outcome = retry(policy, || {
-        let api = api.clone();
-        let params = params.clone();
-        let name = job.name.clone();
-        async move { api.delete(&name, &params).await.map(|_| ()) }
+    let outcome = retry(policy, || async {
+        api.delete(&job.name, &params).await.map(|_| ())
     })
     .await;
     match outcome {

@@ -8,9 +8,6 @@ mod watch;
 
 use serde::Serialize;
 
-/// The label kjenv (and Prefect) put the flow run id under.
-pub const FLOW_RUN_LABEL: &str = "flow_run_id";
-
 /// A submitted Job.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobRef {

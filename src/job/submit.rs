@@ -9,23 +9,13 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams
 use kube::core::ApiResource;
 use serde_json::{json, Value};
 
-use super::{JobRef, FLOW_RUN_LABEL};
+use super::JobRef;
 use crate::cluster::Connection;
 use crate::error::{Error, Result};
+use crate::naming::{FLOW_RUN_LABEL, MANAGED_BY_LABEL};
 use crate::retry::{retry, Policy};
-use crate::secret::SecretString;
+use crate::run::Plan;
 use crate::transform::SECRET_TOKEN_KEY;
-
-/// What to submit.
-#[derive(Debug, Clone)]
-pub struct Submission {
-    /// The rendered Job (see [`crate::transform`]); `metadata.namespace` is set.
-    pub job: Value,
-    pub namespace: String,
-    pub flow_run_id: String,
-    /// The Secret to create first, holding the auth token (Cloud mode).
-    pub secret: Option<(String, SecretString)>,
-}
 
 fn first_container_name(job: &Value) -> String {
     job.pointer("/spec/template/spec/containers/0/name")
@@ -34,7 +24,7 @@ fn first_container_name(job: &Value) -> String {
         .to_string()
 }
 
-fn job_ref(created: &Value, sub: &Submission) -> JobRef {
+fn job_ref(created: &Value, sub: &Plan) -> JobRef {
     let meta = |k: &str| {
         created
             .pointer(&format!("/metadata/{k}"))
@@ -52,29 +42,24 @@ fn job_ref(created: &Value, sub: &Submission) -> JobRef {
 }
 
 /// Create the run's Secret; an existing one (a retried submission) gets the token again.
-async fn create_secret(
-    conn: &Connection,
-    sub: &Submission,
-    policy: &Policy,
-) -> Result<Option<String>> {
-    let Some((name, token)) = &sub.secret else {
+async fn create_secret(conn: &Connection, sub: &Plan, policy: &Policy) -> Result<Option<String>> {
+    let Some(secret) = &sub.secret else {
         return Ok(None);
     };
+    let (name, token) = (&secret.name, &secret.token);
     let api: Api<Secret> = Api::namespaced(conn.client.clone(), &sub.namespace);
     let body: Secret = serde_json::from_value(json!({
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": name, "labels": {FLOW_RUN_LABEL: sub.flow_run_id, "app.kubernetes.io/managed-by": "kjenv"}},
+        "metadata": {"name": name, "labels": {FLOW_RUN_LABEL: sub.flow_run_id, MANAGED_BY_LABEL: "kjenv"}},
         "type": "Opaque",
         "stringData": {SECRET_TOKEN_KEY: token.expose()},
     }))
     .map_err(|e| Error::InvalidArgument(format!("cannot build the run's Secret: {e}")))?;
-    let created = retry(policy, || {
-        let api = api.clone();
-        let body = body.clone();
-        async move { api.create(&PostParams::default(), &body).await }
-    })
-    .await;
+    let created = {
+        let params = PostParams::default();
+        retry(policy, || api.create(&params, &body)).await
+    };
     match created {
         Ok(_) => Ok(Some(name.clone())),
         Err(Error::KubeApi {
@@ -84,12 +69,7 @@ async fn create_secret(
         }) => {
             // A Secret of this name exists: ours from an earlier attempt of this run (patch it),
             // or another run's, which must be left alone (its Job is what holds the name).
-            let existing = retry(policy, || {
-                let api = api.clone();
-                let name = name.clone();
-                async move { api.get(&name).await }
-            })
-            .await?;
+            let existing = retry(policy, || api.get(name)).await?;
             let owner_run = existing
                 .metadata
                 .labels
@@ -101,16 +81,9 @@ async fn create_secret(
                 return Err(name_taken(&sub.job, reason, &message, owner_run));
             }
             let patch = json!({"stringData": {SECRET_TOKEN_KEY: token.expose()}});
-            retry(policy, || {
-                let api = api.clone();
-                let patch = patch.clone();
-                let name = name.clone();
-                async move {
-                    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                        .await
-                }
-            })
-            .await?;
+            let merge = Patch::Merge(&patch);
+            let params = PatchParams::default();
+            retry(policy, || api.patch(name, &params, &merge)).await?;
             Ok(Some(name.clone()))
         }
         Err(e) => Err(e),
@@ -120,7 +93,7 @@ async fn create_secret(
 /// Delete the run's Secret if this run made it and no Job holds it (no ownerReference): what a
 /// submission that did not get its Job leaves behind. Another run's Secret, or one a Job owns,
 /// is left alone. Best effort and quick: this runs on error paths and after Ctrl-C.
-async fn delete_unowned_secret(conn: &Connection, sub: &Submission, name: &str, policy: &Policy) {
+async fn delete_unowned_secret(conn: &Connection, sub: &Plan, name: &str, policy: &Policy) {
     let api: Api<Secret> = Api::namespaced(conn.client.clone(), &sub.namespace);
     let quick = Policy {
         attempts: 3,
@@ -131,12 +104,7 @@ async fn delete_unowned_secret(conn: &Connection, sub: &Submission, name: &str, 
             .min(std::time::Duration::from_secs(2)),
         ..*policy
     };
-    let Ok(Some(existing)) = retry(&quick, || {
-        let api = api.clone();
-        async move { api.get_opt(name).await }
-    })
-    .await
-    else {
+    let Ok(Some(existing)) = retry(&quick, || api.get_opt(name)).await else {
         return;
     };
     let meta = &existing.metadata;
@@ -159,14 +127,10 @@ async fn delete_unowned_secret(conn: &Connection, sub: &Submission, name: &str, 
         }),
         ..DeleteParams::default()
     };
-    let _ = retry(&quick, || {
-        let api = api.clone();
-        let params = params.clone();
-        async move {
-            match api.delete(name, &params).await {
-                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
-                other => other.map(|_| ()),
-            }
+    let _ = retry(&quick, || async {
+        match api.delete(name, &params).await {
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+            other => other.map(|_| ()),
         }
     })
     .await;
@@ -179,15 +143,9 @@ async fn own_secret(conn: &Connection, job: &JobRef, secret: &str, policy: &Poli
         "apiVersion": "batch/v1", "kind": "Job", "name": job.name, "uid": job.uid,
         "controller": false, "blockOwnerDeletion": false,
     }]}});
-    retry(policy, || {
-        let api = api.clone();
-        let patch = patch.clone();
-        async move {
-            api.patch(secret, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-        }
-    })
-    .await?;
+    let merge = Patch::Merge(&patch);
+    let params = PatchParams::default();
+    retry(policy, || api.patch(secret, &params, &merge)).await?;
     Ok(())
 }
 
@@ -203,61 +161,34 @@ async fn own_secret(conn: &Connection, job: &JobRef, secret: &str, policy: &Poli
 /// The Secret is deleted whenever the Job was not created.
 pub async fn submit(
     conn: &Connection,
-    mut sub: Submission,
+    sub: &Plan,
     policy: &Policy,
     stop: impl Future<Output = ()>,
 ) -> Result<JobRef> {
-    name_generated_job(&mut sub.job);
     let mut stop = std::pin::pin!(stop);
-    let secret = match until(stop.as_mut(), create_secret(conn, &sub, policy)).await {
+    let secret = match until(stop.as_mut(), create_secret(conn, sub, policy)).await {
         Ok(secret) => secret,
         Err(e) => {
             // Cut short with the POST possibly through (Ctrl-C, no answer): undo it.
-            if let (Error::Interrupted | Error::Unreachable(_), Some((name, _))) = (&e, &sub.secret)
+            if let (Error::Interrupted | Error::Unreachable { .. }, Some(secret)) =
+                (&e, &sub.secret)
             {
-                delete_unowned_secret(conn, &sub, name, policy).await;
+                delete_unowned_secret(conn, sub, &secret.name, policy).await;
             }
             return Err(e);
         }
     };
-    let outcome = until(stop.as_mut(), create_job(conn, &sub, policy)).await;
+    let outcome = until(stop.as_mut(), create_job(conn, sub, policy)).await;
     match (&outcome, &secret) {
         (Ok(job), Some(name)) => {
             // The Job exists and needs the Secret: a failure here is reported (a retried
             // execute adopts the Job and sets the ownerReference again).
             own_secret(conn, job, name, policy).await?;
         }
-        (Err(_), Some(name)) => delete_unowned_secret(conn, &sub, name, policy).await,
+        (Err(_), Some(name)) => delete_unowned_secret(conn, sub, name, policy).await,
         _ => {}
     }
     outcome
-}
-
-/// Names a Job that asks the API server for a name (`generateName` only), the way the server
-/// would: the prefix (cut to leave room) and five characters of its alphabet. A POST retried
-/// after an answer that never came (a timeout, a reset, a 5xx from a proxy) then meets the Job
-/// the first POST made (409, adopted as the same flow run) instead of making a second one.
-fn name_generated_job(job: &mut Value) {
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    const MAX_NAME: usize = 63;
-    let Some(meta) = job.get_mut("metadata").and_then(Value::as_object_mut) else {
-        return;
-    };
-    let named = meta
-        .get("name")
-        .and_then(Value::as_str)
-        .is_some_and(|n| !n.is_empty());
-    let prefix = match meta.get("generateName").and_then(Value::as_str) {
-        Some(p) if !named && !p.is_empty() => p.to_string(),
-        _ => return,
-    };
-    let prefix: String = prefix.chars().take(MAX_NAME - 5).collect();
-    let suffix: String = uuid::Uuid::new_v4().as_bytes()[..5]
-        .iter()
-        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-        .collect();
-    meta.remove("generateName");
-    meta.insert("name".into(), Value::String(format!("{prefix}{suffix}")));
 }
 
 /// `work`, unless `stop` resolves first ([`Error::Interrupted`]).
@@ -293,42 +224,33 @@ fn name_taken(job: &Value, reason: String, message: &str, owner_run: &str) -> Er
     }
 }
 
-async fn create_job(conn: &Connection, sub: &Submission, policy: &Policy) -> Result<JobRef> {
+/// An object the API returned, as JSON.
+fn as_value(obj: &DynamicObject) -> Result<Value> {
+    serde_json::to_value(obj).map_err(|source| Error::UnexpectedAnswer {
+        what: "a Job",
+        source,
+    })
+}
+
+async fn create_job(conn: &Connection, sub: &Plan, policy: &Policy) -> Result<JobRef> {
     let resource = ApiResource::erase::<Job>(&());
     let api: Api<DynamicObject> =
         Api::namespaced_with(conn.client.clone(), &sub.namespace, &resource);
     let body: DynamicObject = serde_json::from_value(sub.job.clone()).map_err(|e| {
         Error::InvalidArgument(format!("the rendered Job is not a Kubernetes object: {e}"))
     })?;
-    let created = retry(policy, || {
-        let api = api.clone();
-        let body = body.clone();
-        async move { api.create(&PostParams::default(), &body).await }
-    })
-    .await;
+    let created = {
+        let params = PostParams::default();
+        retry(policy, || api.create(&params, &body)).await
+    };
     match created {
-        Ok(obj) => {
-            let value =
-                serde_json::to_value(&obj).map_err(|e| Error::Unreachable(e.to_string()))?;
-            Ok(job_ref(&value, sub))
-        }
+        Ok(obj) => Ok(job_ref(&as_value(&obj)?, sub)),
         Err(Error::KubeApi {
             status: 409,
             reason,
             message,
         }) if reason == "AlreadyExists" => {
-            let name = sub
-                .job
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let existing = retry(policy, || {
-                let api = api.clone();
-                async move { api.get(name).await }
-            })
-            .await?;
-            let existing =
-                serde_json::to_value(&existing).map_err(|e| Error::Unreachable(e.to_string()))?;
+            let existing = as_value(&retry(policy, || api.get(&sub.name)).await?)?;
             let owner_run = existing
                 .pointer(&format!("/metadata/labels/{FLOW_RUN_LABEL}"))
                 .and_then(Value::as_str)
@@ -341,30 +263,5 @@ async fn create_job(conn: &Connection, sub: &Submission, policy: &Policy) -> Res
             }
         }
         Err(e) => Err(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_generated_name_is_settled_before_the_first_post() {
-        let mut job = json!({"metadata": {"generateName": "flow-"}});
-        name_generated_job(&mut job);
-        let name = job["metadata"]["name"].as_str().unwrap();
-        assert!(name.starts_with("flow-") && name.len() == 10, "{name}");
-        assert!(job["metadata"].get("generateName").is_none());
-
-        let mut named = json!({"metadata": {"name": "x", "generateName": "flow-"}});
-        name_generated_job(&mut named);
-        assert_eq!(named["metadata"]["name"], "x");
-
-        let mut long = json!({"metadata": {"generateName": "é".repeat(70)}});
-        name_generated_job(&mut long);
-        assert_eq!(
-            long["metadata"]["name"].as_str().unwrap().chars().count(),
-            63
-        );
     }
 }

@@ -28,6 +28,8 @@ pub struct WaitOptions {
     pub start_timeout: Duration,
     /// How many log lines a failure message carries.
     pub tail_lines: i64,
+    /// The time limit of one API request made while waiting.
+    pub request_timeout: Duration,
 }
 
 impl Default for WaitOptions {
@@ -37,12 +39,13 @@ impl Default for WaitOptions {
             image_pull_grace: Duration::from_secs(120),
             start_timeout: Duration::from_secs(300),
             tail_lines: 20,
+            request_timeout: crate::settings::DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }
 
 /// What a successful wait saw.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Finished {
     pub succeeded: i32,
     pub failed: i32,

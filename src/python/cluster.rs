@@ -2,10 +2,12 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use localcluster::faults::{Fault, FaultRule};
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+
+use super::errors::{kjenv_error, local_cluster_error};
+use super::seconds;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 #[pyclass(name = "LocalCluster", module = "kjenv.testing")]
@@ -20,14 +22,6 @@ pub struct PyLocalCluster {
     token: String,
     #[pyo3(get)]
     namespace: String,
-}
-
-fn seconds(name: &str, value: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(value).map_err(|_| {
-        PyValueError::new_err(format!(
-            "{name} must be a non-negative number of seconds, got {value}"
-        ))
-    })
 }
 
 /// A directory holding a `python` that runs `exe` (a script, not a symlink: a symlink to a
@@ -56,10 +50,10 @@ impl PyLocalCluster {
         let guard = self
             .inner
             .lock()
-            .map_err(|_| PyRuntimeError::new_err("local cluster lock poisoned"))?;
+            .map_err(|_| kjenv_error("local cluster: its lock is poisoned (a call panicked)"))?;
         match guard.as_ref() {
             Some(cluster) => f(cluster),
-            None => Err(PyRuntimeError::new_err("the local cluster is stopped")),
+            None => Err(kjenv_error("local cluster: it is stopped")),
         }
     }
 }
@@ -67,16 +61,19 @@ impl PyLocalCluster {
 #[pymethods]
 impl PyLocalCluster {
     #[new]
-    #[pyo3(signature = (*, port=0, concurrency=8, backoff_base=10.0, backoff_max=360.0, work_dir=None, path_prefix=None))]
+    #[pyo3(signature = (*, port=0, concurrency=None, backoff_base=None, backoff_max=None, work_dir=None, path_prefix=None))]
     fn new(
         py: Python<'_>,
         port: u16,
-        concurrency: usize,
-        backoff_base: f64,
-        backoff_max: f64,
+        concurrency: Option<usize>,
+        backoff_base: Option<f64>,
+        backoff_max: Option<f64>,
         work_dir: Option<PathBuf>,
         path_prefix: Option<Vec<PathBuf>>,
     ) -> PyResult<Self> {
+        // The defaults live in the emulator's `Options::default()`, once.
+        let defaults = localcluster::Options::default();
+        let concurrency = concurrency.unwrap_or(defaults.concurrency);
         if concurrency == 0 {
             return Err(PyValueError::new_err("concurrency must be at least 1"));
         }
@@ -98,11 +95,11 @@ impl PyLocalCluster {
         let options = localcluster::Options {
             port,
             concurrency,
-            backoff_base: seconds("backoff_base", backoff_base)?,
-            backoff_max: seconds("backoff_max", backoff_max)?,
+            backoff_base: seconds("backoff_base", backoff_base)?.unwrap_or(defaults.backoff_base),
+            backoff_max: seconds("backoff_max", backoff_max)?.unwrap_or(defaults.backoff_max),
             work_dir,
             path_prefix,
-            ..localcluster::Options::default()
+            ..defaults
         };
         let cluster = match py.detach(|| localcluster::LocalCluster::start(options)) {
             Ok(c) => c,
@@ -110,7 +107,7 @@ impl PyLocalCluster {
                 if let Some(dir) = &shim_dir {
                     let _ = std::fs::remove_dir_all(dir);
                 }
-                return Err(crate::Error::from(e).into());
+                return Err(local_cluster_error(e));
             }
         };
         Ok(PyLocalCluster {
@@ -128,7 +125,7 @@ impl PyLocalCluster {
         let taken = self
             .inner
             .lock()
-            .map_err(|_| PyRuntimeError::new_err("local cluster lock poisoned"))?
+            .map_err(|_| kjenv_error("local cluster: its lock is poisoned (a call panicked)"))?
             .take();
         if let Some(mut cluster) = taken {
             py.detach(move || cluster.stop());
@@ -169,7 +166,9 @@ impl PyLocalCluster {
         let action = match (status, reset, latency) {
             (Some(code), false, None) => Fault::Status(code, retry_after),
             (None, true, None) => Fault::Reset,
-            (None, false, Some(s)) => Fault::Latency(seconds("latency", s)?),
+            (None, false, Some(s)) => {
+                Fault::Latency(seconds("latency", Some(s))?.unwrap_or_default())
+            }
             _ => {
                 return Err(PyValueError::new_err(
                     "give exactly one of status=, reset=True, latency=",
@@ -224,12 +223,7 @@ impl PyLocalCluster {
     }
 
     fn restart_listener(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| {
-            self.with(|c| {
-                c.restart_listener()
-                    .map_err(|e| crate::Error::from(e).into())
-            })
-        })
+        py.detach(|| self.with(|c| c.restart_listener().map_err(local_cluster_error)))
     }
 
     fn __repr__(&self) -> String {

@@ -12,38 +12,20 @@ use serde_json::Value;
 
 use super::job_run::PyJobRun;
 use super::{blocking, prefect};
-use crate::context::{self, Candidates};
-use crate::job::submit::{submit, Submission};
-use crate::retry::Policy;
-use crate::transform::{self, RenderOptions, Rendered};
+use crate::context::Candidates;
+use crate::naming::{JOB_API_VERSION, JOB_KIND};
+use crate::run::{self, ConfigNamespace, Inputs};
+use crate::settings::Settings;
 
-/// Per-call overrides of `render` / `execute`.
-#[derive(Default)]
-pub(crate) struct Overrides {
-    pub image: Option<String>,
-    pub flow_run_id: Option<String>,
-    pub namespace: Option<String>,
-    pub flow_file_path: Option<String>,
-    /// The cluster configuration's default namespace.
-    pub config_namespace: ConfigNamespace,
-    /// Values from a Prefect <= 0.10 `execute(storage, flow_location)` call.
-    pub storage: Option<prefect::FlowValues>,
-}
-
-/// The kubeconfig's default namespace: known (execute has connected) or to be read only if
-/// nothing earlier in the resolution order gives a namespace (render).
-#[derive(Default)]
-pub(crate) enum ConfigNamespace {
-    #[default]
-    Lookup,
-    Known(Option<String>),
-}
-
-/// A rendered Job and what submitting it needs.
-pub(crate) struct RenderedRun {
-    pub rendered: Rendered,
-    pub cloud: crate::context::CloudSettings,
-    pub values: crate::context::Resolved,
+/// The per-call arguments of `render` / `execute`.
+struct CallArgs<'a, 'py> {
+    flow: Option<&'a Bound<'py, PyAny>>,
+    /// `execute(flow, flow_location)`: the flow file's path (or, with a Prefect <= 0.10
+    /// storage as `flow`, its path in that storage).
+    flow_location: Option<String>,
+    image: Option<String>,
+    flow_run_id: Option<String>,
+    namespace: Option<String>,
 }
 
 #[pyclass(name = "KubernetesJobEnvironment", module = "kjenv", subclass, dict)]
@@ -67,11 +49,13 @@ pub struct PyKubernetesJobEnvironment {
     kubeconfig: Option<String>,
     #[pyo3(get)]
     context: Option<String>,
+    /// Read once, when the environment is made (or unpickled).
+    settings: Settings,
     warned: AtomicBool,
 }
 
 fn empty_spec() -> Arc<Value> {
-    Arc::new(serde_json::json!({"apiVersion": "batch/v1", "kind": "Job"}))
+    Arc::new(serde_json::json!({"apiVersion": JOB_API_VERSION, "kind": JOB_KIND}))
 }
 
 /// `set(labels)`, as Prefect does, with a TypeError that names the argument.
@@ -95,13 +79,10 @@ fn check_depth(obj: &Bound<'_, PyAny>) -> PyResult<()> {
     let mut todo = vec![(obj.clone(), 1)];
     while let Some((item, depth)) = todo.pop() {
         if depth > crate::spec::MAX_DEPTH {
-            return Err(crate::Error::spec(
-                "",
-                format!(
-                    "the job spec is nested more than {} levels deep",
-                    crate::spec::MAX_DEPTH
-                ),
-            )
+            return Err(crate::Error::spec_document(format!(
+                "the job spec is nested more than {} levels deep",
+                crate::spec::MAX_DEPTH
+            ))
             .into());
         }
         let children: Vec<Bound<'_, PyAny>> = if let Ok(d) = item.cast::<PyDict>() {
@@ -142,10 +123,9 @@ fn load_spec(file: Option<&PathBuf>, job_spec: Option<&Bound<'_, PyAny>>) -> PyR
             if obj.cast::<PyDict>().is_ok() || obj.is_instance_of::<pyo3::types::PyMapping>() {
                 check_depth(obj)?;
                 let value: Value = depythonize(obj).map_err(|e| {
-                    crate::Error::spec(
-                        "",
-                        format!("job_spec cannot be read as a Kubernetes object: {e}"),
-                    )
+                    crate::Error::spec_document(format!(
+                        "job_spec cannot be read as a Kubernetes object: {e}"
+                    ))
                 })?;
                 return Ok(Arc::new(crate::spec::from_value(value)?));
             }
@@ -179,86 +159,62 @@ impl PyKubernetesJobEnvironment {
             namespace: None,
             kubeconfig: None,
             context: None,
+            settings: Settings::from_process_env(),
             warned: AtomicBool::new(false),
         })
     }
 
-    /// Render the Job for `flow` with per-call overrides.
-    pub(crate) fn render_job(
-        &self,
-        py: Python<'_>,
-        flow: Option<&Bound<'_, PyAny>>,
-        o: Overrides,
-    ) -> PyResult<RenderedRun> {
-        let from_flow = match o.storage {
-            Some(values) => values,
-            None => prefect::flow_values(flow)?,
-        };
-        // prefect.context only matters for values the caller did not give.
-        let ctx = if o.flow_run_id.is_some() && (o.namespace.is_some() || self.namespace.is_some())
-        {
-            prefect::ContextValues::default()
+    /// What the core needs for a run, read from this environment, the call's arguments, the
+    /// flow's storage and Prefect (the one pass over Python objects of a render or execute).
+    fn inputs(&self, py: Python<'_>, args: CallArgs<'_, '_>) -> PyResult<Inputs> {
+        let seed_era = prefect::is_seed_era_storage(args.flow);
+        let (override_path, storage_path) = if seed_era {
+            (None, args.flow_location)
         } else {
-            prefect::context_values(py)?
+            (args.flow_location, None)
         };
-        let cloud = prefect::cloud_settings(py)?;
-        let spec_namespace = self
-            .spec
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty())
-            .map(str::to_owned);
-        let namespace = o.namespace.or_else(|| self.namespace.clone());
-        let config_namespace = match o.config_namespace {
-            ConfigNamespace::Known(ns) => ns,
-            ConfigNamespace::Lookup
-                if namespace.is_none() && spec_namespace.is_none() && ctx.namespace.is_none() =>
-            {
-                // Read once per configuration and remembered; no connection is made.
-                let target = self.target();
-                py.detach(|| crate::runtime::block_on(crate::cluster::default_namespace(&target)))?
-            }
-            ConfigNamespace::Lookup => None,
+        let from_flow = prefect::flow_argument(args.flow, storage_path)?;
+        let namespace = args.namespace.or_else(|| self.namespace.clone());
+        // prefect.context only matters for values the caller did not give.
+        let ctx = match (&args.flow_run_id, &namespace) {
+            (Some(_), Some(_)) => prefect::ContextValues::default(),
+            _ => prefect::context_values(py)?,
         };
         let candidates = Candidates {
-            image: o.image,
+            image: args.image,
             metadata_image: opt_string(py, &self.metadata, "image"),
             storage_image: from_flow.image,
-            flow_run_id: o.flow_run_id,
+            flow_run_id: args.flow_run_id,
             context_flow_run_id: ctx.flow_run_id,
             namespace,
-            spec_namespace,
             context_namespace: ctx.namespace,
-            config_namespace,
-            flow_file_path: o.flow_file_path,
+            flow_file_path: override_path,
             storage_flow_file_path: from_flow.flow_file_path,
+            ..Candidates::default()
         };
-        let values = context::resolve(&candidates, &|k| std::env::var(k).ok())?;
-        let rendered = transform::render(
-            &self.spec,
-            &RenderOptions {
-                identifier: &self.identifier,
-                values: &values,
-                cloud: &cloud,
-                unique_job_name: self.unique_job_name,
-                storage: from_flow.storage.as_deref(),
-            },
-        );
-        if !rendered.replaced.is_empty() && !self.warned.swap(true, Ordering::Relaxed) {
-            let logging = py.import("logging")?;
-            logging.call_method1("getLogger", ("kjenv",))?.call_method1(
-                "warning",
-                (format!(
-                    "kjenv replaced these fields of the job spec's flow container: {} (the first container always runs the flow)",
-                    rendered.replaced.join(", ")
-                ),),
-            )?;
-        }
-        Ok(RenderedRun {
-            rendered,
-            cloud,
-            values,
+        Ok(Inputs {
+            spec: self.spec.clone(),
+            identifier: self.identifier.clone(),
+            unique_job_name: self.unique_job_name,
+            candidates,
+            cloud: prefect::cloud_settings(py)?,
+            storage: from_flow.storage,
         })
+    }
+
+    /// One warning per environment when the spec's flow container fields were replaced.
+    fn warn_replaced(&self, py: Python<'_>, replaced: &[String]) -> PyResult<()> {
+        if replaced.is_empty() || self.warned.swap(true, Ordering::Relaxed) {
+            return Ok(());
+        }
+        let message = format!(
+            "kjenv replaced these fields of the job spec's flow container: {} (the first container always runs the flow)",
+            replaced.join(", ")
+        );
+        py.import("logging")?
+            .call_method1("getLogger", ("kjenv",))?
+            .call_method1("warning", (message,))?;
+        Ok(())
     }
 
     fn target(&self) -> crate::cluster::Target {
@@ -379,6 +335,8 @@ impl PyKubernetesJobEnvironment {
         let _ = flow;
     }
 
+    /// The Job `execute()` would submit, as a dict: nothing is sent to the cluster (the
+    /// kubeconfig's default namespace is read from its file when nothing else gives one).
     #[pyo3(signature = (flow=None, *, image=None, flow_run_id=None, namespace=None, flow_file_path=None))]
     fn render<'py>(
         &self,
@@ -389,20 +347,20 @@ impl PyKubernetesJobEnvironment {
         namespace: Option<String>,
         flow_file_path: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        // Exactly what execute submits: the kubeconfig's namespace counts when nothing earlier
-        // in the resolution order gives one (ConfigNamespace::Lookup).
-        let overrides = Overrides {
+        let args = CallArgs {
+            flow,
+            flow_location: flow_file_path,
             image,
             flow_run_id,
             namespace,
-            flow_file_path,
-            ..Overrides::default()
         };
-        let run = self.render_job(py, flow, overrides)?;
-        Ok(pythonize(py, &run.rendered.job)?)
+        let inputs = self.inputs(py, args)?;
+        let plan = run::plan(&inputs, ConfigNamespace::Lookup(self.target()))?;
+        self.warn_replaced(py, &plan.replaced)?;
+        Ok(pythonize(py, &plan.job)?)
     }
 
-    /// Create the Job on the cluster and return its `JobRun`.
+    /// Create the Job on the cluster and return its `JobRun`; with `wait=True`, wait for it.
     #[pyo3(signature = (flow=None, flow_location=None, *, image=None, flow_run_id=None, namespace=None,
                         wait=false, timeout=None, stream_logs=false))]
     #[allow(clippy::too_many_arguments)]
@@ -418,58 +376,29 @@ impl PyKubernetesJobEnvironment {
         timeout: Option<f64>,
         stream_logs: bool,
     ) -> PyResult<PyJobRun> {
-        let target = self.target();
-        let conn = {
-            let target = target.clone();
-            blocking::run(
-                py,
-                async move { crate::cluster::connect(&target).await },
-                None,
-            )?
-        };
-        // Prefect <= 0.10 called execute(storage, flow_location).
-        let seed_era = flow.is_some_and(|f| {
-            f.hasattr("add_flow").unwrap_or(false) && !f.hasattr("tasks").unwrap_or(false)
-        });
-        let (flow_arg, storage) = match flow {
-            Some(storage) if seed_era => {
-                let mut values = prefect::storage_values(storage, None)?;
-                if flow_location.is_some() {
-                    values.flow_file_path = flow_location.clone();
-                }
-                (None, Some(values))
-            }
-            _ => (flow, None),
-        };
-        let overrides = Overrides {
+        // Every argument is checked before the first request.
+        let wait_timeout = super::seconds("timeout", timeout)?;
+        let args = CallArgs {
+            flow,
+            flow_location,
             image,
             flow_run_id,
             namespace,
-            flow_file_path: if seed_era { None } else { flow_location },
-            config_namespace: ConfigNamespace::Known(Some(conn.default_namespace.clone())),
-            storage,
         };
-        let run = self.render_job(py, flow_arg, overrides)?;
-        let secret = match (&run.rendered.secret_name, &run.cloud.auth_token) {
-            (Some(name), Some(token)) => Some((name.clone(), token.clone())),
-            _ => None,
-        };
-        let submission = Submission {
-            job: run.rendered.job,
-            namespace: run.values.namespace.clone(),
-            flow_run_id: run.values.flow_run_id.clone(),
-            secret,
-        };
+        let inputs = self.inputs(py, args)?;
+        let (target, settings) = (self.target(), self.settings.clone());
         // Ctrl-C during the submission deletes a Secret whose Job was not created.
-        let job = blocking::run_undoable(py, |interrupted| async move {
+        let (job_run, plan) = blocking::run_undoable(py, |interrupted| async move {
             let stop = async move {
                 let _ = interrupted.await;
             };
-            submit(&conn, submission, &Policy::default(), stop).await
+            run::execute(&target, &inputs, &settings, stop).await
         })?;
-        let handle = PyJobRun::new(job, target);
+        self.warn_replaced(py, &plan.replaced)?;
+        let handle = PyJobRun::from(job_run);
         if wait {
-            handle.wait(py, timeout, stream_logs, 120.0, 300.0)?;
+            let options = handle.settings().wait_options(wait_timeout, None, None);
+            handle.wait_with(py, options, stream_logs)?;
         }
         Ok(handle)
     }
@@ -564,7 +493,7 @@ impl PyKubernetesJobEnvironment {
             } else {
                 check_depth(&spec)?;
                 Arc::new(crate::spec::from_value(
-                    depythonize(&spec).map_err(|e| crate::Error::spec("", e.to_string()))?,
+                    depythonize(&spec).map_err(|e| crate::Error::spec_document(e.to_string()))?,
                 )?)
             };
             this.unique_job_name = get("unique_job_name")?

@@ -104,6 +104,21 @@ fn raise(
     build().unwrap_or_else(|e| e)
 }
 
+/// A `kjenv.KjenvError` with this message.
+pub(crate) fn kjenv_error(message: impl Into<String>) -> PyErr {
+    let message = message.into();
+    Python::attach(|py| match Exceptions::get(py) {
+        Ok(e) => raise(py, &e.kjenv_error, message, &[]),
+        Err(e) => e,
+    })
+}
+
+/// The local cluster's errors are `kjenv.KjenvError`s (the emulator is not the core's: its
+/// error type is mapped here, in the bindings that embed it).
+pub(crate) fn local_cluster_error(err: localcluster::Error) -> PyErr {
+    kjenv_error(format!("local cluster: {err}"))
+}
+
 impl From<Error> for PyErr {
     fn from(err: Error) -> PyErr {
         Python::attach(|py| {
@@ -138,7 +153,6 @@ impl From<Error> for PyErr {
                 Error::MissingValue(_) | Error::InvalidArgument(_) => {
                     PyValueError::new_err(message)
                 }
-                Error::LocalCluster(_) => raise(py, &exceptions.kjenv_error, message, &[]),
                 Error::ClusterConfig { .. } => {
                     raise(py, &exceptions.cluster_config_error, message, &[])
                 }
@@ -154,7 +168,7 @@ impl From<Error> for PyErr {
                     ];
                     raise(py, &exceptions.kube_api_error, message, &attrs)
                 }
-                Error::Unreachable(detail) => {
+                Error::Unreachable { detail, .. } => {
                     let attrs = [
                         ("status", to_py(py, Some(0u16))),
                         ("reason", to_py(py, Some("Unreachable"))),
@@ -175,7 +189,9 @@ impl From<Error> for PyErr {
                     ];
                     raise(py, &exceptions.job_failed_error, message, &attrs)
                 }
-                Error::Runtime(_) => raise(py, &exceptions.kjenv_error, message, &[]),
+                Error::Runtime(_) | Error::UnexpectedAnswer { .. } => {
+                    raise(py, &exceptions.kjenv_error, message, &[])
+                }
                 Error::JobTimeout(_) => raise(py, &exceptions.job_timeout_error, message, &[]),
                 Error::Interrupted => pyo3::exceptions::PyKeyboardInterrupt::new_err(message),
             }

@@ -1,168 +1,143 @@
-//! `kjenv.JobRun`: a handle on a submitted Job — wait for it, read its status, logs and
-//! events, delete it.
+//! `kjenv.JobRun`: the Python handle on the core's [`crate::run::JobRun`] (wait for the Job, read
+//! its status, logs and events, delete it). Converts arguments and results, nothing more.
 
-use std::time::Duration;
-
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pythonize::pythonize;
 use tokio::sync::mpsc;
 
-use super::blocking;
-use crate::cluster::{self, Target};
-use crate::job::inspect::{self, Propagation};
-use crate::job::wait::{self, WaitOptions};
-use crate::job::JobRef;
-use crate::retry::Policy;
+use super::{blocking, seconds};
+use crate::job::inspect::Propagation;
+use crate::job::wait::WaitOptions;
+use crate::run::JobRun;
+use crate::settings::Settings;
 
+/// A submitted Job: wait for it, read its status, logs and events, delete it.
+///
+/// Returned by ``KubernetesJobEnvironment.execute()``. Each method makes its own requests (the
+/// handle keeps no connection open), so a ``JobRun`` can be used from any thread.
 #[pyclass(name = "JobRun", module = "kjenv", frozen)]
 pub struct PyJobRun {
-    job: JobRef,
-    target: Target,
+    run: JobRun,
+}
+
+impl From<JobRun> for PyJobRun {
+    fn from(run: JobRun) -> Self {
+        PyJobRun { run }
+    }
 }
 
 impl PyJobRun {
-    pub(crate) fn new(job: JobRef, target: Target) -> Self {
-        PyJobRun { job, target }
-    }
-}
-
-fn seconds(name: &str, value: Option<f64>) -> PyResult<Option<Duration>> {
-    value
-        .map(|v| {
-            Duration::try_from_secs_f64(v).map_err(|_| {
-                PyValueError::new_err(format!(
-                    "{name} must be a non-negative number of seconds, got {v}"
-                ))
-            })
-        })
-        .transpose()
-}
-
-#[pymethods]
-impl PyJobRun {
-    #[getter]
-    fn name(&self) -> &str {
-        &self.job.name
+    pub(crate) fn settings(&self) -> &Settings {
+        self.run.settings()
     }
 
-    #[getter]
-    fn namespace(&self) -> &str {
-        &self.job.namespace
-    }
-
-    #[getter]
-    fn uid(&self) -> &str {
-        &self.job.uid
-    }
-
-    #[getter]
-    fn flow_run_id(&self) -> &str {
-        &self.job.flow_run_id
-    }
-
-    #[getter]
-    fn container(&self) -> &str {
-        &self.job.flow_container
-    }
-
-    fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let (job, target) = (self.job.clone(), self.target.clone());
-        let status = blocking::run(
-            py,
-            async move {
-                let conn = cluster::connect(&target).await?;
-                inspect::status(&conn, &job, &Policy::default()).await
-            },
-            None,
-        )?;
-        Ok(pythonize(py, &status)?)
-    }
-
-    #[pyo3(signature = (timeout=None, stream_logs=false, *, image_pull_grace=120.0, start_timeout=300.0))]
-    pub(crate) fn wait(
+    /// Wait with these options; the flow container's log lines go to `sys.stdout` when asked.
+    pub(crate) fn wait_with<'py>(
         &self,
-        py: Python<'_>,
-        timeout: Option<f64>,
+        py: Python<'py>,
+        options: WaitOptions,
         stream_logs: bool,
-        image_pull_grace: f64,
-        start_timeout: f64,
-    ) -> PyResult<()> {
-        let options = WaitOptions {
-            timeout: seconds("timeout", timeout)?,
-            image_pull_grace: seconds("image_pull_grace", Some(image_pull_grace))?
-                .unwrap_or_default(),
-            start_timeout: seconds("start_timeout", Some(start_timeout))?.unwrap_or_default(),
-            ..WaitOptions::default()
-        };
+    ) -> PyResult<Bound<'py, PyAny>> {
         let (tx, rx) = if stream_logs {
             let (tx, rx) = mpsc::unbounded_channel();
             (Some(tx), Some(rx))
         } else {
             (None, None)
         };
-        let (job, target) = (self.job.clone(), self.target.clone());
-        blocking::run(
-            py,
-            async move {
-                let conn = cluster::connect(&target).await?;
-                wait::wait(&conn, &job, &options, tx).await.map(|_| ())
-            },
-            rx,
-        )
+        let run = &self.run;
+        let finished = blocking::run(py, run.wait(&options, tx), rx)?;
+        Ok(pythonize(py, &finished)?)
+    }
+}
+
+#[pymethods]
+impl PyJobRun {
+    /// The Job's name.
+    #[getter]
+    fn name(&self) -> &str {
+        &self.run.job.name
     }
 
+    /// The Job's namespace.
+    #[getter]
+    fn namespace(&self) -> &str {
+        &self.run.job.namespace
+    }
+
+    /// The Job's uid (its pods carry it as ``controller-uid``).
+    #[getter]
+    fn uid(&self) -> &str {
+        &self.run.job.uid
+    }
+
+    /// The flow run id the Job is labelled with.
+    #[getter]
+    fn flow_run_id(&self) -> &str {
+        &self.run.job.flow_run_id
+    }
+
+    /// The flow container's name (the first container of the pod template).
+    #[getter]
+    fn container(&self) -> &str {
+        &self.run.job.flow_container
+    }
+
+    /// The Job's status now: phase, counts, conditions, pods and the last event, as a dict.
+    fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let status = blocking::run(py, self.run.status(), None)?;
+        Ok(pythonize(py, &status)?)
+    }
+
+    /// Wait until the Job finishes; return ``{"succeeded", "failed", "pods"}``.
+    ///
+    /// Raises ``JobFailedError`` (the Kubernetes reason, exit code and log tail) as soon as the
+    /// Job fails or a pod cannot make progress (image pull errors past ``image_pull_grace``
+    /// seconds, default 120; unschedulable past ``start_timeout``, default 300; config errors;
+    /// OOM), ``JobTimeoutError`` after ``timeout`` seconds. ``stream_logs`` prints the flow
+    /// container's log as it comes.
+    #[pyo3(signature = (timeout=None, stream_logs=false, *, image_pull_grace=None, start_timeout=None))]
+    fn wait<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+        stream_logs: bool,
+        image_pull_grace: Option<f64>,
+        start_timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let options = self.settings().wait_options(
+            seconds("timeout", timeout)?,
+            seconds("image_pull_grace", image_pull_grace)?,
+            seconds("start_timeout", start_timeout)?,
+        );
+        self.wait_with(py, options, stream_logs)
+    }
+
+    /// The log of the Job's newest pod (the flow container unless ``container`` is given);
+    /// ``follow=True`` returns when the container ends.
     #[pyo3(signature = (follow=false, container=None))]
     fn logs(&self, py: Python<'_>, follow: bool, container: Option<String>) -> PyResult<String> {
-        let (job, target) = (self.job.clone(), self.target.clone());
-        blocking::run(
-            py,
-            async move {
-                let conn = cluster::connect(&target).await?;
-                inspect::logs(
-                    &conn,
-                    &job,
-                    container.as_deref(),
-                    follow,
-                    &Policy::default(),
-                )
-                .await
-            },
-            None,
-        )
+        blocking::run(py, self.run.logs(container.as_deref(), follow), None)
     }
 
+    /// The events of the Job and its pods, oldest first, as a list of dicts.
     fn events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let (job, target) = (self.job.clone(), self.target.clone());
-        let events = blocking::run(
-            py,
-            async move {
-                let conn = cluster::connect(&target).await?;
-                inspect::events(&conn, &job, &Policy::default()).await
-            },
-            None,
-        )?;
+        let events = blocking::run(py, self.run.events(), None)?;
         Ok(pythonize(py, &events)?)
     }
 
+    /// Delete the Job, its pods and its Secret (``"Background"`` or ``"Foreground"``; pods are
+    /// never orphaned). Deleting a Job that is gone already succeeds.
     #[pyo3(signature = (propagation="Background"))]
     fn delete(&self, py: Python<'_>, propagation: &str) -> PyResult<()> {
         let propagation: Propagation = propagation.parse()?;
-        let (job, target) = (self.job.clone(), self.target.clone());
-        blocking::run(
-            py,
-            async move {
-                let conn = cluster::connect(&target).await?;
-                inspect::delete(&conn, &job, propagation, &Policy::default()).await
-            },
-            None,
-        )
+        blocking::run(py, self.run.delete(propagation), None)
     }
 
     fn __repr__(&self) -> String {
+        let job = &self.run.job;
         format!(
             "<JobRun {}/{} uid={} flow_run_id={}>",
-            self.job.namespace, self.job.name, self.job.uid, self.job.flow_run_id
+            job.namespace, job.name, job.uid, job.flow_run_id
         )
     }
 }

@@ -23,6 +23,19 @@ fn _kjenv(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
+/// A non-negative number of seconds, or a `ValueError` naming the argument.
+pub(crate) fn seconds(name: &str, value: Option<f64>) -> PyResult<Option<std::time::Duration>> {
+    value
+        .map(|v| {
+            std::time::Duration::try_from_secs_f64(v).map_err(|_| {
+                pyo3::exceptions::PyValueError::new_err(format!(
+                    "{name} must be a non-negative number of seconds, got {v}"
+                ))
+            })
+        })
+        .transpose()
+}
+
 /// YAML text of a JSON-like Python object.
 #[pyfunction]
 fn dump_yaml(obj: &Bound<'_, PyAny>) -> PyResult<String> {

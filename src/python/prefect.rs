@@ -46,7 +46,7 @@ fn loaded_prefect(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
 }
 
 /// Image and flow path from the flow's storage: Docker storage's `.name`, and `.flows[flow.name]`.
-pub(crate) fn flow_values(flow: Option<&Bound<'_, PyAny>>) -> PyResult<FlowValues> {
+fn flow_values(flow: Option<&Bound<'_, PyAny>>) -> PyResult<FlowValues> {
     let Some(flow) = flow.filter(|f| !f.is_none()) else {
         return Ok(FlowValues::default());
     };
@@ -57,6 +57,32 @@ pub(crate) fn flow_values(flow: Option<&Bound<'_, PyAny>>) -> PyResult<FlowValue
         return Ok(FlowValues::default());
     }
     storage_values(&storage, string_attr(flow, "name").as_deref())
+}
+
+/// Values from the `flow` argument of `render`/`execute`: a flow (its storage), or, as
+/// Prefect <= 0.10 called `execute(storage, flow_location)`, a storage with the flow's path.
+pub(crate) fn flow_argument(
+    flow: Option<&Bound<'_, PyAny>>,
+    flow_location: Option<String>,
+) -> PyResult<FlowValues> {
+    match flow {
+        Some(storage) if is_seed_era_storage(flow) => {
+            let mut values = storage_values(storage, None)?;
+            if flow_location.is_some() {
+                values.flow_file_path = flow_location;
+            }
+            Ok(values)
+        }
+        _ => flow_values(flow),
+    }
+}
+
+/// Whether `flow` is the storage of a Prefect <= 0.10 `execute(storage, flow_location)` call
+/// (then `flow_location` is the flow's path in that storage, not an override).
+pub(crate) fn is_seed_era_storage(flow: Option<&Bound<'_, PyAny>>) -> bool {
+    flow.is_some_and(|f| {
+        f.hasattr("add_flow").unwrap_or(false) && !f.hasattr("tasks").unwrap_or(false)
+    })
 }
 
 /// Image and flow path from a storage object (Prefect <= 0.10 `execute(storage, flow_location)` too).

@@ -41,10 +41,9 @@ pub(crate) fn yaml_options() -> serde_saphyr::Options {
 
 /// The error for a spec of `size` bytes (or characters) over [`MAX_SPEC_BYTES`].
 pub fn too_large(size: impl std::fmt::Display) -> Error {
-    Error::spec(
-        "",
-        format!("the job spec is too large ({size} bytes; at most {MAX_SPEC_BYTES} bytes)"),
-    )
+    Error::spec_document(format!(
+        "the job spec is too large ({size} bytes; at most {MAX_SPEC_BYTES} bytes)"
+    ))
 }
 
 /// Parse and check a Job spec from YAML text. `file` only serves error messages.
@@ -98,20 +97,17 @@ pub fn from_file(path: &Path) -> Result<Value> {
     };
     let meta = std::fs::metadata(path).map_err(io_error)?;
     if meta.is_dir() {
-        return Err(Error::spec("", "expected a YAML file, got a directory").in_file(path));
+        return Err(Error::spec_document("expected a YAML file, got a directory").in_file(path));
     }
     if meta.len() > MAX_SPEC_BYTES as u64 {
         return Err(too_large(meta.len()).in_file(path));
     }
     let bytes = std::fs::read(path).map_err(io_error)?;
     let text = std::str::from_utf8(&bytes).map_err(|e| {
-        Error::spec(
-            "",
-            format!(
-                "the job spec is not valid UTF-8 (invalid byte at offset {})",
-                e.valid_up_to()
-            ),
-        )
+        Error::spec_document(format!(
+            "the job spec is not valid UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
         .in_file(path)
     })?;
     from_yaml(text, Some(path))
@@ -122,8 +118,13 @@ pub fn from_file(path: &Path) -> Result<Value> {
 /// # Errors
 /// [`Error::JobSpec`] with the field path when the value is not a valid Job spec.
 pub fn from_value(mut value: Value) -> Result<Value> {
-    validate::check(&mut value)
-        .map_err(|(path, message)| Error::spec(validate::display_path(&path), message))?;
+    validate::check(&mut value).map_err(|(path, message)| {
+        if path.is_empty() {
+            Error::spec_document(message)
+        } else {
+            Error::spec(validate::display_path(&path), message)
+        }
+    })?;
     Ok(value)
 }
 

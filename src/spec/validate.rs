@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::names;
+use crate::naming::{JOB_API_VERSION, JOB_KIND};
 
 /// A shape error: the field path (segments; list indices as numbers) and what was expected.
 pub(crate) type ShapeError = (Vec<String>, String);
@@ -282,7 +283,7 @@ pub(crate) fn check(value: &mut Value) -> Result<(), ShapeError> {
         }
     };
     let mut c = Checker { path: Vec::new() };
-    for (index, (key, expected)) in [("apiVersion", "batch/v1"), ("kind", "Job")]
+    for (index, (key, expected)) in [("apiVersion", JOB_API_VERSION), ("kind", JOB_KIND)]
         .into_iter()
         .enumerate()
     {

@@ -1,9 +1,10 @@
 //! The seed's job transformation: rewrite a user's Job spec into the Job kjenv submits.
-//! Pure: no I/O, no environment, no clock; randomness only for generated name suffixes.
+//! Pure: no I/O, no environment, no clock; randomness only for the names of [`crate::naming`].
 
 use serde_json::{json, Map, Value};
 
 use crate::context::{CloudSettings, Mode, Resolved};
+use crate::naming::{self, FLOW_RUN_LABEL, IDENTIFIER_LABEL, JOB_API_VERSION, JOB_KIND};
 
 /// The in-container entry point, run by `/bin/sh -c`.
 pub const FLOW_COMMAND: &str = r#"python -c "from kjenv import KubernetesJobEnvironment; KubernetesJobEnvironment().run_flow()""#;
@@ -38,9 +39,6 @@ pub const STORAGE_ENV: &str = "KJENV_FLOW_STORAGE";
 /// The key of the auth token inside the run's Secret.
 pub const SECRET_TOKEN_KEY: &str = "auth-token";
 
-/// The longest Job name (it becomes the `job-name` label value).
-pub const MAX_JOB_NAME: usize = 63;
-
 /// What a render needs besides the spec.
 #[derive(Debug, Clone)]
 pub struct RenderOptions<'a> {
@@ -56,31 +54,14 @@ pub struct RenderOptions<'a> {
 /// The rendered Job and what the caller must know about it.
 #[derive(Debug, Clone)]
 pub struct Rendered {
-    /// The Job to submit.
+    /// The Job to submit, named (see [`crate::naming::generated_name`]).
     pub job: Value,
+    /// Its `metadata.name`.
+    pub name: String,
     /// User fields that were non-empty and got replaced (for one warning).
     pub replaced: Vec<String>,
     /// The Secret that must hold the auth token (Cloud mode only).
     pub secret_name: Option<String>,
-}
-
-/// The name of the Secret holding a run's auth token.
-pub fn secret_name(job_name: &str) -> String {
-    format!("{job_name}-kjenv")
-}
-
-fn random_hex8() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
-}
-
-/// Five characters of the alphabet the API server uses for generateName.
-fn random_suffix5() -> String {
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    let bytes = uuid::Uuid::new_v4().into_bytes();
-    bytes[..5]
-        .iter()
-        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
-        .collect()
 }
 
 /// The object at `key`, created (or replacing a non-object) if needed.
@@ -109,53 +90,26 @@ fn is_nonempty(value: Option<&Value>) -> bool {
 
 fn set_labels(meta: &mut Map<String, Value>, identifier: &str, flow_run_id: &str) {
     let labels = object(meta, "labels");
-    labels.insert("identifier".into(), Value::String(identifier.into()));
-    labels.insert("flow_run_id".into(), Value::String(flow_run_id.into()));
+    labels.insert(IDENTIFIER_LABEL.into(), Value::String(identifier.into()));
+    labels.insert(FLOW_RUN_LABEL.into(), Value::String(flow_run_id.into()));
 }
 
-/// Shorten `name` so `name-XXXXXXXX` fits in [`MAX_JOB_NAME`], without a trailing `-` or `.`.
-fn with_unique_suffix(name: &str) -> String {
-    let keep = MAX_JOB_NAME - 9;
-    let mut base: &str = name;
-    if base.len() > keep {
-        let mut cut = keep;
-        while !base.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        base = &base[..cut];
-    }
-    let base = base.trim_end_matches(['-', '.']);
-    format!("{base}-{}", random_hex8())
-}
-
-/// The name the Job will have, fixing it when kjenv must know it before submission.
-fn settle_name(meta: &mut Map<String, Value>, unique: bool, need_name: bool) -> Option<String> {
-    let name = meta
-        .get("name")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned);
-    let generate = meta
-        .get("generateName")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned);
-    let name = match (name, generate) {
-        (Some(n), _) if unique => Some(with_unique_suffix(&n)),
-        (Some(n), _) => Some(n),
-        (None, Some(prefix)) if need_name => {
-            // The Secret is named after the Job, so kjenv picks the generated name itself.
-            let mut prefix = prefix;
-            prefix.truncate(MAX_JOB_NAME - 5);
-            meta.remove("generateName");
-            Some(format!("{prefix}{}", random_suffix5()))
-        }
-        (None, Some(_)) => None,
-        (None, None) => Some(format!("prefect-job-{}", random_hex8())),
+/// The name the Job will have, settled now: `execute()` posts exactly what `render()` shows.
+fn settle_name(meta: &mut Map<String, Value>, unique: bool) -> String {
+    let text = |key: &str| {
+        meta.get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
     };
-    if let Some(n) = &name {
-        meta.insert("name".into(), Value::String(n.clone()));
-    }
+    let name = match (text("name"), text("generateName")) {
+        (Some(n), _) if unique => naming::unique_name(&n),
+        (Some(n), _) => n,
+        (None, Some(prefix)) => naming::generated_name(&prefix),
+        (None, None) => naming::default_job_name(),
+    };
+    meta.remove("generateName");
+    meta.insert("name".into(), Value::String(name.clone()));
     name
 }
 
@@ -290,23 +244,19 @@ pub fn render(spec: &Value, opts: &RenderOptions) -> Rendered {
     };
     let root = job.as_object_mut().expect("made an object above");
     root.entry("apiVersion")
-        .or_insert_with(|| json!("batch/v1"));
-    root.entry("kind").or_insert_with(|| json!("Job"));
+        .or_insert_with(|| json!(JOB_API_VERSION));
+    root.entry("kind").or_insert_with(|| json!(JOB_KIND));
     let values = opts.values;
     // Only Cloud mode has a token, hence a Secret named after the Job.
     let cloud = opts.cloud.mode() == Mode::Cloud;
     let mut replaced = Vec::new();
 
     let meta = object(root, "metadata");
-    let job_name = settle_name(meta, opts.unique_job_name, cloud);
+    let job_name = settle_name(meta, opts.unique_job_name);
     meta.insert("namespace".into(), Value::String(values.namespace.clone()));
     set_labels(meta, opts.identifier, &values.flow_run_id);
 
-    let secret = if cloud {
-        job_name.as_deref().map(secret_name)
-    } else {
-        None
-    };
+    let secret = cloud.then(|| naming::secret_name(&job_name));
 
     let template = object(object(root, "spec"), "template");
     set_labels(
@@ -350,6 +300,7 @@ pub fn render(spec: &Value, opts: &RenderOptions) -> Rendered {
 
     Rendered {
         job,
+        name: job_name,
         replaced,
         secret_name: secret,
     }

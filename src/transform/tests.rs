@@ -4,6 +4,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::context::{CloudSettings, Resolved};
+use crate::naming::MAX_JOB_NAME;
 use crate::secret::SecretString;
 
 fn fixture(name: &str) -> Value {
@@ -271,7 +272,7 @@ fn cloud_mode_uses_a_secret_ref_and_cloud_runners() {
 }
 
 #[test]
-fn cloud_mode_with_generate_name_fixes_the_name_for_the_secret() {
+fn generate_name_is_settled_at_render_in_every_mode() {
     let spec =
         json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"generateName": "flow-"}});
     let cloud = CloudSettings {
@@ -284,10 +285,16 @@ fn cloud_mode_with_generate_name_fixes_the_name_for_the_secret() {
     assert!(name.starts_with("flow-") && name.len() == 10, "{name}");
     assert!(r.job["metadata"].get("generateName").is_none());
     assert_eq!(r.secret_name.unwrap(), format!("{name}-kjenv"));
-    // without a token generateName is left to the API server
+    // Without a token too: render shows the name execute posts (it used to show generateName
+    // and leave the name to the server, so render and execute differed).
     let r = local(&spec);
-    assert_eq!(r.job["metadata"]["generateName"], "flow-");
-    assert!(r.job["metadata"].get("name").is_none());
+    assert!(r.job["metadata"].get("generateName").is_none());
+    assert!(
+        r.name.starts_with("flow-") && r.name.len() == 10,
+        "{}",
+        r.name
+    );
+    assert_eq!(r.job["metadata"]["name"], r.name.as_str());
 }
 
 #[test]

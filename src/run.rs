@@ -1,0 +1,233 @@
+//! The job path, in one place. What the bindings gather from Python objects ([`Inputs`])
+//! becomes a [`Plan`] (the Job, named once, and its Secret) without any I/O; [`submit`] posts
+//! it and returns a [`JobRun`] to wait for, inspect and delete. The bindings only convert.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::cluster::{self, Connection, Target};
+use crate::context::{self, Candidates, CloudSettings, Mode};
+use crate::error::Result;
+use crate::job::inspect::{self, EventView, JobStatus, Propagation};
+use crate::job::wait::{self, Finished, WaitOptions};
+use crate::job::{submit as post, JobRef};
+use crate::secret::SecretString;
+use crate::settings::Settings;
+use crate::transform::{self, RenderOptions};
+
+/// What a run is made of, as the bindings read it from the environment, its arguments, the
+/// flow's storage and Prefect's context and configuration.
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    /// The checked job spec (see [`crate::spec`]).
+    pub spec: Arc<Value>,
+    pub identifier: String,
+    pub unique_job_name: bool,
+    /// The candidates of each value; `spec_namespace` and `config_namespace` are the plan's to
+    /// fill (from the spec and the cluster configuration).
+    pub candidates: Candidates,
+    pub cloud: CloudSettings,
+    /// A description of the flow's storage for the pod, when the flow is not a file in the image.
+    pub storage: Option<String>,
+}
+
+/// Where the cluster configuration's default namespace comes from, when nothing earlier in the
+/// resolution order gives a namespace.
+#[derive(Debug, Clone)]
+pub enum ConfigNamespace {
+    /// Known already (a connection was made).
+    Known(Option<String>),
+    /// Read from the configuration of this target if needed (files only, no network).
+    Lookup(Target),
+}
+
+/// The run's Secret: the auth token, for Cloud mode.
+#[derive(Debug, Clone)]
+pub struct PlannedSecret {
+    pub name: String,
+    pub token: SecretString,
+}
+
+/// Everything `execute()` posts, decided before the first request: `render()` shows `job`.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The rendered Job, with its name and namespace set.
+    pub job: Value,
+    pub name: String,
+    pub namespace: String,
+    pub flow_run_id: String,
+    pub secret: Option<PlannedSecret>,
+    /// User fields of the flow container that were replaced (for one warning).
+    pub replaced: Vec<String>,
+}
+
+/// The spec's own `metadata.namespace`, if it gives one.
+fn spec_namespace(spec: &Value) -> Option<String> {
+    spec.pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+}
+
+/// The candidates with the spec's namespace and, only if nothing else gives one, the
+/// configuration's.
+fn complete(inputs: &Inputs, config: ConfigNamespace) -> Candidates {
+    let mut c = inputs.candidates.clone();
+    c.spec_namespace = spec_namespace(&inputs.spec);
+    let needed =
+        c.namespace.is_none() && c.spec_namespace.is_none() && c.context_namespace.is_none();
+    c.config_namespace = match config {
+        ConfigNamespace::Known(ns) => ns,
+        ConfigNamespace::Lookup(target) if needed => cluster::default_namespace(&target),
+        ConfigNamespace::Lookup(_) => None,
+    };
+    c
+}
+
+/// Decide the run: resolve its values, render the Job (named once) and its Secret.
+///
+/// # Errors
+/// [`crate::Error::MissingValue`] or [`crate::Error::InvalidArgument`] when a value is missing
+/// or invalid (naming the value and where it came from).
+pub fn plan(inputs: &Inputs, config: ConfigNamespace) -> Result<Plan> {
+    let candidates = complete(inputs, config);
+    let values = context::resolve(&candidates, &|k| std::env::var(k).ok())?;
+    let rendered = transform::render(
+        &inputs.spec,
+        &RenderOptions {
+            identifier: &inputs.identifier,
+            values: &values,
+            cloud: &inputs.cloud,
+            unique_job_name: inputs.unique_job_name,
+            storage: inputs.storage.as_deref(),
+        },
+    );
+    let secret = match (rendered.secret_name, &inputs.cloud.auth_token) {
+        (Some(name), Some(token)) if inputs.cloud.mode() == Mode::Cloud => Some(PlannedSecret {
+            name,
+            token: token.clone(),
+        }),
+        _ => None,
+    };
+    Ok(Plan {
+        job: rendered.job,
+        name: rendered.name,
+        namespace: values.namespace,
+        flow_run_id: values.flow_run_id,
+        secret,
+        replaced: rendered.replaced,
+    })
+}
+
+/// Connect to `target`, plan with its default namespace and submit: one call, one connection.
+///
+/// # Errors
+/// As [`plan`] and [`submit`], and [`crate::Error::ClusterConfig`] when no configuration loads.
+pub async fn execute(
+    target: &Target,
+    inputs: &Inputs,
+    settings: &Settings,
+    stop: impl Future<Output = ()>,
+) -> Result<(JobRun, Plan)> {
+    let conn = cluster::connect(target).await?;
+    let known = ConfigNamespace::Known(Some(conn.default_namespace.clone()));
+    let plan = plan(inputs, known)?;
+    let job = post::submit(&conn, &plan, &settings.retry, stop).await?;
+    Ok((JobRun::new(job, target.clone(), settings.clone()), plan))
+}
+
+/// Submit a plan on a connection: its Secret, its Job, the Secret owned by the Job (see
+/// [`crate::job::submit`]). `stop` resolves when the caller gives up (Ctrl-C).
+///
+/// # Errors
+/// See [`crate::job::submit::submit`].
+pub async fn submit(
+    conn: &Connection,
+    target: &Target,
+    plan: &Plan,
+    settings: &Settings,
+    stop: impl Future<Output = ()>,
+) -> Result<JobRun> {
+    let job = post::submit(conn, plan, &settings.retry, stop).await?;
+    Ok(JobRun::new(job, target.clone(), settings.clone()))
+}
+
+/// A submitted Job, with what it takes to reach it again.
+///
+/// It keeps its cluster's [`Target`] rather than a client: a client lives on the runtime of
+/// the thread that made it (see [`crate::runtime`]), and a `JobRun` may be used from any
+/// thread. [`cluster::connect`] gives each thread its cached client for the target.
+#[derive(Debug, Clone)]
+pub struct JobRun {
+    pub job: JobRef,
+    target: Target,
+    settings: Settings,
+}
+
+impl JobRun {
+    pub fn new(job: JobRef, target: Target, settings: Settings) -> JobRun {
+        JobRun {
+            job,
+            target,
+            settings,
+        }
+    }
+
+    /// The settings this run's requests and waits use.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    async fn connection(&self) -> Result<Connection> {
+        cluster::connect(&self.target).await
+    }
+
+    /// Wait for the Job to finish; lines of the flow container's log go to `logs` as they come.
+    ///
+    /// # Errors
+    /// See [`crate::job::wait::wait`].
+    pub async fn wait(
+        &self,
+        options: &WaitOptions,
+        logs: Option<mpsc::UnboundedSender<String>>,
+    ) -> Result<Finished> {
+        wait::wait(&self.connection().await?, &self.job, options, logs).await
+    }
+
+    /// The Job's status, its pods and its last event.
+    ///
+    /// # Errors
+    /// [`crate::Error::KubeApi`] or [`crate::Error::Unreachable`].
+    pub async fn status(&self) -> Result<JobStatus> {
+        inspect::status(&self.connection().await?, &self.job, &self.settings.retry).await
+    }
+
+    /// The log of a container (the flow container by default) of the Job's newest pod.
+    ///
+    /// # Errors
+    /// See [`crate::job::inspect::logs`].
+    pub async fn logs(&self, container: Option<&str>, follow: bool) -> Result<String> {
+        let conn = self.connection().await?;
+        inspect::logs(&conn, &self.job, container, follow, &self.settings.retry).await
+    }
+
+    /// Events of the Job and its pods, oldest first.
+    ///
+    /// # Errors
+    /// [`crate::Error::KubeApi`] or [`crate::Error::Unreachable`].
+    pub async fn events(&self) -> Result<Vec<EventView>> {
+        inspect::events(&self.connection().await?, &self.job, &self.settings.retry).await
+    }
+
+    /// Delete the Job with its pods and Secret; a Job already gone is no error.
+    ///
+    /// # Errors
+    /// [`crate::Error::KubeApi`] or [`crate::Error::Unreachable`].
+    pub async fn delete(&self, propagation: Propagation) -> Result<()> {
+        let conn = self.connection().await?;
+        inspect::delete(&conn, &self.job, propagation, &self.settings.retry).await
+    }
+}
