@@ -73,195 +73,91 @@ fn short(outcome: Option<Outcome>) -> String {
     }
 }
 
-struct Case {
-    name: &'static str,
-    job: Option<Job>,
-    pods: Vec<Pod>,
-    /// Seconds from when the pods were seen to the verdict.
-    after: u64,
-    /// Seconds from when the pods were seen to the wait's deadline.
-    deadline: Option<u64>,
-    expect: &'static str,
-}
-
-fn case(
-    name: &'static str,
-    job: Option<Job>,
-    pods: Vec<Pod>,
-    after: u64,
-    expect: &'static str,
-) -> Case {
-    Case {
-        name,
-        job,
-        pods,
-        after,
-        deadline: None,
-        expect,
+/// The Job in short: "none", "running", "<condition>:<reason>", "<condition>=False".
+fn job_in_short(short: &str) -> Option<Job> {
+    match short.split_once(['=', ':']) {
+        _ if short == "none" => None,
+        _ if short == "running" => Some(job(json!([]))),
+        Some((kind, "False")) => Some(job(json!([{"type": kind, "status": "False"}]))),
+        Some((kind, reason)) => Some(job_with(kind, reason)),
+        None => Some(job_with(short, "")),
     }
 }
 
-fn pull(reason: &str) -> Vec<Pod> {
-    vec![pod("p", containers(vec![waiting("flow", reason)]))]
+/// The pod in short: "" (none), "<container>:<waiting reason>", "init:<waiting reason>",
+/// "oom:<container>", "unschedulable".
+fn pods_in_short(short: &str) -> Vec<Pod> {
+    let status = match short.split_once(':') {
+        _ if short.is_empty() => return vec![],
+        _ if short == "unschedulable" => return vec![unschedulable_pod()],
+        Some(("init", reason)) => {
+            json!({"phase": "Pending", "initContainerStatuses": [waiting("init", reason)]})
+        }
+        Some(("oom", container)) => containers(vec![terminated(container, "OOMKilled", 137)]),
+        Some((container, reason)) => containers(vec![waiting(container, reason)]),
+        None => panic!("no pod {short:?}"),
+    };
+    vec![pod("p", status)]
 }
 
-fn cases() -> Vec<Case> {
-    let running = || Some(job(json!([])));
-    let init_pull = pod(
-        "p",
-        json!({"phase": "Pending", "initContainerStatuses": [waiting("init", "ErrImagePull")]}),
-    );
-    let oom = |c: &str| vec![pod("p", containers(vec![terminated(c, "OOMKilled", 137)]))];
-    vec![
-        case("nothing seen yet", None, vec![], 0, "none"),
-        case("a running Job", running(), vec![], 10, "none"),
-        case(
-            "complete",
-            Some(job_with("Complete", "")),
-            vec![],
-            0,
-            "complete",
-        ),
-        case(
-            "failed",
-            Some(job_with("Failed", "BackoffLimitExceeded")),
-            vec![],
-            0,
-            "failed:BackoffLimitExceeded",
-        ),
-        case(
-            "deadline",
-            Some(job_with("Failed", "DeadlineExceeded")),
-            vec![],
-            0,
-            "failed:DeadlineExceeded",
-        ),
-        case(
-            "a condition not true",
-            Some(job(json!([{"type": "Complete", "status": "False"}]))),
-            vec![],
-            0,
-            "none",
-        ),
-        case(
-            "pull error within grace",
-            running(),
-            pull("ErrImagePull"),
-            GRACE - 1,
-            "none",
-        ),
-        case(
-            "pull error past grace",
-            running(),
-            pull("ErrImagePull"),
-            GRACE,
-            "stuck:ErrImagePull",
-        ),
-        case(
-            "pull backoff past grace",
-            running(),
-            pull("ImagePullBackOff"),
-            GRACE + 5,
-            "stuck:ImagePullBackOff",
-        ),
-        case(
-            "invalid image name at once",
-            running(),
-            pull("InvalidImageName"),
-            0,
-            "stuck:InvalidImageName",
-        ),
-        case(
-            "init container pull error past grace",
-            running(),
-            vec![init_pull],
-            GRACE,
-            "stuck:ErrImagePull",
-        ),
-        case(
-            "config error at once",
-            running(),
-            pull("CreateContainerConfigError"),
-            0,
-            "stuck:CreateContainerConfigError",
-        ),
-        case(
-            "create error at once",
-            running(),
-            pull("CreateContainerError"),
-            0,
-            "stuck:CreateContainerError",
-        ),
-        case(
-            "container creating",
-            running(),
-            pull("ContainerCreating"),
-            10_000,
-            "none",
-        ),
-        case(
-            "flow container OOMKilled",
-            running(),
-            oom("flow"),
-            0,
-            "stuck:OOMKilled",
-        ),
-        case("sidecar OOMKilled", running(), oom("sidecar"), 0, "none"),
-        case(
-            "unschedulable within start timeout",
-            running(),
-            vec![unschedulable_pod()],
-            START - 1,
-            "none",
-        ),
-        case(
-            "unschedulable past start timeout",
-            running(),
-            vec![unschedulable_pod()],
-            START,
-            "stuck:Unschedulable",
-        ),
-        case(
-            "complete wins over a stuck pod",
-            Some(job_with("Complete", "")),
-            pull("InvalidImageName"),
-            0,
-            "complete",
-        ),
-        Case {
-            deadline: Some(5),
-            ..case("before the wait's deadline", running(), vec![], 4, "none")
-        },
-        Case {
-            deadline: Some(5),
-            ..case("the wait's deadline", running(), vec![], 5, "timedout")
-        },
-        Case {
-            deadline: Some(5),
-            ..case(
-                "complete at the deadline",
-                Some(job_with("Complete", "")),
-                vec![],
-                9,
-                "complete",
-            )
-        },
-    ]
-}
+/// (case, the Job, its pod, seconds from the pod seen to the verdict, seconds to the wait's
+/// deadline, the outcome in short).
+type Case = (
+    &'static str,
+    &'static str,
+    &'static str,
+    u64,
+    Option<u64>,
+    &'static str,
+);
+
+// One row per rule, on both sides of each time limit (a row per line reads as a table).
+#[rustfmt::skip]
+const CASES: &[Case] = &[
+    ("nothing seen yet", "none", "", 0, None, "none"),
+    ("a running Job", "running", "", 10, None, "none"),
+    ("complete", "Complete", "", 0, None, "complete"),
+    ("failed", "Failed:BackoffLimitExceeded", "", 0, None, "failed:BackoffLimitExceeded"),
+    ("deadline", "Failed:DeadlineExceeded", "", 0, None, "failed:DeadlineExceeded"),
+    ("a condition not true", "Complete=False", "", 0, None, "none"),
+    ("pull error within grace", "running", "flow:ErrImagePull", GRACE - 1, None, "none"),
+    ("pull error past grace", "running", "flow:ErrImagePull", GRACE, None, "stuck:ErrImagePull"),
+    ("pull backoff past grace", "running", "flow:ImagePullBackOff", GRACE, None, "stuck:ImagePullBackOff"),
+    ("invalid image name at once", "running", "flow:InvalidImageName", 0, None, "stuck:InvalidImageName"),
+    ("init container pull error", "running", "init:ErrImagePull", GRACE, None, "stuck:ErrImagePull"),
+    ("sidecar pull error", "running", "sidecar:ErrImagePull", GRACE, None, "stuck:ErrImagePull"),
+    ("config error at once", "running", "flow:CreateContainerConfigError", 0, None, "stuck:CreateContainerConfigError"),
+    ("create error at once", "running", "flow:CreateContainerError", 0, None, "stuck:CreateContainerError"),
+    ("container creating", "running", "flow:ContainerCreating", 10_000, None, "none"),
+    ("flow container OOMKilled", "running", "oom:flow", 0, None, "stuck:OOMKilled"),
+    ("sidecar OOMKilled", "running", "oom:sidecar", 0, None, "none"),
+    ("unschedulable within start timeout", "running", "unschedulable", START - 1, None, "none"),
+    ("unschedulable past start timeout", "running", "unschedulable", START, None, "stuck:Unschedulable"),
+    ("complete wins over a stuck pod", "Complete", "flow:InvalidImageName", 0, None, "complete"),
+    ("a failed Job wins over a stuck pod", "Failed:X", "oom:flow", 0, None, "failed:X"),
+    ("before the wait's deadline", "running", "", 4, Some(5), "none"),
+    ("the wait's deadline", "running", "", 5, Some(5), "timedout"),
+    ("a stuck pod wins over the deadline", "running", "oom:flow", 5, Some(5), "stuck:OOMKilled"),
+    ("complete past the deadline", "Complete", "", 9, Some(5), "complete"),
+];
 
 #[test]
 fn every_rule() {
     let seen = Instant::now();
-    for c in cases() {
-        let deadline = c.deadline.map(|d| seen + Duration::from_secs(d));
+    for &(name, job, pods, after, deadline, expect) in CASES {
+        let deadline = deadline.map(|d| seen + Duration::from_secs(d));
         let mut s = Snapshot::new(rules(deadline), UID);
-        s.job = c.job;
-        for p in c.pods {
+        s.job = job_in_short(job);
+        for p in pods_in_short(pods) {
             s.track(p, seen);
         }
-        let got = short(verdict(&s, seen + Duration::from_secs(c.after)));
-        assert_eq!(got, c.expect, "case {:?}", c.name);
+        let got = short(verdict(&s, seen + Duration::from_secs(after)));
+        assert_eq!(got, expect, "case {name:?}");
     }
+}
+
+fn pull(reason: &str) -> Vec<Pod> {
+    pods_in_short(&format!("flow:{reason}"))
 }
 
 #[test]
