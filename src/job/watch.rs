@@ -19,7 +19,7 @@ use kube::Resource;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::retry::{api_error, classify, Verdict};
 
 /// How long the server keeps a watch open (`timeoutSeconds`).
@@ -113,7 +113,7 @@ async fn forward<K>(
 /// What a watcher error means: `None` to let the watcher retry it (after its backoff).
 fn settle(err: watcher::Error) -> Option<Result<Left>> {
     match err {
-        watcher::Error::InitialListFailed(e) if is_final(&e) => Some(Err(refused(e))),
+        watcher::Error::InitialListFailed(e) if is_final(&e) => Some(Err(api_error(e))),
         // The watcher would retry the same resourceVersion for ever (a 410 among them).
         watcher::Error::WatchStartFailed(e) if is_final(&e) => Some(Ok(Left::Restart)),
         _ => None,
@@ -122,10 +122,6 @@ fn settle(err: watcher::Error) -> Option<Result<Left>> {
 
 fn is_final(err: &kube::Error) -> bool {
     matches!(classify(err), Verdict::Final)
-}
-
-fn refused(err: kube::Error) -> Error {
-    api_error(err)
 }
 
 /// kjenv's backoff: 50 ms doubling up to 2 s, from 50 ms again after 10 s without a failure.
