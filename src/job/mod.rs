@@ -3,6 +3,7 @@
 
 pub mod inspect;
 pub mod submit;
+pub mod verdict;
 pub mod wait;
 mod watch;
 

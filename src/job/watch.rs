@@ -1,23 +1,31 @@
-//! A watch that does not die: list, then watch from the list's resourceVersion; after a
-//! dropped stream resume from the last version seen; after 410 Expired list again.
-//! (kube's `await_condition` stops at the first error; kjenv's waits must not.)
-//! A watch whose response does not start in time, or whose stream goes silent for longer than
-//! the server's own timeout, is opened again: a hung connection must not hide the Job's end.
+//! The changes of the Job or of its pods, from kube-runtime's `watcher` with a backoff: it lists,
+//! watches from the list's resourceVersion, resumes a dropped stream, relists after 410 Expired
+//! and reopens a stream silent for longer than the server's watch timeout.
+//! Added here, because the watcher retries every error for ever: a list the API refuses for good
+//! (403, 404) ends the watch with that error; a watch start refused for good lists again; and a
+//! watcher that yields nothing for longer than a watch can last is started afresh, since kube
+//! bounds a silent stream but not a list or watch request that never answers (the client has no
+//! read timeout): a hung connection must not hide the Job's end.
 
 use std::fmt::Debug;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryStreamExt};
-use kube::api::{Api, ListParams, WatchEvent, WatchParams};
+use futures::{Stream, StreamExt};
+use kube::api::Api;
+use kube::runtime::utils::Backoff;
+use kube::runtime::watcher::{self, watcher, Event};
+use kube::runtime::WatchStreamExt;
 use kube::Resource;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use crate::error::Result;
-use crate::retry::{classify, retry, Policy, Verdict};
+use crate::error::{Error, Result};
+use crate::retry::{classify, Verdict};
 
 /// How long the server keeps a watch open (`timeoutSeconds`).
 const WATCH_SECONDS: u32 = 290;
+/// The watcher's own margin over [`WATCH_SECONDS`] before it takes a silent stream for dead.
+const WATCHER_IDLE_MARGIN: Duration = Duration::from_secs(5);
 
 /// One observed change.
 #[derive(Debug)]
@@ -28,102 +36,133 @@ pub(crate) enum Seen<K> {
     Deleted(K),
 }
 
-/// Watch `api` with these selectors, sending every change to `tx` until the receiver is gone.
-/// Transient errors are retried for as long as the receiver waits.
+/// Why one watcher was left.
+enum Left {
+    /// The receiver is gone: the wait is over.
+    Done,
+    /// Start a new watcher (a fresh list) after a pause.
+    Restart,
+}
+
+/// Watch `api` with these selectors (`config`), sending every change to `tx` until the receiver
+/// is gone. Transient errors are retried for as long as the receiver waits; `request_timeout`
+/// is the time limit of one request, added to how long a healthy watcher may stay silent.
 ///
 /// # Errors
 /// A list the API refuses for good (403 Forbidden, 404): the waiter must hear of it rather than
 /// wait for events that will never come.
 pub(crate) async fn run<K>(
     api: Api<K>,
-    fields: Option<String>,
-    labels: Option<String>,
+    config: watcher::Config,
+    request_timeout: Duration,
     tx: mpsc::Sender<Seen<K>>,
 ) -> Result<()>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
-    let policy = Policy {
-        attempts: u32::MAX,
-        timed_out_attempts: u32::MAX,
-        ..Policy::default()
-    };
-    // The server ends a watch after WATCH_SECONDS; a stream silent for longer is dead.
-    let idle = Duration::from_secs(u64::from(WATCH_SECONDS)) + policy.attempt_timeout;
-    let mut list_params = ListParams::default();
-    let mut watch_params = WatchParams::default().timeout(WATCH_SECONDS);
-    if let Some(f) = &fields {
-        list_params = list_params.fields(f);
-        watch_params = watch_params.fields(f);
-    }
-    if let Some(l) = &labels {
-        list_params = list_params.labels(l);
-        watch_params = watch_params.labels(l);
-    }
-    'relist: loop {
-        let list = retry(&policy, || {
-            let api = api.clone();
-            let lp = list_params.clone();
-            async move { api.list(&lp).await }
-        })
-        .await?;
-        let mut version = list.metadata.resource_version.clone().unwrap_or_default();
-        if tx.send(Seen::Listed(list.items)).await.is_err() {
-            return Ok(());
+    let config = config.timeout(WATCH_SECONDS);
+    let idle =
+        Duration::from_secs(u64::from(WATCH_SECONDS)) + WATCHER_IDLE_MARGIN + request_timeout;
+    let mut pause = Quick::default();
+    loop {
+        let changes = watcher(api.clone(), config.clone()).backoff(Quick::default());
+        match forward(changes, idle, &tx).await? {
+            Left::Done => return Ok(()),
+            Left::Restart => tokio::time::sleep(pause.next().unwrap_or_default()).await,
         }
-        let mut delay = Duration::from_millis(50);
-        loop {
-            let opened =
-                tokio::time::timeout(policy.attempt_timeout, api.watch(&watch_params, &version))
-                    .await;
-            let stream = match opened {
-                Err(_) => continue, // no answer in time: open it again
-                Ok(Ok(s)) => s,
-                Ok(Err(kube::Error::Api(s))) if s.code == 410 => continue 'relist,
-                Ok(Err(e)) => {
-                    if matches!(classify(&e), Verdict::Final) {
-                        // A 4xx other than 410 on a watch: list again rather than spin.
-                        tokio::time::sleep(delay).await;
-                        continue 'relist;
-                    }
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                    continue;
-                }
-            };
-            let mut stream = std::pin::pin!(stream.into_stream());
-            while let Ok(Some(event)) = tokio::time::timeout(idle, stream.next()).await {
-                let event = match event {
-                    Ok(e) => e,
-                    Err(_) => break, // dropped: resume from `version`
-                };
-                delay = Duration::from_millis(50);
-                let seen = match event {
-                    WatchEvent::Added(o) | WatchEvent::Modified(o) => {
-                        version = o.meta().resource_version.clone().unwrap_or(version);
-                        Seen::Applied(o)
-                    }
-                    WatchEvent::Deleted(o) => {
-                        version = o.meta().resource_version.clone().unwrap_or(version);
-                        Seen::Deleted(o)
-                    }
-                    WatchEvent::Bookmark(b) => {
-                        version = b.metadata.resource_version;
-                        continue;
-                    }
-                    WatchEvent::Error(status) if status.code == 410 => continue 'relist,
-                    WatchEvent::Error(_) => break,
-                };
-                if tx.send(seen).await.is_err() {
-                    return Ok(());
-                }
+    }
+}
+
+/// Send the watcher's changes to `tx`, collecting a list (Init … InitDone) into one
+/// [`Seen::Listed`].
+async fn forward<K>(
+    changes: impl Stream<Item = watcher::Result<Event<K>>>,
+    idle: Duration,
+    tx: &mpsc::Sender<Seen<K>>,
+) -> Result<Left> {
+    let mut changes = std::pin::pin!(changes);
+    let mut listed = Vec::new();
+    loop {
+        // The watcher never ends by itself; silence this long means a request that hangs.
+        let Ok(Some(change)) = tokio::time::timeout(idle, changes.next()).await else {
+            return Ok(Left::Restart);
+        };
+        let seen = match change {
+            Ok(Event::Init) => {
+                listed.clear();
+                continue;
             }
-            if tx.is_closed() {
-                return Ok(());
+            Ok(Event::InitApply(o)) => {
+                listed.push(o);
+                continue;
             }
-            // A stream that ends (timeoutSeconds, a restarted server) is resumed at once, then
-            // with backoff if it keeps failing.
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            Ok(Event::InitDone) => Seen::Listed(std::mem::take(&mut listed)),
+            Ok(Event::Apply(o)) => Seen::Applied(o),
+            Ok(Event::Delete(o)) => Seen::Deleted(o),
+            Err(e) => match settle(e) {
+                Some(outcome) => return outcome,
+                None => continue,
+            },
+        };
+        if tx.send(seen).await.is_err() {
+            return Ok(Left::Done);
         }
+    }
+}
+
+/// What a watcher error means: `None` to let the watcher retry it (after its backoff).
+fn settle(err: watcher::Error) -> Option<Result<Left>> {
+    match err {
+        watcher::Error::InitialListFailed(e) if is_final(&e) => Some(Err(Error::from(e))),
+        // The watcher would retry the same resourceVersion for ever (a 410 among them).
+        watcher::Error::WatchStartFailed(e) if is_final(&e) => Some(Ok(Left::Restart)),
+        _ => None,
+    }
+}
+
+fn is_final(err: &kube::Error) -> bool {
+    matches!(classify(err), Verdict::Final)
+}
+
+/// kjenv's backoff: 50 ms doubling up to 2 s, from 50 ms again after 10 s without a failure.
+/// (It ignores [`Backoff::reset`]: the watcher yields a success, `Init`, between two failed
+/// lists, which would keep the pause at its first step.)
+#[derive(Debug, Clone, Default)]
+struct Quick {
+    last: Option<(Instant, Duration)>,
+}
+
+impl Iterator for Quick {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        const FIRST: Duration = Duration::from_millis(50);
+        const MAX: Duration = Duration::from_secs(2);
+        const CALM: Duration = Duration::from_secs(10);
+        let now = Instant::now();
+        let pause = match self.last {
+            Some((at, pause)) if now.duration_since(at) < CALM => (pause * 2).min(MAX),
+            _ => FIRST,
+        };
+        self.last = Some((now, pause));
+        Some(pause)
+    }
+}
+
+impl Backoff for Quick {
+    fn reset(&mut self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pause_doubles_up_to_two_seconds() {
+        let mut q = Quick::default();
+        let pauses: Vec<u128> = (0..8).map(|_| q.next().unwrap().as_millis()).collect();
+        assert_eq!(pauses, [50, 100, 200, 400, 800, 1600, 2000, 2000]);
+        q.reset();
+        assert_eq!(q.next(), Some(Duration::from_secs(2)), "reset is ignored");
     }
 }
