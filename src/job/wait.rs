@@ -126,8 +126,20 @@ async fn conclude(
     outcome: Outcome,
     mut streams: LogStreams,
 ) -> Result<Finished> {
-    // A timed-out wait returns at once; otherwise the logs may deliver their last lines.
+    // A timed-out wait returns at once; otherwise the logs may deliver their last lines. A pod
+    // the watch had not shown yet (a quick Job ends before its pod's events arrive) is read
+    // fresh, so that its log is not lost and the counts name it.
+    let mut outcome = outcome;
     if outcome != Outcome::TimedOut {
+        let api: Api<Pod> = Api::namespaced(conn.client.clone(), &job.namespace);
+        let fresh = fresh_pods(&api, job).await.unwrap_or_default();
+        streams.catch_up(&fresh);
+        if let Outcome::Complete(finished) = &mut outcome {
+            let names = fresh.iter().filter_map(|p| p.metadata.name.clone());
+            finished
+                .pods
+                .extend(names.filter(|n| !snapshot.pods.contains_key(n)));
+        }
         streams.finish().await;
     }
     let seen = |only: Option<&str>| -> Vec<Pod> {
@@ -189,6 +201,19 @@ impl LogStreams {
                 let (pods, container) = (self.pods.clone(), self.container.clone());
                 self.tasks
                     .spawn(stream_log(pods, name.clone(), container, tx.clone()));
+            }
+        }
+    }
+
+    /// Start reading the pods whose flow container started but whose log was not followed yet.
+    fn catch_up(&mut self, pods: &[Pod]) {
+        let Some(tx) = &self.tx else { return };
+        for pod in pods {
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            if flow_started(pod, &self.container) && self.started.insert(name.clone()) {
+                let (api, container) = (self.pods.clone(), self.container.clone());
+                self.tasks
+                    .spawn(stream_log(api, name, container, tx.clone()));
             }
         }
     }
