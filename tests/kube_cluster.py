@@ -49,7 +49,7 @@ class Kube:
 
 
 def unique(prefix: str) -> str:
-    """A Job name no other test uses."""
+    """A Job name no other test in the session uses."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
