@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import sys
 import time
 import uuid
@@ -46,6 +47,17 @@ class Kube:
 
         api = config.new_client_from_config(config_file=self.kubeconfig)
         return client.CoreV1Api(api), client.BatchV1Api(api)
+
+
+def kjenv_cli(*args: str, timeout: float = 120, **kw: Any) -> subprocess.CompletedProcess:
+    """Run the ``kjenv`` command (``python -m kjenv`` with this interpreter), output as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "kjenv", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kw,
+    )
 
 
 def unique(prefix: str) -> str:

@@ -9,13 +9,12 @@ import json
 import logging
 import sys
 import warnings
+from collections.abc import Mapping
 from typing import Any, Callable
 
 from kjenv import _storage
 from kjenv._common import EXIT_FAILED, FlowLoadError, is_prefect_flow, typed_line
 from kjenv._kjenv import KubernetesJobEnvironment, flow_context
-
-__all__ = ["FlowLoadError", "is_prefect_flow", "load_flow", "run_flow"]
 
 
 def run_flow(default_env: KubernetesJobEnvironment) -> None:
@@ -58,7 +57,7 @@ def run_flow(default_env: KubernetesJobEnvironment) -> None:
     logger.info("kjenv: flow run succeeded")
 
 
-def _load(ctx: dict[str, Any]) -> tuple[Any, dict | None]:
+def _load(ctx: Mapping[str, Any]) -> tuple[Any, dict | None]:
     """The flow and its storage's secrets (None for a flow file in the image)."""
     if ctx["storage"] is not None:
         flow, secrets = _storage.load(ctx["storage"])
@@ -75,7 +74,7 @@ def _stored_environment(flow: Any) -> KubernetesJobEnvironment | None:
     return env if isinstance(env, KubernetesJobEnvironment) else None
 
 
-def _run(flow: Any, executor: Any, ctx: dict[str, Any], secrets: dict | None) -> bool:
+def _run(flow: Any, executor: Any, ctx: Mapping[str, Any], secrets: dict | None) -> bool:
     """Run ``flow`` the way its kind wants; True if it succeeded."""
     if is_prefect_flow(flow):
         context = {
