@@ -217,31 +217,9 @@ class JobRun:
 
 @disjoint_base
 class KubernetesJobEnvironment:
-    """Run a flow as a user-supplied Kubernetes Job: the drop-in for Prefect's class.
-
-    The job spec is loaded and checked once, here, as in Prefect; it is stored on the instance
-    and never serialized. The first container of the Job runs the flow; everything else in the
-    spec is submitted untouched.
-
-    Args:
-        job_spec_file: Path to a Kubernetes Job YAML file (stored as an absolute path).
-        unique_job_name: Append ``-<8 hex>`` to the Job's name on every render.
-        executor: The Prefect executor used when the flow runs.
-        labels: Labels of this environment (agents match on them).
-        on_start: Called before the flow runs.
-        on_exit: Called after the flow ran, whatever the outcome.
-        metadata: Extra metadata; ``metadata["image"]`` names the flow image.
-        job_spec: The spec as YAML text or a dict, instead of ``job_spec_file``.
-        namespace: The namespace to run in (else the spec's, Prefect's context, the kubeconfig's,
-            ``default``).
-        kubeconfig: A kubeconfig file to use instead of ``KUBECONFIG`` / ``~/.kube/config``.
-        context: The kubeconfig context to use.
-
-    Raises:
-        JobSpecError: The spec is not a valid Job spec (the message says where).
-        FileNotFoundError: ``job_spec_file`` does not exist.
-        ValueError: Both ``job_spec_file`` and ``job_spec`` were given.
-    """
+    """The extension's half of :class:`kjenv.KubernetesJobEnvironment`, the class users import:
+    the state, the spec, ``render`` and ``execute``. The constructor's arguments and errors are
+    documented there (``python/kjenv/__init__.py``), which adds ``run_flow()`` and ``run()``."""
 
     unique_job_name: bool
     executor: Any
