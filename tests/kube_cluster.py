@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import sys
 import time
 import uuid
@@ -48,8 +49,19 @@ class Kube:
         return client.CoreV1Api(api), client.BatchV1Api(api)
 
 
+def kjenv_cli(*args: str, timeout: float = 120, **kw: Any) -> subprocess.CompletedProcess:
+    """Run the ``kjenv`` command (``python -m kjenv`` with this interpreter), output as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "kjenv", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kw,
+    )
+
+
 def unique(prefix: str) -> str:
-    """A Job name no other test uses."""
+    """A Job name no other test in the session uses."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 

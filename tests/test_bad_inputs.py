@@ -18,6 +18,7 @@ except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
 import pytest
+from kube_cluster import kjenv_cli
 
 from kjenv import ClusterConfigError, JobSpecError, KubernetesJobEnvironment
 from kjenv.cli import cli_words
@@ -381,9 +382,7 @@ def test_cli_missing_spec_file(capsys):
 )
 def test_cli_entry_point_in_a_process(argv):
     """The real entry point (`python -m kjenv`): exit 2, one line, no traceback."""
-    out = subprocess.run(
-        [sys.executable, "-m", "kjenv", *argv], capture_output=True, text=True, timeout=30
-    )
+    out = kjenv_cli(*argv, timeout=30)
     assert out.returncode == 2, out.stderr
     assert out.stderr.count("\n") == 1 and out.stderr.startswith("kjenv: error: "), out.stderr
     assert "Traceback" not in out.stderr and out.stdout == ""

@@ -8,16 +8,11 @@ import subprocess
 import sys
 
 import pytest
+from kube_cluster import kjenv_cli
 
 
 def kjenv(*args, check=False):
-    return subprocess.run(
-        [sys.executable, "-m", "kjenv", *args],
-        capture_output=True,
-        text=True,
-        check=check,
-        timeout=300,
-    )
+    return kjenv_cli(*args, check=check, timeout=300)
 
 
 def test_render_json(fixture_path):

@@ -17,11 +17,11 @@ import queue
 import subprocess
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 import yaml
+from kube_cluster import unique
 from kube_cluster import wait_until as poll
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,11 +104,6 @@ def kubectl(local_cluster, tmp_path_factory) -> Kubectl:
     version = k.run("version", "--client", "--short").stdout
     assert "v1.20.2" in version, f"{binary} is not kubectl 1.20.2: {version}"
     return k
-
-
-def unique(prefix: str) -> str:
-    """A Job name no other test in the session uses."""
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
 def job_manifest(name: str, script: str, **template_spec) -> dict:

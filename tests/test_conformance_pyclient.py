@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 
 import pytest
+from kube_cluster import unique
 from kube_cluster import wait_until as poll
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
@@ -40,11 +40,6 @@ def core(api_client) -> client.CoreV1Api:
 
 
 NS = "default"
-
-
-def unique(prefix: str) -> str:
-    """A Job name no other test in the session uses."""
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
 def job_body(name: str, script: str, *, restart_policy: str = "Never", **spec) -> dict:

@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 import cloudpickle
+import kube_cluster
 import pytest
 from kube_cluster import kube_fixture  # noqa: F401 (the `kube` fixture: local, and real if set)
 
@@ -102,13 +103,7 @@ def test_failing_flow_fails_the_job_with_its_log_tail(prefect, kube, tmp_path):
 
 
 def kjenv_cli(*args, timeout=120):
-    return subprocess.run(
-        [sys.executable, "-m", "kjenv", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
+    return kube_cluster.kjenv_cli(*args, timeout=timeout, cwd=ROOT)
 
 
 def test_kjenv_run_local_runs_the_example_file(prefect):

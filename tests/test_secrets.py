@@ -11,7 +11,6 @@ import logging
 import os
 import pickle
 import subprocess
-import sys
 import uuid
 
 import cloudpickle
@@ -23,6 +22,7 @@ from kube_cluster import (
     flow_file,
     job_spec,
     jobs_of_run,
+    kjenv_cli,
     kube_fixture,  # noqa: F401 (the `kube` fixture)
     local_kube,
     pods_of_job,
@@ -203,14 +203,7 @@ def test_the_token_appears_nowhere_kjenv_writes(local_cluster, monkeypatch, tmp_
 def _cli(*args: str, token: str = TOKEN, **kw) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT__", "KUBECONFIG"))}
     env[SECRET_ENV] = token
-    return subprocess.run(
-        [sys.executable, "-m", "kjenv", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=90,
-        **kw,
-    )
+    return kjenv_cli(*args, env=env, timeout=90, **kw)
 
 
 def test_the_token_appears_nowhere_in_cli_output(local_cluster, tmp_path):

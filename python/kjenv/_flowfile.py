@@ -9,6 +9,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from kjenv._common import is_prefect_flow
+
 
 class FlowFileError(ValueError):
     """The flow file cannot be used (not found, fails to import, no flow in it)."""
@@ -36,11 +38,6 @@ def import_file(path: str) -> ModuleType:
     return module
 
 
-def _is_prefect_flow(obj: Any) -> bool:
-    prefect = sys.modules.get("prefect")
-    return prefect is not None and isinstance(obj, prefect.Flow)
-
-
 def find_flow(module: ModuleType, name: str | None = None) -> Any:
     """The flow in ``module``: named by variable or flow name, else the only Prefect flow, else
     a variable called ``flow`` with a ``run()`` method."""
@@ -49,10 +46,10 @@ def find_flow(module: ModuleType, name: str | None = None) -> Any:
         if name in items:
             return items[name]
         for obj in items.values():
-            if _is_prefect_flow(obj) and obj.name == name:
+            if is_prefect_flow(obj) and obj.name == name:
                 return obj
         raise FlowFileError(f"no flow named {name!r} in {module.__file__}")
-    flows = [v for v in items.values() if _is_prefect_flow(v)]
+    flows = [v for v in items.values() if is_prefect_flow(v)]
     unique = list({id(f): f for f in flows}.values())
     if len(unique) == 1:
         return unique[0]
@@ -72,7 +69,7 @@ def find_flow(module: ModuleType, name: str | None = None) -> Any:
 
 def store_flow(flow: Any, directory: str) -> str:
     """Write ``flow`` to a file in ``directory`` the way Prefect's storage does; return its path."""
-    if _is_prefect_flow(flow):
+    if is_prefect_flow(flow):
         from prefect.utilities.storage import flow_to_bytes_pickle
 
         data = flow_to_bytes_pickle(flow)

@@ -1,16 +1,64 @@
-"""Type stubs and docstrings for kjenv's Rust extension."""
+"""Type stubs and docstrings for kjenv's Rust extension, checked against the built module by
+``scripts/stubtest`` (mypy's stubtest)."""
 
 import logging
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any, Callable
+from typing import Any, Callable, Final, TypedDict, final, type_check_only
 
-__version__: str
-FLOW_COMMAND: str
+from typing_extensions import disjoint_base
+
+__all__ = [
+    "__version__",
+    "KjenvError",
+    "JobSpecError",
+    "ClusterConfigError",
+    "KubeApiError",
+    "JobFailedError",
+    "JobTimeoutError",
+    "KubernetesJobEnvironment",
+    "LocalCluster",
+    "JobRun",
+    "FLOW_COMMAND",
+    "dump_yaml",
+    "flow_context",
+]
+
+__version__: Final[str]
+FLOW_COMMAND: Final[str]
 """The in-container one-liner the flow container runs under ``/bin/sh -c``."""
 
 def dump_yaml(obj: Any) -> str:
     """Return a JSON-like object (dicts, lists, scalars) as YAML text."""
+
+@type_check_only
+class _FlowContext(TypedDict):
+    """What :func:`flow_context` returns (a plain dict at run time)."""
+
+    flow_file_path: str
+    flow_run_id: str | None
+    namespace: str | None
+    image: str | None
+    flow_runner: str
+    task_runner: str
+    storage: str | None
+    cloud: bool
+
+def flow_context() -> _FlowContext:
+    """The flow container's run context, read from its environment variables.
+
+    Returns:
+        ``{"flow_file_path", "flow_run_id", "namespace", "image", "flow_runner",
+        "task_runner", "storage", "cloud"}``; unset values are None.
+    """
+
+@type_check_only
+class _WaitResult(TypedDict):
+    """What :meth:`JobRun.wait` returns (a plain dict at run time)."""
+
+    succeeded: int
+    failed: int
+    pods: list[str]
 
 class KjenvError(Exception):
     """Base class of every error kjenv raises."""
@@ -69,6 +117,7 @@ class JobFailedError(KjenvError):
 class JobTimeoutError(KjenvError, TimeoutError):
     """Waiting for the Job took longer than the timeout."""
 
+@final
 class JobRun:
     """A Job submitted by :meth:`KubernetesJobEnvironment.execute`: wait for it, look at it,
     delete it. Every call goes to the cluster; the GIL is released while it waits."""
@@ -108,9 +157,9 @@ class JobRun:
         timeout: float | None = None,
         stream_logs: bool = False,
         *,
-        image_pull_grace: float = 120.0,
-        start_timeout: float = 300.0,
-    ) -> None:
+        image_pull_grace: float | None = ...,
+        start_timeout: float | None = ...,
+    ) -> _WaitResult:
         """Wait until the Job completes, watching the Job and its pods (no polling).
 
         Watches resume after dropped connections and expired resource versions. Ctrl-C
@@ -119,8 +168,14 @@ class JobRun:
         Args:
             timeout: Seconds to wait at most; None waits as long as it takes.
             stream_logs: Print the flow container's log lines to ``sys.stdout`` as they come.
-            image_pull_grace: Seconds a pod may fail to pull an image before the wait fails.
-            start_timeout: Seconds a pod may stay unschedulable before the wait fails.
+            image_pull_grace: Seconds a pod may fail to pull an image before the wait fails
+                (default 120).
+            start_timeout: Seconds a pod may stay unschedulable before the wait fails (default
+                300).
+
+        Returns:
+            ``{"succeeded", "failed", "pods"}``: the Job's succeeded and failed pod counts and
+            the names of its pods.
 
         Raises:
             JobFailedError: The Job failed (backoff limit, deadline), a pod cannot make progress
@@ -160,44 +215,17 @@ class JobRun:
             KubeApiError: The API refused.
         """
 
+@disjoint_base
 class KubernetesJobEnvironment:
-    """Run a flow as a user-supplied Kubernetes Job: the drop-in for Prefect's class.
+    """The extension's half of :class:`kjenv.KubernetesJobEnvironment`, the class users import:
+    the state, the spec, ``render`` and ``execute``. The constructor's arguments and errors are
+    documented there (``python/kjenv/__init__.py``), which adds ``run_flow()`` and ``run()``."""
 
-    The job spec is loaded and checked once, here, as in Prefect; it is stored on the instance
-    and never serialized. The first container of the Job runs the flow; everything else in the
-    spec is submitted untouched.
-
-    Args:
-        job_spec_file: Path to a Kubernetes Job YAML file (stored as an absolute path).
-        unique_job_name: Append ``-<8 hex>`` to the Job's name on every render.
-        executor: The Prefect executor used when the flow runs.
-        labels: Labels of this environment (agents match on them).
-        on_start: Called before the flow runs.
-        on_exit: Called after the flow ran, whatever the outcome.
-        metadata: Extra metadata; ``metadata["image"]`` names the flow image.
-        job_spec: The spec as YAML text or a dict, instead of ``job_spec_file``.
-        namespace: The namespace to run in (else the spec's, Prefect's context, the kubeconfig's,
-            ``default``).
-        kubeconfig: A kubeconfig file to use instead of ``KUBECONFIG`` / ``~/.kube/config``.
-        context: The kubeconfig context to use.
-
-    Raises:
-        JobSpecError: The spec is not a valid Job spec (the message says where).
-        FileNotFoundError: ``job_spec_file`` does not exist.
-        ValueError: Both ``job_spec_file`` and ``job_spec`` were given.
-    """
-
-    job_spec_file: str | None
-    """The absolute path of the spec file, or None."""
     unique_job_name: bool
     executor: Any
-    labels: set[str]
     on_start: Callable[[], Any] | None
     on_exit: Callable[[], Any] | None
     metadata: dict[str, Any]
-    namespace: str | None
-    kubeconfig: str | None
-    context: str | None
 
     def __init__(
         self,
@@ -214,6 +242,23 @@ class KubernetesJobEnvironment:
         kubeconfig: str | os.PathLike[str] | None = None,
         context: str | None = None,
     ) -> None: ...
+    @property
+    def job_spec_file(self) -> str | None:
+        """The absolute path of the spec file, or None."""
+    @property
+    def labels(self) -> set[str]:
+        """This environment's labels; setting it takes any iterable of strings."""
+    @labels.setter
+    def labels(self, labels: Iterable[str]) -> None: ...
+    @property
+    def namespace(self) -> str | None:
+        """The namespace given to the constructor, or None."""
+    @property
+    def kubeconfig(self) -> str | None:
+        """The absolute path of the kubeconfig given to the constructor, or None."""
+    @property
+    def context(self) -> str | None:
+        """The kubeconfig context given to the constructor, or None."""
     @property
     def logger(self) -> logging.Logger:
         """The logger ``kjenv.KubernetesJobEnvironment``."""
@@ -285,14 +330,6 @@ class KubernetesJobEnvironment:
             JobFailedError: With ``wait``: the Job failed.
             JobTimeoutError: With ``wait``: the timeout passed.
         """
-    def run(self, flow: Any) -> Any:
-        """Run ``flow`` in this process with Prefect's default flow runner.
-
-        ``on_start`` is called first and ``on_exit`` always; returns the flow's final state.
-
-        Raises:
-            ImportError: Prefect is not installed.
-        """
     def serialize(self) -> dict[str, Any]:
         """``{"type": "KubernetesJobEnvironment", "labels": [...], "metadata": {...}}``.
 
@@ -301,6 +338,7 @@ class KubernetesJobEnvironment:
     def __getstate__(self) -> dict[str, Any]: ...
     def __setstate__(self, state: dict[str, Any]) -> None: ...
 
+@final
 class LocalCluster:
     """A local Kubernetes cluster: an HTTPS API on 127.0.0.1 with a job controller and a kubelet
     that runs each pod's containers as local processes (images are not pulled).
@@ -309,34 +347,40 @@ class LocalCluster:
 
     Args:
         port: Port on 127.0.0.1; 0 picks a free one.
-        concurrency: The most pods running at once; more wait as Pending.
-        backoff_base: Seconds of the Job controller's first pod-replacement backoff.
-        backoff_max: Cap of that backoff, in seconds.
+        concurrency: The most pods running at once; more wait as Pending (default 8).
+        backoff_base: Seconds of the Job controller's first pod-replacement backoff (default 10).
+        backoff_max: Cap of that backoff, in seconds (default 360).
         work_dir: Where the kubeconfig goes; None for a temporary directory removed on stop.
         path_prefix: Directories put first on every container's PATH (default: the directory of
             this Python interpreter, so the flow one-liner's ``python`` has kjenv).
     """
 
-    url: str
-    """``https://127.0.0.1:PORT``."""
-    kubeconfig: str
-    """Path of a kubeconfig (mode 0600) for this cluster, with context namespace ``default``."""
-    token: str
-    """The bearer token clients must send."""
-    namespace: str
-    """``default``."""
-    running: bool
-
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         port: int = 0,
-        concurrency: int = 8,
-        backoff_base: float = 10.0,
-        backoff_max: float = 360.0,
+        concurrency: int = ...,
+        backoff_base: float = ...,
+        backoff_max: float = ...,
         work_dir: str | os.PathLike[str] | None = None,
         path_prefix: list[str] | None = None,
-    ) -> None: ...
+    ) -> LocalCluster: ...
+    @property
+    def url(self) -> str:
+        """``https://127.0.0.1:PORT``."""
+    @property
+    def kubeconfig(self) -> str:
+        """Path of a kubeconfig (mode 0600) for this cluster, with context namespace
+        ``default``."""
+    @property
+    def token(self) -> str:
+        """The bearer token clients must send."""
+    @property
+    def namespace(self) -> str:
+        """``default``."""
+    @property
+    def running(self) -> bool:
+        """Whether the cluster is running (``stop()`` has not been called)."""
     def stop(self) -> None:
         """Stop the API and kill every process the cluster started. Idempotent."""
     def __enter__(self) -> LocalCluster: ...

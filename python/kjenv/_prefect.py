@@ -6,6 +6,8 @@ import importlib.util
 from types import ModuleType
 from typing import Any
 
+from kjenv._common import typed_line
+
 _NEEDS_PREFECT = (
     "running a flow needs Prefect's engine, and Prefect is not installed: "
     "uv pip install 'kjenv[prefect]' (pip >= 24.1 refuses prefect 0.15.13; see the README)"
@@ -32,11 +34,10 @@ def import_prefect() -> tuple[ModuleType | None, str | None]:
 
 
 def _why(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
     hint = ""
     if isinstance(exc, ModuleNotFoundError) and exc.name == "distutils":
         hint = " (Python 3.12+ removed distutils: pip install setuptools)"
-    return f"{type(exc).__name__}: {text}{hint}"
+    return f"{typed_line(exc)}{hint}"
 
 
 def run_here(env: Any, flow: Any) -> Any:

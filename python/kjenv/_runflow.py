@@ -1,4 +1,6 @@
-"""Glue for ``run_flow()``: what is Python by nature — unpickling a flow and running it."""
+"""``run_flow()``, the in-container runner: read the run's context, load the flow (a file, or
+its storage), run it with Prefect's runner for the mode or its ``run()``, and turn the outcome
+into the process's exit code (0 success, 1 failure), which tells Kubernetes how the pod ended."""
 
 from __future__ import annotations
 
@@ -7,16 +9,98 @@ import json
 import logging
 import sys
 import warnings
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Callable
+
+from kjenv import _storage
+from kjenv._common import EXIT_FAILED, FlowLoadError, is_prefect_flow, typed_line
+from kjenv._kjenv import KubernetesJobEnvironment, flow_context
 
 
-class FlowLoadError(Exception):
-    """The flow file could not be read or unpickled; the message is one line."""
+def run_flow(default_env: KubernetesJobEnvironment) -> None:
+    """Load the flow named by the run's context and run it; ``SystemExit(1)`` when it fails.
+
+    ``default_env`` (the one-liner's fresh instance) serves only when the flow carries no
+    environment of its own: the stored one holds the callbacks and the executor.
+    """
+    ctx = flow_context()
+    setup_logging()
+    logger = logging.getLogger("kjenv")
+    try:
+        flow, secrets = _load(ctx)
+    except FlowLoadError as exc:
+        sys.stderr.write(f"kjenv: {exc}\n")
+        raise SystemExit(EXIT_FAILED) from None
+    stored = _stored_environment(flow)
+    env = default_env if stored is None else stored
+    on_start, on_exit, executor = env.on_start, env.on_exit, env.executor
+    source = "its storage" if ctx["storage"] is not None else ctx["flow_file_path"]
+    run_id = ctx["flow_run_id"] or "unknown"
+    logger.info("kjenv: running flow from %s (flow run %s)", source, run_id)
+    try:
+        if on_start is not None:
+            on_start()
+        succeeded = _run(flow, executor, ctx, secrets)
+    except BaseException as exc:
+        # An exception escaped the flow: show it, exit 1 (the Job's backoffLimit applies).
+        _call_dropping_errors(on_exit)
+        if isinstance(exc, SystemExit):
+            raise  # the flow's own sys.exit(code) decides, as Python's handling of it does
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+        raise SystemExit(EXIT_FAILED) from None
+    if not succeeded:
+        _call_dropping_errors(on_exit)
+        logger.error("kjenv: flow run failed")
+        raise SystemExit(EXIT_FAILED)
+    if on_exit is not None:
+        on_exit()  # after a successful run its error is the run's
+    logger.info("kjenv: flow run succeeded")
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"
+def _load(ctx: Mapping[str, Any]) -> tuple[Any, dict | None]:
+    """The flow and its storage's secrets (None for a flow file in the image)."""
+    if ctx["storage"] is not None:
+        flow, secrets = _storage.load(ctx["storage"])
+        return flow, secrets
+    return load_flow(ctx["flow_file_path"]), None
+
+
+def _stored_environment(flow: Any) -> KubernetesJobEnvironment | None:
+    """The kjenv environment stored with the flow, if it has one."""
+    try:
+        env = flow.environment
+    except Exception:  # any object can be a flow; its attributes may raise anything
+        return None
+    return env if isinstance(env, KubernetesJobEnvironment) else None
+
+
+def _run(flow: Any, executor: Any, ctx: Mapping[str, Any], secrets: dict | None) -> bool:
+    """Run ``flow`` the way its kind wants; True if it succeeded."""
+    if is_prefect_flow(flow):
+        context = {
+            "flow_run_id": ctx["flow_run_id"],
+            "namespace": ctx["namespace"],
+            "image": ctx["image"],
+            # The storage's secrets stay in context while the flow runs, as in Prefect.
+            "secrets": secrets,
+        }
+        return run_prefect_flow(flow, executor, ctx["flow_runner"], context)
+    if hasattr(flow, "run"):
+        return run_plain(flow)
+    raise TypeError(
+        f"the object in {ctx['flow_file_path']} is neither a Prefect flow nor has a run() "
+        f"method (got {type(flow).__name__})"
+    )
+
+
+def _call_dropping_errors(callback: Callable[[], Any] | None) -> None:
+    """Call ``on_exit`` after a failed run: the run's failure is what the pod reports."""
+    if callback is None:
+        return
+    try:
+        callback()
+    except BaseException:
+        pass
 
 
 def setup_logging() -> None:
@@ -44,7 +128,7 @@ def load_flow(path: str) -> Any:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as exc:
-        raise FlowLoadError(f"cannot read the flow file {path}: {_one_line(exc)}") from exc
+        raise FlowLoadError(f"cannot read the flow file {path}: {typed_line(exc)}") from exc
     flow_bytes = data
     if data[:1] == b"{":
         try:
@@ -66,13 +150,7 @@ def load_flow(path: str) -> Any:
                 return flow_from_bytes_pickle(data)
             except Exception as prefect_exc:
                 cause = prefect_exc
-        raise FlowLoadError(f"cannot load the flow from {path}: {_one_line(cause)}") from exc
-
-
-def is_prefect_flow(flow: Any) -> bool:
-    """Whether ``flow`` is a Prefect Flow (without importing Prefect needlessly)."""
-    prefect = sys.modules.get("prefect")
-    return prefect is not None and isinstance(flow, prefect.Flow)
+        raise FlowLoadError(f"cannot load the flow from {path}: {typed_line(cause)}") from exc
 
 
 def run_prefect_flow(flow: Any, executor: Any, runner_class: str, context: dict) -> bool:

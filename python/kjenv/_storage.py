@@ -9,7 +9,7 @@ import json
 import sys
 from typing import Any
 
-from kjenv._runflow import FlowLoadError, _one_line
+from kjenv._common import FlowLoadError, typed_line
 
 # The flow is a file in the image: the pod reads PREFECT__CONTEXT__FLOW_FILE_PATH.
 _FILE_IN_IMAGE = {"Docker", "Local"}
@@ -49,5 +49,5 @@ def load(description: str) -> tuple[Any, dict]:
         kind = "its storage"
         if isinstance(locals().get("desc"), dict):
             kind = f"its {desc.get('storage', {}).get('type', 'unknown')} storage"
-        raise FlowLoadError(f"cannot load the flow from {kind}: {_one_line(exc)}") from exc
+        raise FlowLoadError(f"cannot load the flow from {kind}: {typed_line(exc)}") from exc
     return flow, secrets

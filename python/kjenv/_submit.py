@@ -9,7 +9,8 @@ import threading
 import time
 from typing import Any, TextIO
 
-from kjenv.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, one_line
+from kjenv._common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from kjenv.cli import one_line
 
 # How often the progress line asks the API for the Job's status.
 POLL_SECONDS = 0.5

@@ -7,9 +7,8 @@ import json
 import sys
 from collections.abc import Sequence
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
+from kjenv import _common
+from kjenv._common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,7 +44,7 @@ def cli_words(text: str) -> str:
 
 def one_line(exc: BaseException) -> str:
     """An exception's message as one line, in the command line's words (flags, not arguments)."""
-    return cli_words(" ".join((str(exc).strip() or type(exc).__name__).split()))
+    return cli_words(_common.one_line(exc))
 
 
 def _cmd_render(args: argparse.Namespace) -> int:

@@ -403,12 +403,6 @@ impl PyKubernetesJobEnvironment {
         Ok(handle)
     }
 
-    /// The in-container entry point: load the flow named by the run's context and run it.
-    /// The process's exit code tells Kubernetes the outcome (0 success, 1 failure).
-    fn run_flow(slf: &Bound<'_, Self>) -> PyResult<()> {
-        super::run_flow::run_flow(slf)
-    }
-
     fn serialize<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let out = PyDict::new(py);
         out.set_item("type", "KubernetesJobEnvironment")?;
@@ -418,12 +412,6 @@ impl PyKubernetesJobEnvironment {
         out.set_item("labels", labels)?;
         out.set_item("metadata", self.metadata.bind(py))?;
         Ok(out)
-    }
-
-    fn run<'py>(slf: &Bound<'py, Self>, flow: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        slf.py()
-            .import("kjenv._prefect")?
-            .call_method1("run_here", (slf, flow))
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {

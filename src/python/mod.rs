@@ -4,9 +4,9 @@ mod blocking;
 mod cluster;
 mod environment;
 mod errors;
+mod incontainer;
 mod job_run;
 mod prefect;
-mod run_flow;
 
 use pyo3::prelude::*;
 
@@ -20,6 +20,7 @@ fn _kjenv(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<job_run::PyJobRun>()?;
     m.add("FLOW_COMMAND", crate::transform::FLOW_COMMAND)?;
     m.add_function(wrap_pyfunction!(dump_yaml, m)?)?;
+    m.add_function(wrap_pyfunction!(incontainer::flow_context, m)?)?;
     Ok(())
 }
 
