@@ -36,15 +36,21 @@ type Stamp = Option<(u64, std::time::SystemTime)>;
 
 /// The cache key: the target, what `KUBECONFIG` said and how the kubeconfig files looked when
 /// the client was made (a rewritten kubeconfig — a restarted local cluster, another current
-/// context — needs a new client), and the process id (a forked child needs clients on its own
-/// runtime).
-type Key = (Target, Option<String>, Vec<Stamp>, u32);
+/// context — needs a new client), the process id (a forked child needs clients on its own
+/// runtime), and the request time limit the client enforces.
+type Key = (Target, Option<String>, Vec<Stamp>, u32, Duration);
 
 /// The cache key of `target` now: what `KUBECONFIG` says, the files' stamps, this process.
-fn cache_key(target: &Target) -> Key {
+fn cache_key(target: &Target, request_timeout: Duration) -> Key {
     let env = std::env::var("KUBECONFIG").ok();
     let stamps = stamps(target, env.as_deref());
-    (target.clone(), env, stamps, std::process::id())
+    (
+        target.clone(),
+        env,
+        stamps,
+        std::process::id(),
+        request_timeout,
+    )
 }
 
 /// The kubeconfig files `target` reads, stamped.
@@ -204,6 +210,151 @@ fn listing<'a>(names: impl Iterator<Item = &'a str>) -> String {
     }
 }
 
+/// `origin: field: what`, as every kubeconfig error reads.
+struct Where<'a> {
+    origin: &'a str,
+}
+
+impl Where<'_> {
+    fn fail(&self, field: impl std::fmt::Display, what: impl std::fmt::Display) -> Error {
+        config_error(format!("{}: {field}: {what}", self.origin))
+    }
+}
+
+/// The context to use: `context`, else the kubeconfig's current-context; its name and body.
+fn pick_context(
+    kubeconfig: &Kubeconfig,
+    context: Option<&str>,
+    at: &Where,
+) -> Result<(String, kube::config::Context)> {
+    let contexts = || listing(kubeconfig.contexts.iter().map(|c| c.name.as_str()));
+    let name = context
+        .or(kubeconfig.current_context.as_deref())
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            let what = format!(
+                "not set and no context was given; pass context=... ({})",
+                contexts()
+            );
+            at.fail("current-context", what)
+        })?;
+    let field = if context.is_some() {
+        "context"
+    } else {
+        "current-context"
+    };
+    let named = kubeconfig.contexts.iter().find(|c| c.name == name);
+    let named = named.ok_or_else(|| {
+        let what = format!(
+            "no context named {} in the kubeconfig ({})",
+            names::quote(name),
+            contexts()
+        );
+        at.fail(field, what)
+    })?;
+    let body = named.context.clone();
+    let body = body.ok_or_else(|| at.fail(context_field(name), "missing"))?;
+    Ok((name.to_string(), body))
+}
+
+fn context_field(name: &str) -> String {
+    format!("contexts[{}].context", names::quote(name))
+}
+
+fn cluster_field(name: &str) -> String {
+    format!("clusters[{}].cluster", names::quote(name))
+}
+
+/// The context's cluster, which must name a server.
+fn pick_cluster(
+    kubeconfig: &Kubeconfig,
+    context_name: &str,
+    ctx: &kube::config::Context,
+    at: &Where,
+) -> Result<kube::config::Cluster> {
+    let at_cluster = cluster_field(&ctx.cluster);
+    let named = kubeconfig.clusters.iter().find(|c| c.name == ctx.cluster);
+    let named = named.ok_or_else(|| {
+        let known = listing(kubeconfig.clusters.iter().map(|c| c.name.as_str()));
+        let what = format!(
+            "no cluster named {} in the kubeconfig ({known})",
+            names::quote(&ctx.cluster)
+        );
+        at.fail(format!("{}.cluster", context_field(context_name)), what)
+    })?;
+    let cluster = named
+        .cluster
+        .clone()
+        .ok_or_else(|| at.fail(&at_cluster, "missing"))?;
+    if cluster.server.as_deref().unwrap_or_default().is_empty() {
+        let what = "missing: expected the API server's URL (https://host:port)";
+        return Err(at.fail(format!("{at_cluster}.server"), what));
+    }
+    Ok(cluster)
+}
+
+/// The files and commands the context's user names must exist (a token file, an exec plugin).
+fn check_user(kubeconfig: &Kubeconfig, ctx: &kube::config::Context, at: &Where) -> Result<()> {
+    let Some(user) = ctx.user.as_deref() else {
+        return Ok(());
+    };
+    let auth = kubeconfig.auth_infos.iter().find(|u| u.name == user);
+    let auth = auth.and_then(|u| u.auth_info.as_ref());
+    let at_user = format!("users[{}].user", names::quote(user));
+    if let Some(file) = auth.and_then(|a| a.token_file.as_deref()) {
+        std::fs::metadata(file).map_err(|e| {
+            at.fail(
+                format!("{at_user}.tokenFile"),
+                format!("cannot read {}: {e}", names::quote(file)),
+            )
+        })?;
+    }
+    let command = auth.and_then(|a| a.exec.as_ref()?.command.as_deref());
+    if let Some(command) = command.filter(|c| !on_path(c)) {
+        let what = format!(
+            "no such command {} (the credential plugin is not installed?)",
+            names::quote(command)
+        );
+        return Err(at.fail(format!("{at_user}.exec.command"), what));
+    }
+    Ok(())
+}
+
+/// What kube made of the configuration must be usable: an http(s) URL with a host, and a
+/// certificate authority that holds a certificate.
+fn check_built(config: &kube::Config, server: &str, at_cluster: &str, at: &Where) -> Result<()> {
+    let url = &config.cluster_url;
+    if !matches!(url.scheme_str(), Some("https" | "http")) || url.host().is_none() {
+        let what = format!(
+            "expected an http(s) URL with a host (https://host:port), got {}",
+            names::quote(server)
+        );
+        return Err(at.fail(format!("{at_cluster}.server"), what));
+    }
+    if config.root_cert.as_ref().is_some_and(Vec::is_empty) {
+        let what = "holds no PEM certificate (-----BEGIN CERTIFICATE-----)";
+        return Err(at.fail(format!("{at_cluster}.certificate-authority"), what));
+    }
+    Ok(())
+}
+
+/// The field a kube configuration error is about.
+fn kube_error_field(
+    e: &kube::config::KubeconfigError,
+    at_cluster: &str,
+    at_context: &str,
+) -> String {
+    use kube::config::KubeconfigError as K;
+    match e {
+        K::ParseClusterUrl(_) | K::MissingClusterUrl => format!("{at_cluster}.server"),
+        K::LoadCertificateAuthority(_) | K::ParseCertificates(_) => {
+            format!("{at_cluster}.certificate-authority")
+        }
+        K::ParseProxyUrl(_) => format!("{at_cluster}.proxy-url"),
+        _ => at_context.to_string(),
+    }
+}
+
 /// Resolve a kubeconfig into a client configuration: the context (`context`, else its
 /// current-context), that context's cluster, user and namespace, the server URL and certificate
 /// authority. No network and no exec plugin run; it reads only files the kubeconfig names.
@@ -217,132 +368,96 @@ pub async fn resolve_kubeconfig(
     context: Option<&str>,
     origin: &str,
 ) -> Result<kube::Config> {
-    let fail = |field: String, what: String| config_error(format!("{origin}: {field}: {what}"));
-    let name = context
-        .or(kubeconfig.current_context.as_deref())
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| {
-            fail(
-                "current-context".into(),
-                format!(
-                    "not set and no context was given; pass context=... ({})",
-                    listing(kubeconfig.contexts.iter().map(|c| c.name.as_str()))
-                ),
-            )
-        })?
-        .to_string();
-    let at_context = format!("contexts[{}].context", names::quote(&name));
-    let ctx = kubeconfig
-        .contexts
-        .iter()
-        .find(|c| c.name == name)
-        .ok_or_else(|| {
-            fail(
-                if context.is_some() {
-                    "context"
-                } else {
-                    "current-context"
-                }
-                .into(),
-                format!(
-                    "no context named {} in the kubeconfig ({})",
-                    names::quote(&name),
-                    listing(kubeconfig.contexts.iter().map(|c| c.name.as_str()))
-                ),
-            )
-        })?
-        .context
-        .clone()
-        .ok_or_else(|| fail(at_context.clone(), "missing".into()))?;
-    let at_cluster = format!("clusters[{}].cluster", names::quote(&ctx.cluster));
-    let cluster = kubeconfig
-        .clusters
-        .iter()
-        .find(|c| c.name == ctx.cluster)
-        .ok_or_else(|| {
-            fail(
-                format!("{at_context}.cluster"),
-                format!(
-                    "no cluster named {} in the kubeconfig ({})",
-                    names::quote(&ctx.cluster),
-                    listing(kubeconfig.clusters.iter().map(|c| c.name.as_str()))
-                ),
-            )
-        })?
-        .cluster
-        .clone()
-        .ok_or_else(|| fail(at_cluster.clone(), "missing".into()))?;
-    let server = cluster.server.as_deref().unwrap_or_default();
-    if server.is_empty() {
-        return Err(fail(
-            format!("{at_cluster}.server"),
-            "missing: expected the API server's URL (https://host:port)".into(),
-        ));
-    }
-    if let Some(user) = ctx.user.as_deref() {
-        let auth = kubeconfig
-            .auth_infos
-            .iter()
-            .find(|u| u.name == user)
-            .and_then(|u| u.auth_info.as_ref());
-        let at_user = format!("users[{}].user", names::quote(user));
-        if let Some(file) = auth.and_then(|a| a.token_file.as_deref()) {
-            std::fs::metadata(file).map_err(|e| {
-                fail(
-                    format!("{at_user}.tokenFile"),
-                    format!("cannot read {}: {e}", names::quote(file)),
-                )
-            })?;
-        }
-        let command = auth.and_then(|a| a.exec.as_ref()?.command.as_deref());
-        if let Some(command) = command.filter(|c| !on_path(c)) {
-            return Err(fail(
-                format!("{at_user}.exec.command"),
-                format!(
-                    "no such command {} (the credential plugin is not installed?)",
-                    names::quote(command)
-                ),
-            ));
-        }
-    }
+    let at = Where { origin };
+    let (name, ctx) = pick_context(&kubeconfig, context, &at)?;
+    let (at_context, at_cluster) = (context_field(&name), cluster_field(&ctx.cluster));
+    let cluster = pick_cluster(&kubeconfig, &name, &ctx, &at)?;
+    check_user(&kubeconfig, &ctx, &at)?;
     if let Some(ns) = ctx.namespace.as_deref().filter(|n| !n.is_empty()) {
-        names::dns_label(ns).map_err(|m| fail(format!("{at_context}.namespace"), m))?;
+        names::dns_label(ns).map_err(|m| at.fail(format!("{at_context}.namespace"), m))?;
     }
     let options = KubeConfigOptions {
-        context: Some(name.clone()),
+        context: Some(name),
         ..Default::default()
     };
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
-        .map_err(|e| {
-            use kube::config::KubeconfigError as K;
-            let field = match &e {
-                K::ParseClusterUrl(_) | K::MissingClusterUrl => format!("{at_cluster}.server"),
-                K::LoadCertificateAuthority(_) | K::ParseCertificates(_) => {
-                    format!("{at_cluster}.certificate-authority")
-                }
-                K::ParseProxyUrl(_) => format!("{at_cluster}.proxy-url"),
-                _ => at_context.clone(),
-            };
-            fail(field, e.to_string())
-        })?;
-    let url = &config.cluster_url;
-    if !matches!(url.scheme_str(), Some("https" | "http")) || url.host().is_none() {
-        return Err(fail(
-            format!("{at_cluster}.server"),
-            format!(
-                "expected an http(s) URL with a host (https://host:port), got {}",
-                names::quote(server)
-            ),
-        ));
-    }
-    if config.root_cert.as_ref().is_some_and(Vec::is_empty) {
-        return Err(fail(
-            format!("{at_cluster}.certificate-authority"),
-            "holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
-        ));
-    }
+        .map_err(|e| at.fail(kube_error_field(&e, &at_cluster, &at_context), &e))?;
+    check_built(
+        &config,
+        cluster.server.as_deref().unwrap_or_default(),
+        &at_cluster,
+        &at,
+    )?;
     Ok(config)
+}
+
+/// The kubeconfig files kjenv reads without an explicit one: `KUBECONFIG`'s, else
+/// `~/.kube/config` if it exists; and how to name them in errors.
+fn default_files() -> (Vec<PathBuf>, Option<String>) {
+    let env = std::env::var("KUBECONFIG").ok().filter(|v| !v.is_empty());
+    let files: Vec<PathBuf> = match &env {
+        Some(v) => std::env::split_paths(v)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect(),
+        None => home_kubeconfig()
+            .iter()
+            .filter(|h| h.exists())
+            .cloned()
+            .collect(),
+    };
+    (files, env.map(|v| format!("KUBECONFIG={v}")))
+}
+
+/// Merge `files` (the first to set a value wins, as kubectl) and resolve the result.
+async fn from_files(
+    files: &[PathBuf],
+    origin: &str,
+    context: Option<&str>,
+) -> Result<kube::Config> {
+    let merged = files.iter().try_fold(Kubeconfig::default(), |merged, f| {
+        merged
+            .merge(read_kubeconfig(f)?)
+            .map_err(|e| config_error(format!("{origin}: {e}")))
+    })?;
+    resolve_kubeconfig(merged, context, origin).await
+}
+
+/// Without a kubeconfig: the in-cluster service account, unless a context was asked for.
+fn in_cluster(target: &Target, mut tried: Vec<String>) -> Result<kube::Config> {
+    if let Some(context) = &target.context {
+        let message = format!(
+            "no kubeconfig to take context {context:?} from; tried: {}",
+            tried.join(", ")
+        );
+        return Err(Error::ClusterConfig { message });
+    }
+    kube::Config::incluster().map_err(|e| {
+        tried.push(format!("in-cluster service account ({e})"));
+        let message = format!(
+            "no Kubernetes cluster configuration found; tried: {}; pass kubeconfig=... or set KUBECONFIG",
+            tried.join(", ")
+        );
+        Error::ClusterConfig { message }
+    })
+}
+
+/// The configuration from the default sources, in kube's `Config::infer` order.
+async fn infer_config(target: &Target) -> Result<kube::Config> {
+    let context = target.context.as_deref();
+    let (files, env_origin) = default_files();
+    if files.is_empty() {
+        let home = match home_kubeconfig() {
+            Some(h) => format!("{} (does not exist)", h.display()),
+            None => "~/.kube/config (HOME is not set)".to_string(),
+        };
+        return in_cluster(target, vec!["KUBECONFIG (not set)".to_string(), home]);
+    }
+    let origin = env_origin.unwrap_or_else(|| files[0].display().to_string());
+    match from_files(&files, &origin, context).await {
+        Ok(config) => Ok(config),
+        Err(e) => in_cluster(target, vec![e.to_string()]),
+    }
 }
 
 /// Load the client configuration for `target`, in kube's `Config::infer` order.
@@ -350,72 +465,13 @@ pub async fn resolve_kubeconfig(
 /// # Errors
 /// [`Error::ClusterConfig`] naming every source that was tried and why it did not work.
 pub async fn load_config(target: &Target) -> Result<kube::Config> {
-    let context = target.context.as_deref();
-    let mut config = if let Some(path) = &target.kubeconfig {
-        let kubeconfig = read_kubeconfig(path)?;
-        resolve_kubeconfig(kubeconfig, context, &path.display().to_string()).await?
-    } else {
-        let env = std::env::var("KUBECONFIG").ok().filter(|v| !v.is_empty());
-        let home = home_kubeconfig();
-        let files: Vec<PathBuf> = match &env {
-            Some(v) => std::env::split_paths(v)
-                .filter(|p| !p.as_os_str().is_empty())
-                .collect(),
-            None => home.iter().filter(|h| h.exists()).cloned().collect(),
-        };
-        let mut tried = Vec::new();
-        let mut found = None;
-        if !files.is_empty() {
-            let origin = match &env {
-                Some(v) => format!("KUBECONFIG={v}"),
-                None => files[0].display().to_string(),
-            };
-            let merged = files.iter().try_fold(Kubeconfig::default(), |merged, f| {
-                merged
-                    .merge(read_kubeconfig(f)?)
-                    .map_err(|e| config_error(format!("{origin}: {e}")))
-            });
-            let resolved = match merged {
-                Ok(kubeconfig) => resolve_kubeconfig(kubeconfig, context, &origin).await,
-                Err(e) => Err(e),
-            };
-            match resolved {
-                Ok(c) => found = Some(c),
-                Err(e) => tried.push(e.to_string()),
-            }
-        } else {
-            tried.push("KUBECONFIG (not set)".to_string());
-            tried.push(match &home {
-                Some(h) => format!("{} (does not exist)", h.display()),
-                None => "~/.kube/config (HOME is not set)".to_string(),
-            });
+    let mut config = match &target.kubeconfig {
+        Some(path) => {
+            let kubeconfig = read_kubeconfig(path)?;
+            let origin = path.display().to_string();
+            resolve_kubeconfig(kubeconfig, target.context.as_deref(), &origin).await?
         }
-        match found {
-            Some(c) => c,
-            None => {
-                if target.context.is_some() {
-                    return Err(Error::ClusterConfig {
-                        message: format!(
-                            "no kubeconfig to take context {:?} from; tried: {}",
-                            target.context.as_deref().unwrap_or_default(),
-                            tried.join(", ")
-                        ),
-                    });
-                }
-                match kube::Config::incluster() {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tried.push(format!("in-cluster service account ({e})"));
-                        return Err(Error::ClusterConfig {
-                            message: format!(
-                                "no Kubernetes cluster configuration found; tried: {}; pass kubeconfig=... or set KUBECONFIG",
-                                tried.join(", ")
-                            ),
-                        });
-                    }
-                }
-            }
-        }
+        None => infer_config(target).await?,
     };
     // kjenv retries transient failures itself, with a bounded budget (see `retry`).
     config.default_retry = false;
@@ -423,20 +479,32 @@ pub async fn load_config(target: &Target) -> Result<kube::Config> {
     Ok(config)
 }
 
-/// The client for `target`, made once per configuration and reused.
+/// A client whose requests each get their response headers within `header_timeout`. Only the
+/// headers: a watch or a followed log then streams as long as it lasts. kube leaves a request
+/// that never answers unbounded, and a watcher's list has no other time limit.
+fn client(config: kube::Config, header_timeout: Duration) -> Result<kube::Client> {
+    let builder =
+        kube::client::ClientBuilder::try_from(config).map_err(|e| Error::ClusterConfig {
+            message: format!("cannot build a Kubernetes client: {e}"),
+        })?;
+    let timeout = tower::timeout::TimeoutLayer::new(header_timeout);
+    Ok(builder.with_layer(&timeout).build())
+}
+
+/// The client for `target`, made once per configuration and reused. A request that gets no
+/// response headers within `request_timeout` (and a little more, so that a retried call's own
+/// time limit comes first) fails as a connection error.
 ///
 /// # Errors
 /// [`Error::ClusterConfig`] when no configuration can be loaded or the client cannot be built.
-pub async fn connect(target: &Target) -> Result<Connection> {
-    let key = cache_key(target);
+pub async fn connect(target: &Target, request_timeout: Duration) -> Result<Connection> {
+    let key = cache_key(target, request_timeout);
     if let Some(conn) = CLIENTS.with(|c| c.borrow().get(&key).cloned()) {
         return Ok(conn);
     }
     let config = load_config(target).await?;
     let default_namespace = config.default_namespace.clone();
-    let client = kube::Client::try_from(config).map_err(|e| Error::ClusterConfig {
-        message: format!("cannot build a Kubernetes client: {e}"),
-    })?;
+    let client = client(config, request_timeout + Duration::from_secs(1))?;
     let conn = Connection {
         client,
         default_namespace,
@@ -444,7 +512,7 @@ pub async fn connect(target: &Target) -> Result<Connection> {
     CLIENTS.with(|c| {
         let mut map = c.borrow_mut();
         // Clients of this process for an earlier state of the same files are stale.
-        map.retain(|(t, e, _, pid), _| *pid == std::process::id() && (t, e) != (&key.0, &key.1));
+        map.retain(|(t, e, _, pid, _), _| *pid == std::process::id() && (t, e) != (&key.0, &key.1));
         Ok(map.entry(key).or_insert(conn).clone())
     })
 }
@@ -455,7 +523,7 @@ static NAMESPACES: Mutex<Option<HashMap<Key, Option<String>>>> = Mutex::new(None
 /// read once per configuration and remembered. Synchronous: loading a configuration reads
 /// files only (no network, no credential plugin), so `render()` needs no runtime.
 pub fn default_namespace(target: &Target) -> Option<String> {
-    let key = cache_key(target);
+    let key = cache_key(target, Duration::ZERO);
     if let Some(known) = NAMESPACES
         .lock()
         .unwrap_or_else(|p| p.into_inner())

@@ -132,7 +132,7 @@ pub async fn execute(
     settings: &Settings,
     stop: impl Future<Output = ()>,
 ) -> Result<(JobRun, Plan)> {
-    let conn = cluster::connect(target).await?;
+    let conn = cluster::connect(target, settings.retry.attempt_timeout).await?;
     let known = ConfigNamespace::Known(Some(conn.default_namespace.clone()));
     let plan = plan(inputs, known)?;
     let job = post::submit(&conn, &plan, &settings.retry, stop).await?;
@@ -182,7 +182,7 @@ impl JobRun {
     }
 
     async fn connection(&self) -> Result<Connection> {
-        cluster::connect(&self.target).await
+        cluster::connect(&self.target, self.settings.retry.attempt_timeout).await
     }
 
     /// Wait for the Job to finish; lines of the flow container's log go to `logs` as they come.

@@ -114,7 +114,9 @@ fn a_run_is_planned_submitted_waited_for_logged_and_deleted() {
     );
     assert_eq!(planned.namespace, fx.cluster.namespace());
     block(async {
-        let conn = cluster::connect(&fx.target).await.unwrap();
+        let conn = cluster::connect(&fx.target, settings.retry.attempt_timeout)
+            .await
+            .unwrap();
         let job_run = run::submit(
             &conn,
             &fx.target,
@@ -206,7 +208,9 @@ fn in_cloud_mode_the_token_secret_is_owned_by_its_job() {
             .name
             .clone();
         assert_eq!(secret_name, format!("{}-kjenv", job_run.job.name));
-        let conn = cluster::connect(&fx.target).await.unwrap();
+        let conn = cluster::connect(&fx.target, settings.retry.attempt_timeout)
+            .await
+            .unwrap();
         let secrets: Api<Secret> = Api::namespaced(conn.client.clone(), &job_run.job.namespace);
         let secret = secrets.get(&secret_name).await.unwrap();
         let owners = secret.metadata.owner_references.unwrap_or_default();

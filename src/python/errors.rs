@@ -7,7 +7,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 use pyo3::IntoPyObjectExt;
 
-use crate::error::Error;
+use crate::error::{Error, SpecLocation};
 
 /// The exception classes, created once per interpreter in module init.
 pub(crate) struct Exceptions {
@@ -121,80 +121,97 @@ pub(crate) fn local_cluster_error(err: localcluster::Error) -> PyErr {
 
 impl From<Error> for PyErr {
     fn from(err: Error) -> PyErr {
-        Python::attach(|py| {
-            let exceptions = match Exceptions::get(py) {
-                Ok(e) => e,
-                Err(e) => return e,
-            };
-            let message = err.to_string();
-            match err {
-                Error::JobSpec {
-                    location,
-                    message: detail,
-                } => {
-                    let attrs = [
-                        (
-                            "file",
-                            to_py(py, location.file.map(|f| f.display().to_string())),
-                        ),
-                        ("line", to_py(py, location.line)),
-                        ("column", to_py(py, location.column)),
-                        ("field", to_py(py, location.field)),
-                        ("detail", to_py(py, Some(detail))),
-                    ];
-                    raise(py, &exceptions.job_spec_error, message, &attrs)
-                }
-                Error::FileNotFound { path, .. } => PyFileNotFoundError::new_err((
-                    2,
-                    "No such file or directory",
-                    path.display().to_string(),
-                )),
-                Error::Io { .. } => PyOSError::new_err(message),
-                Error::MissingValue(_) | Error::InvalidArgument(_) => {
-                    PyValueError::new_err(message)
-                }
-                Error::ClusterConfig { .. } => {
-                    raise(py, &exceptions.cluster_config_error, message, &[])
-                }
-                Error::KubeApi {
-                    status,
-                    reason,
-                    message: detail,
-                } => {
-                    let attrs = [
-                        ("status", to_py(py, Some(status))),
-                        ("reason", to_py(py, Some(reason))),
-                        ("message", to_py(py, Some(detail))),
-                    ];
-                    raise(py, &exceptions.kube_api_error, message, &attrs)
-                }
-                Error::Unreachable { detail, .. } => {
-                    let attrs = [
-                        ("status", to_py(py, Some(0u16))),
-                        ("reason", to_py(py, Some("Unreachable"))),
-                        ("message", to_py(py, Some(detail))),
-                    ];
-                    raise(py, &exceptions.kube_api_error, message, &attrs)
-                }
-                Error::JobFailed {
-                    reason,
-                    exit_code,
-                    log_tail,
-                    ..
-                } => {
-                    let attrs = [
-                        ("reason", to_py(py, Some(reason))),
-                        ("exit_code", to_py(py, exit_code)),
-                        ("log_tail", to_py(py, Some(log_tail))),
-                    ];
-                    raise(py, &exceptions.job_failed_error, message, &attrs)
-                }
-                Error::Runtime(_) | Error::UnexpectedAnswer { .. } => {
-                    raise(py, &exceptions.kjenv_error, message, &[])
-                }
-                Error::JobTimeout(_) => raise(py, &exceptions.job_timeout_error, message, &[]),
-                Error::Interrupted => pyo3::exceptions::PyKeyboardInterrupt::new_err(message),
-            }
+        Python::attach(|py| match Exceptions::get(py) {
+            Ok(exceptions) => to_python(py, exceptions, err),
+            Err(e) => e,
         })
+    }
+}
+
+/// The attributes of a `JobSpecError`: where in the spec, and what is wrong there.
+fn spec_attrs(
+    py: Python<'_>,
+    location: SpecLocation,
+    detail: String,
+) -> Vec<(&'static str, Py<PyAny>)> {
+    vec![
+        (
+            "file",
+            to_py(py, location.file.map(|f| f.display().to_string())),
+        ),
+        ("line", to_py(py, location.line)),
+        ("column", to_py(py, location.column)),
+        ("field", to_py(py, location.field)),
+        ("detail", to_py(py, Some(detail))),
+    ]
+}
+
+/// The attributes of a `KubeApiError`: the API's status code, reason and message.
+fn api_attrs(
+    py: Python<'_>,
+    status: u16,
+    reason: &str,
+    detail: String,
+) -> Vec<(&'static str, Py<PyAny>)> {
+    vec![
+        ("status", to_py(py, Some(status))),
+        ("reason", to_py(py, Some(reason))),
+        ("message", to_py(py, Some(detail))),
+    ]
+}
+
+/// The one mapping of the core's errors to the Python exception tree.
+fn to_python(py: Python<'_>, ex: &Exceptions, err: Error) -> PyErr {
+    let message = err.to_string();
+    match err {
+        Error::JobSpec {
+            location,
+            message: detail,
+        } => raise(
+            py,
+            &ex.job_spec_error,
+            message,
+            &spec_attrs(py, location, detail),
+        ),
+        Error::FileNotFound { path, .. } => PyFileNotFoundError::new_err((
+            2,
+            "No such file or directory",
+            path.display().to_string(),
+        )),
+        Error::Io { .. } => PyOSError::new_err(message),
+        Error::MissingValue(_) | Error::InvalidArgument(_) => PyValueError::new_err(message),
+        Error::ClusterConfig { .. } => raise(py, &ex.cluster_config_error, message, &[]),
+        Error::KubeApi {
+            status,
+            reason,
+            message: detail,
+        } => raise(
+            py,
+            &ex.kube_api_error,
+            message,
+            &api_attrs(py, status, &reason, detail),
+        ),
+        Error::Unreachable { detail, .. } => {
+            let attrs = api_attrs(py, 0, "Unreachable", detail);
+            raise(py, &ex.kube_api_error, message, &attrs)
+        }
+        Error::JobFailed {
+            reason,
+            exit_code,
+            log_tail,
+            ..
+        } => {
+            let attrs = [
+                ("reason", to_py(py, Some(reason))),
+                ("exit_code", to_py(py, exit_code)),
+                ("log_tail", to_py(py, Some(log_tail))),
+            ];
+            raise(py, &ex.job_failed_error, message, &attrs)
+        }
+        Error::Runtime(_) | Error::UnexpectedAnswer { .. } => {
+            raise(py, &ex.kjenv_error, message, &[])
+        }
+        Error::JobTimeout(_) => raise(py, &ex.job_timeout_error, message, &[]),
+        Error::Interrupted => pyo3::exceptions::PyKeyboardInterrupt::new_err(message),
     }
 }
