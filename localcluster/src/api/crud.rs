@@ -8,8 +8,8 @@ use hyper::{header, Response};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::router::{Format, Target};
 use super::selectors::{FieldSelector, LabelSelector};
+use super::target::{Format, Target};
 use super::validation::{check_quantities, default_pod_spec, validate_meta, validate_pod_spec};
 use super::{job, json_bytes, json_response, patch, table, Body, Req};
 use crate::error::{ApiError, Cause};

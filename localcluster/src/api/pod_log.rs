@@ -10,7 +10,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use hyper::{header, Response};
 use serde_json::Value;
 
-use super::router::Target;
+use super::target::Target;
 use super::{full, stream_response, Body, ChannelBody, Req};
 use crate::error::ApiError;
 use crate::logs::{ContainerLog, LogLine, LogStore};

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::crud::Selection;
-use super::router::{Format, Target};
+use super::target::{Format, Target};
 use super::{stream_response, table, Body, ChannelBody, Req};
 use crate::error::ApiError;
 use crate::store::{meta_str, Change, EventType, Kind};
