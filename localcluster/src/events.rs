@@ -121,7 +121,7 @@ pub(crate) fn build(
     // Kubernetes names events `<object>.<hex nanoseconds>`.
     let nanos = now.timestamp_nanos_opt().unwrap_or_default() as u64;
     let suffix = nanos.wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed));
-    let stamp = now.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let stamp = crate::meta::rfc3339(now);
     let mut involved_object = json!({
         "kind": kind,
         "namespace": namespace,

@@ -13,7 +13,9 @@ pub mod kind;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod logs;
+pub mod meta;
 pub mod recorder;
+pub mod resources;
 pub mod store;
 pub mod tls;
 

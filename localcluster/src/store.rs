@@ -5,12 +5,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rand::Rng;
 use serde_json::{json, Map, Value};
 use tokio::sync::broadcast;
 
 use crate::error::ApiError;
 pub use crate::kind::Kind;
+pub use crate::meta::{generate_name, is_deleting, now_rfc3339};
 
 /// What happened to an object.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -77,8 +77,6 @@ type Key = (String, String);
 const BROADCAST_CAPACITY: usize = 1 << 16;
 /// Number of past changes kept for `resourceVersion=N` watches.
 const HISTORY_CAPACITY: usize = 50_000;
-/// Alphabet of generated name suffixes (no vowels, no look-alikes), as Kubernetes uses.
-const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 struct Inner {
     rv: u64,
@@ -111,11 +109,6 @@ pub fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
         .unwrap_or("")
 }
 
-/// Now as RFC 3339 with seconds, UTC (`2024-01-02T03:04:05Z`).
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
 /// `metadata.name` and `metadata.generateName` (either may be empty, not both).
 ///
 /// # Errors
@@ -142,16 +135,6 @@ pub(crate) fn name_and_prefix(
         ));
     }
     Ok((name, prefix))
-}
-
-/// `prefix` cut to 58 characters plus 5 random characters, as `generateName` does.
-pub fn generate_name(prefix: &str) -> String {
-    let cut: String = prefix.chars().take(58).collect();
-    let mut rng = rand::rng();
-    let suffix: String = (0..5)
-        .map(|_| NAME_ALPHABET[rng.random_range(0..NAME_ALPHABET.len())] as char)
-        .collect();
-    format!("{cut}{suffix}")
 }
 
 fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
@@ -204,11 +187,6 @@ fn pod_is_active(kind: Kind, obj: &Value) -> bool {
         .and_then(Value::as_str)
         .unwrap_or("Pending");
     scheduled && matches!(phase, "Pending" | "Running")
-}
-
-fn is_deleting(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp")
-        .is_some_and(|v| !v.is_null())
 }
 
 impl Inner {
@@ -758,7 +736,9 @@ mod tests {
     fn generated_names_use_the_kubernetes_alphabet() {
         let n = generate_name(&"x".repeat(70));
         assert_eq!(n.len(), 63);
-        assert!(n[58..].bytes().all(|b| NAME_ALPHABET.contains(&b)));
+        assert!(n[58..]
+            .bytes()
+            .all(|b| crate::meta::NAME_ALPHABET.contains(&b)));
     }
 
     #[test]

@@ -417,3 +417,22 @@ async fn pods_binding_places_a_pod_once() {
         )
     );
 }
+
+#[tokio::test]
+async fn qos_class_on_create_compares_quantities() {
+    // `1` CPU is `1000m` and `1Gi` is `1024Mi`: the API once compared the strings (Burstable)
+    // while the kubelet compared quantities (Guaranteed); now both use one `qos_class`.
+    let cluster = common::start();
+    let client = common::client(&cluster).await;
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "qos"},
+        "spec": {"nodeName": "elsewhere", "containers": [{"name": "a", "image": "x", "resources": {
+            "limits": {"cpu": "1", "memory": "1Gi"},
+            "requests": {"cpu": "1000m", "memory": "1024Mi"}}}]}
+    }))
+    .unwrap();
+    let created = pods.create(&PostParams::default(), &pod).await.unwrap();
+    let qos = created.status.and_then(|s| s.qos_class);
+    assert_eq!(qos.as_deref(), Some("Guaranteed"));
+}

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::target::Target;
 use super::{json_response, Body, Req};
 use crate::error::ApiError;
-use crate::kubelet::status::rfc3339;
+use crate::meta::rfc3339;
 use crate::store::{meta_str, Kind};
 use crate::Cluster;
 

@@ -110,37 +110,6 @@ fn check_namespace(t: &Target, obj: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn qos_class(spec: &Value) -> &'static str {
-    let containers: Vec<&Value> = spec["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .collect();
-    let any = containers.iter().any(|c| {
-        c["resources"]["limits"]
-            .as_object()
-            .is_some_and(|m| !m.is_empty())
-            || c["resources"]["requests"]
-                .as_object()
-                .is_some_and(|m| !m.is_empty())
-    });
-    if !any {
-        return "BestEffort";
-    }
-    let guaranteed = containers.iter().all(|c| {
-        let l = &c["resources"]["limits"];
-        let r = &c["resources"]["requests"];
-        ["cpu", "memory"]
-            .iter()
-            .all(|k| !l[k].is_null() && (r[k].is_null() || r[k] == l[k]))
-    });
-    if guaranteed {
-        "Guaranteed"
-    } else {
-        "Burstable"
-    }
-}
-
 /// Per-kind defaulting and validation of a new object (name and uid set).
 fn prepare_new(kind: Kind, obj: &mut Value) -> Result<(), ApiError> {
     let name = meta_str(obj, "name").to_string();
@@ -167,7 +136,7 @@ fn prepare_new(kind: Kind, obj: &mut Value) -> Result<(), ApiError> {
             validate_meta(kind, obj, &mut causes);
             validate_pod_spec(&obj["spec"], "spec", false, &mut causes);
             invalid(causes)?;
-            let qos = qos_class(&obj["spec"]);
+            let qos = crate::resources::qos_class(&obj["spec"]);
             obj["status"] = json!({"phase": "Pending", "qosClass": qos});
             Ok(())
         }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::meta::is_deleting;
 use crate::store::{meta_str, Change, DeleteOptions, EventType, Kind, Propagation};
 use crate::Cluster;
 
@@ -40,11 +41,6 @@ fn has_finalizer(obj: &Value, f: &str) -> bool {
     obj.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
         .is_some_and(|a| a.iter().any(|x| x == f))
-}
-
-fn is_deleting(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp")
-        .is_some_and(|v| !v.is_null())
 }
 
 fn owner_uids(obj: &Value) -> Vec<String> {

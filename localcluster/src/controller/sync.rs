@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::{owner_job, JobKey, TRACKING_FINALIZER};
 use crate::error::ApiError;
 use crate::events;
+use crate::meta::{is_deleting, now_rfc3339};
 use crate::store::{meta_str, DeleteOptions, Kind, Propagation};
 use crate::Cluster;
 
@@ -43,10 +44,6 @@ impl Memory {
     }
 }
 
-fn now_str() -> String {
-    Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
 fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
     v.as_str()
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
@@ -76,10 +73,6 @@ fn has_finalizer(pod: &Value) -> bool {
     pod["metadata"]["finalizers"]
         .as_array()
         .is_some_and(|f| f.iter().any(|x| x == TRACKING_FINALIZER))
-}
-
-fn is_deleting(obj: &Value) -> bool {
-    obj["metadata"]["deletionTimestamp"].is_string()
 }
 
 fn phase(pod: &Value) -> &str {
@@ -118,7 +111,7 @@ pub(super) fn release_orphan(cluster: &Cluster, pod: &Value) {
 }
 
 fn condition(type_: &str, reason: &str, message: &str) -> Value {
-    let now = now_str();
+    let now = now_rfc3339();
     json!({
         "type": type_,
         "status": "True",
@@ -280,7 +273,7 @@ fn new_pod(job: &Value, index: Option<i64>) -> Value {
         }
     }
     // What the API server's pod strategy sets on create: a pod is Pending from its first version.
-    let qos = crate::kubelet::status::qos_class(&spec);
+    let qos = crate::resources::qos_class(&spec);
     json!({ "apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec,
             "status": {"phase": "Pending", "qosClass": qos} })
 }
@@ -430,7 +423,7 @@ pub(super) fn sync_job(cluster: &Cluster, mem: &mut Memory, key: &JobKey) -> Opt
 
     if !finished {
         if status["startTime"].is_null() && !suspended {
-            status["startTime"] = json!(now_str());
+            status["startTime"] = json!(now_rfc3339());
         }
         let failure_target = condition_of(&status, "FailureTarget")
             .map(|c| {
@@ -496,7 +489,7 @@ pub(super) fn sync_job(cluster: &Cluster, mem: &mut Memory, key: &JobKey) -> Opt
                     &mut status,
                     condition("Complete", REASON_COMPLETIONS, MSG_COMPLETIONS),
                 );
-                status["completionTime"] = json!(now_str());
+                status["completionTime"] = json!(now_rfc3339());
                 events::record(store, &job, "Normal", "Completed", "Job completed");
             } else {
                 want_wake(Instant::now() + Duration::from_millis(200));

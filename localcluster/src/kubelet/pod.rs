@@ -15,8 +15,9 @@ use tokio::time::Instant;
 use super::api::{Gone, NodeApi};
 use super::env;
 use super::process::{ExitInfo, ProcSpec, Processes};
-use super::status::{self, rfc3339, Ctr, State, Terminated};
+use super::status::{self, Ctr, State, Terminated};
 use super::{Signal, SIMULATE_ANNOTATION};
+use crate::meta::rfc3339;
 use crate::store::meta_str;
 
 /// How long `CreateContainerConfigError` waits before looking for the Secret/ConfigMap again.
@@ -816,7 +817,7 @@ impl Worker {
             "podIP": "127.0.0.1",
             "podIPs": [{"ip": "127.0.0.1"}],
             "startTime": self.start_time,
-            "qosClass": status::qos_class(&self.pod["spec"]),
+            "qosClass": crate::resources::qos_class(&self.pod["spec"]),
             "containerStatuses": self.ctrs.iter().map(Ctr::to_json).collect::<Vec<_>>(),
         });
         if !self.init.is_empty() {
