@@ -73,6 +73,9 @@ pub fn record_with(
     let _ = store.create(Kind::Event, event);
 }
 
+/// How long Events are kept (the API server's default `--event-ttl`).
+pub const EVENT_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Deletes Events last seen more than `max_age` ago, as the API server's `--event-ttl`
 /// does, so a long-running cluster's memory (and watch history) is not filled with them.
 pub fn sweep(store: &Store, max_age: std::time::Duration) {

@@ -1,6 +1,6 @@
 //! The garbage collector: removes dependents of deleted owners (Background), empties owners held
 //! by `foregroundDeletion`, strips ownerReferences for `orphan`, and removes objects whose owners
-//! are all gone.
+//! are all gone; it is also the one task that expires old Events.
 
 use std::sync::Arc;
 
@@ -13,9 +13,7 @@ use crate::Cluster;
 
 const ORPHAN: &str = "orphan";
 const FOREGROUND: &str = "foregroundDeletion";
-/// Events older than this are removed, as the API server's event TTL does.
-const EVENT_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(1);
-/// How often old events are looked for.
+/// How often old events are looked for (the one event sweeper: see [`crate::events::sweep`]).
 const EVENT_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Spawns the GC task; it ends with the cluster.
@@ -26,7 +24,7 @@ pub fn spawn(cluster: Arc<Cluster>) {
         loop {
             tokio::select! {
                 _ = cluster.shutdown.cancelled() => return,
-                _ = expiry.tick() => expire_events(&cluster),
+                _ = expiry.tick() => crate::events::sweep(&cluster.store, crate::events::EVENT_TTL),
                 got = rx.recv() => match got {
                     Ok(change) => handle(&cluster, &change),
                     Err(RecvError::Lagged(_)) => sweep(&cluster),
@@ -175,26 +173,6 @@ fn sweep(cluster: &Cluster) {
                 process_owner(cluster, kind, &o);
             }
             collect_if_orphaned(cluster, kind, &o);
-        }
-    }
-}
-
-/// Removes Events whose last occurrence is older than [`EVENT_TTL`].
-fn expire_events(cluster: &Cluster) {
-    let cutoff = chrono::Utc::now() - EVENT_TTL;
-    let (events, _) = cluster.store.list_arc(Kind::Event, None);
-    for e in events {
-        let last = e["lastTimestamp"]
-            .as_str()
-            .or_else(|| e["metadata"]["creationTimestamp"].as_str())
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-        if last.is_some_and(|t| t < cutoff) {
-            let _ = cluster.store.delete(
-                Kind::Event,
-                meta_str(&e, "namespace"),
-                meta_str(&e, "name"),
-                &DeleteOptions::default(),
-            );
         }
     }
 }

@@ -21,11 +21,6 @@ pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 /// How often every Job is synced even without changes.
 const RESYNC: Duration = Duration::from_secs(5);
 
-/// How long Events are kept (the API server's default `--event-ttl`).
-const EVENT_TTL: Duration = Duration::from_secs(3600);
-/// How often expired Events are deleted.
-const EVENT_SWEEP: Duration = Duration::from_secs(60);
-
 /// (namespace, name) of a Job.
 type JobKey = (String, String);
 
@@ -69,16 +64,11 @@ async fn main_loop(cluster: Arc<Cluster>, mut mem: sync::Memory) -> sync::Memory
     let mut dirty: HashSet<JobKey> = HashSet::new();
     let mut wake: HashMap<JobKey, Instant> = HashMap::new();
     let mut next_resync = Instant::now();
-    let mut next_sweep = Instant::now() + EVENT_SWEEP;
     loop {
         if Instant::now() >= next_resync {
             next_resync = Instant::now() + RESYNC;
             resync(&cluster, &mut dirty);
             mem.forget_missing(&cluster.store);
-        }
-        if Instant::now() >= next_sweep {
-            next_sweep = Instant::now() + EVENT_SWEEP;
-            crate::events::sweep(&cluster.store, EVENT_TTL);
         }
         let now = Instant::now();
         wake.retain(|k, at| {
