@@ -603,129 +603,156 @@ impl Store {
             .cloned()
             .ok_or_else(|| ApiError::not_found(kind, name))?;
         let uid = meta_str(&cur, "uid").to_string();
-        if let Some(want) = &opts.preconditions_uid {
-            if *want != uid {
-                return Err(ApiError::conflict_with(
-                    kind,
-                    name,
-                    &format!("Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"),
-                ));
-            }
-        }
-        let mut obj = (*cur).clone();
-        let policy = opts.propagation.unwrap_or(if kind == Kind::Job {
-            Propagation::Orphan
-        } else {
-            Propagation::Background
-        });
-        let mut fins = finalizers(&obj);
-        let extra = match policy {
-            Propagation::Orphan => Some("orphan"),
-            Propagation::Foreground => Some("foregroundDeletion"),
-            Propagation::Background => None,
-        };
-        if let Some(f) = extra {
-            if g.has_dependents(&uid) && !fins.iter().any(|x| x == f) {
-                fins.push(f.to_string());
-            }
-        }
-        let active_pod = pod_is_active(kind, &obj);
+        check_uid_precondition(kind, name, &uid, opts)?;
+        let fins = finalizers_on_delete(&g, kind, &cur, &uid, opts);
+        let active_pod = pod_is_active(kind, &cur);
+        let key = (ns, name.to_string());
         if fins.is_empty() && !active_pod {
-            if kind == Kind::Namespace {
-                if opts.dry_run {
-                    return Ok(DeleteOutcome {
-                        object: obj,
-                        removed: true,
-                    });
-                }
-                // Remove the namespace's content first, each with its own DELETED event.
-                for k in Kind::ALL.into_iter().filter(|k| k.namespaced()) {
-                    let keys: Vec<Key> = g
-                        .map(k)
-                        .range((name.to_string(), String::new())..)
-                        .take_while(|((n, _), _)| n == name)
-                        .map(|(key, _)| key.clone())
-                        .collect();
-                    for key in keys {
-                        if let Some(o) = g.map(k).get(&key).cloned() {
-                            g.commit(&self.tx, k, key, (*o).clone(), EventType::Deleted);
-                        }
-                    }
-                }
-            }
-            if opts.dry_run {
-                return Ok(DeleteOutcome {
-                    object: obj,
-                    removed: true,
-                });
-            }
-            let last = g.commit(
-                &self.tx,
-                kind,
-                (ns, name.to_string()),
-                obj,
-                EventType::Deleted,
-            );
-            return Ok(DeleteOutcome {
-                object: (*last).clone(),
-                removed: true,
-            });
+            return Ok(self.remove_now(&mut g, kind, key, (*cur).clone(), opts.dry_run));
         }
-        // Deletion pending: mark it.
-        let was_deleting = is_deleting(&obj);
-        let meta = metadata_mut(&mut obj);
-        if !was_deleting {
-            meta.insert("deletionTimestamp".into(), json!(now_rfc3339()));
-        }
-        if kind == Kind::Pod {
-            let grace = if active_pod {
-                opts.grace_period_seconds
-                    .or_else(|| {
-                        cur.pointer("/spec/terminationGracePeriodSeconds")
-                            .and_then(Value::as_i64)
-                    })
-                    .unwrap_or(30)
-                    .max(0)
-            } else {
-                0
-            };
-            let shorter = meta
-                .get("deletionGracePeriodSeconds")
-                .and_then(Value::as_i64)
-                .is_none_or(|old| grace < old);
-            if shorter {
-                meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
-            }
-        } else if !was_deleting {
-            meta.insert("deletionGracePeriodSeconds".into(), json!(0));
-        }
-        if !fins.is_empty() {
-            meta.insert("finalizers".into(), json!(fins));
-        }
-        if obj == *cur {
+        let obj = marked_deleting(kind, &cur, fins, active_pod, opts);
+        if obj == *cur || opts.dry_run {
             return Ok(DeleteOutcome {
                 object: obj,
                 removed: false,
             });
         }
-        if opts.dry_run {
-            return Ok(DeleteOutcome {
-                object: obj,
-                removed: false,
-            });
-        }
-        let stored = g.commit(
-            &self.tx,
-            kind,
-            (ns, name.to_string()),
-            obj,
-            EventType::Modified,
-        );
+        let stored = g.commit(&self.tx, kind, key, obj, EventType::Modified);
         Ok(DeleteOutcome {
             object: (*stored).clone(),
             removed: false,
         })
     }
+
+    /// Removes an object nothing holds (a namespace with its content, each with its own
+    /// DELETED event); a dry run only says it would.
+    fn remove_now(
+        &self,
+        g: &mut Inner,
+        kind: Kind,
+        key: Key,
+        obj: Value,
+        dry_run: bool,
+    ) -> DeleteOutcome {
+        if dry_run {
+            return DeleteOutcome {
+                object: obj,
+                removed: true,
+            };
+        }
+        if kind == Kind::Namespace {
+            self.remove_namespace_content(g, &key.1);
+        }
+        let last = g.commit(&self.tx, kind, key, obj, EventType::Deleted);
+        DeleteOutcome {
+            object: (*last).clone(),
+            removed: true,
+        }
+    }
+
+    fn remove_namespace_content(&self, g: &mut Inner, name: &str) {
+        for k in Kind::ALL.into_iter().filter(|k| k.namespaced()) {
+            let keys: Vec<Key> = g
+                .map(k)
+                .range((name.to_string(), String::new())..)
+                .take_while(|((n, _), _)| n == name)
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in keys {
+                if let Some(o) = g.map(k).get(&key).cloned() {
+                    g.commit(&self.tx, k, key, (*o).clone(), EventType::Deleted);
+                }
+            }
+        }
+    }
+}
+
+/// 409 when the delete's UID precondition names another object.
+fn check_uid_precondition(
+    kind: Kind,
+    name: &str,
+    uid: &str,
+    opts: &DeleteOptions,
+) -> Result<(), ApiError> {
+    match &opts.preconditions_uid {
+        Some(want) if want != uid => Err(ApiError::conflict_with(
+            kind,
+            name,
+            &format!("Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The finalizers the object keeps on delete: its own, plus `orphan`/`foregroundDeletion`
+/// when the propagation policy asks for it and it has dependents (Jobs orphan by default).
+fn finalizers_on_delete(
+    g: &Inner,
+    kind: Kind,
+    obj: &Value,
+    uid: &str,
+    opts: &DeleteOptions,
+) -> Vec<String> {
+    let policy = opts.propagation.unwrap_or(if kind == Kind::Job {
+        Propagation::Orphan
+    } else {
+        Propagation::Background
+    });
+    let mut fins = finalizers(obj);
+    let extra = match policy {
+        Propagation::Orphan => Some("orphan"),
+        Propagation::Foreground => Some("foregroundDeletion"),
+        Propagation::Background => None,
+    };
+    if let Some(f) = extra {
+        if g.has_dependents(uid) && !fins.iter().any(|x| x == f) {
+            fins.push(f.to_string());
+        }
+    }
+    fins
+}
+
+/// The object with its deletion pending: `deletionTimestamp`, the grace period (a running
+/// pod's from the options or its spec, else 0; a pod's only ever shortens) and `fins`.
+fn marked_deleting(
+    kind: Kind,
+    cur: &Value,
+    fins: Vec<String>,
+    active_pod: bool,
+    opts: &DeleteOptions,
+) -> Value {
+    let mut obj = cur.clone();
+    let was_deleting = is_deleting(&obj);
+    let meta = metadata_mut(&mut obj);
+    if !was_deleting {
+        meta.insert("deletionTimestamp".into(), json!(now_rfc3339()));
+    }
+    if kind == Kind::Pod {
+        let grace = if active_pod {
+            opts.grace_period_seconds
+                .or_else(|| {
+                    cur.pointer("/spec/terminationGracePeriodSeconds")
+                        .and_then(Value::as_i64)
+                })
+                .unwrap_or(30)
+                .max(0)
+        } else {
+            0
+        };
+        let shorter = meta
+            .get("deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .is_none_or(|old| grace < old);
+        if shorter {
+            meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+        }
+    } else if !was_deleting {
+        meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+    }
+    if !fins.is_empty() {
+        meta.insert("finalizers".into(), json!(fins));
+    }
+    obj
 }
 
 #[cfg(test)]
