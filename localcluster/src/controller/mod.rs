@@ -27,21 +27,13 @@ type JobKey = (String, String);
 /// Starts the job controller on the current tokio runtime; it runs until
 /// `cluster.shutdown` is cancelled.
 pub fn spawn(cluster: Arc<Cluster>) {
-    tokio::spawn(async move {
-        let mut state = sync::Memory::default();
-        // Supervise the loop: a bug that panics must not silently stop the controller.
-        while !cluster.shutdown.is_cancelled() {
-            let task = tokio::spawn(main_loop(cluster.clone(), std::mem::take(&mut state)));
-            match task.await {
-                Ok(_) => break,
-                Err(e) if e.is_panic() => {
-                    eprintln!("localcluster: job controller panicked, restarting it");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(_) => break,
-            }
-        }
-    });
+    let shutdown = cluster.shutdown.clone();
+    // After a panic the loop starts over with a fresh memory (the resync rebuilds it).
+    crate::task::supervise(
+        "localcluster: job controller panicked, restarting it",
+        shutdown,
+        move || main_loop(cluster.clone(), sync::Memory::default()),
+    );
 }
 
 /// The Job a pod belongs to (its controller ownerReference), if any.
