@@ -1,5 +1,5 @@
 //! The kubelet's model of a pod's containers and how it becomes `Pod.status`: container
-//! states, phase, conditions, QoS class.
+//! states, phase, conditions (the QoS class is `crate::resources`).
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
