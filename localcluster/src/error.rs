@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::store::Kind;
+use crate::kind::Kind;
 
 /// A failed API request, answered as a Kubernetes `Status` object whose `code` is the HTTP status.
 #[derive(Clone, Debug, PartialEq)]

@@ -73,6 +73,9 @@ pub fn record_with(
     let _ = store.create(Kind::Event, event);
 }
 
+/// How long Events are kept (the API server's default `--event-ttl`).
+pub const EVENT_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Deletes Events last seen more than `max_age` ago, as the API server's `--event-ttl`
 /// does, so a long-running cluster's memory (and watch history) is not filled with them.
 pub fn sweep(store: &Store, max_age: std::time::Duration) {
@@ -121,7 +124,7 @@ pub(crate) fn build(
     // Kubernetes names events `<object>.<hex nanoseconds>`.
     let nanos = now.timestamp_nanos_opt().unwrap_or_default() as u64;
     let suffix = nanos.wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed));
-    let stamp = now.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let stamp = crate::meta::rfc3339(now);
     let mut involved_object = json!({
         "kind": kind,
         "namespace": namespace,

@@ -9,11 +9,15 @@ pub mod controller;
 pub mod error;
 pub mod events;
 pub mod faults;
+pub mod kind;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod logs;
+pub mod meta;
 pub mod recorder;
+pub mod resources;
 pub mod store;
+pub mod task;
 pub mod tls;
 
 use std::path::{Path, PathBuf};
@@ -49,15 +53,24 @@ pub struct Options {
     pub kubelet: bool,
 }
 
+impl Options {
+    /// The default [`Options::concurrency`]: pods running at once.
+    pub const DEFAULT_CONCURRENCY: usize = 8;
+    /// The default [`Options::backoff_base`] (the Job controller's 10 s).
+    pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(10);
+    /// The default [`Options::backoff_max`] (the Job controller's 6 min).
+    pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(360);
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
             port: 0,
             token: None,
             work_dir: None,
-            concurrency: 8,
-            backoff_base: Duration::from_secs(10),
-            backoff_max: Duration::from_secs(360),
+            concurrency: Options::DEFAULT_CONCURRENCY,
+            backoff_base: Options::DEFAULT_BACKOFF_BASE,
+            backoff_max: Options::DEFAULT_BACKOFF_MAX,
             path_prefix: Vec::new(),
             faults: Vec::new(),
             kubelet: true,

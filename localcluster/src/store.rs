@@ -5,124 +5,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rand::Rng;
 use serde_json::{json, Map, Value};
 use tokio::sync::broadcast;
 
 use crate::error::ApiError;
-
-/// The resource kinds the local cluster serves.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
-pub enum Kind {
-    /// core/v1 Namespace (cluster-scoped).
-    Namespace,
-    /// core/v1 Pod.
-    Pod,
-    /// batch/v1 Job.
-    Job,
-    /// core/v1 Secret.
-    Secret,
-    /// core/v1 ConfigMap.
-    ConfigMap,
-    /// core/v1 Event.
-    Event,
-}
-
-impl Kind {
-    /// Every kind, in index order.
-    pub const ALL: [Kind; 6] = [
-        Kind::Namespace,
-        Kind::Pod,
-        Kind::Job,
-        Kind::Secret,
-        Kind::ConfigMap,
-        Kind::Event,
-    ];
-
-    fn index(self) -> usize {
-        self as usize
-    }
-
-    /// The `kind` field, e.g. `Job`.
-    pub fn kind(self) -> &'static str {
-        match self {
-            Kind::Namespace => "Namespace",
-            Kind::Pod => "Pod",
-            Kind::Job => "Job",
-            Kind::Secret => "Secret",
-            Kind::ConfigMap => "ConfigMap",
-            Kind::Event => "Event",
-        }
-    }
-
-    /// The list kind, e.g. `JobList`.
-    pub fn list_kind(self) -> String {
-        format!("{}List", self.kind())
-    }
-
-    /// The resource plural, e.g. `jobs`.
-    pub fn plural(self) -> &'static str {
-        match self {
-            Kind::Namespace => "namespaces",
-            Kind::Pod => "pods",
-            Kind::Job => "jobs",
-            Kind::Secret => "secrets",
-            Kind::ConfigMap => "configmaps",
-            Kind::Event => "events",
-        }
-    }
-
-    /// The API group (`""` for core).
-    pub fn group(self) -> &'static str {
-        match self {
-            Kind::Job => "batch",
-            _ => "",
-        }
-    }
-
-    /// The `apiVersion` field, e.g. `batch/v1`.
-    pub fn api_version(self) -> &'static str {
-        match self {
-            Kind::Job => "batch/v1",
-            _ => "v1",
-        }
-    }
-
-    /// Whether objects of this kind live in a namespace.
-    pub fn namespaced(self) -> bool {
-        !matches!(self, Kind::Namespace)
-    }
-
-    /// `jobs.batch` / `pods`, as error messages name the resource.
-    pub fn qualified_plural(self) -> String {
-        if self.group().is_empty() {
-            self.plural().to_string()
-        } else {
-            format!("{}.{}", self.plural(), self.group())
-        }
-    }
-
-    /// `Job.batch` / `Pod`, as Invalid messages name the kind.
-    pub fn qualified_kind(self) -> String {
-        if self.group().is_empty() {
-            self.kind().to_string()
-        } else {
-            format!("{}.{}", self.kind(), self.group())
-        }
-    }
-
-    /// The kind served under `group` with this plural, if any.
-    pub fn from_plural(group: &str, plural: &str) -> Option<Kind> {
-        Kind::ALL
-            .into_iter()
-            .find(|k| k.group() == group && k.plural() == plural)
-    }
-
-    /// Whether `metadata.generation` is maintained for this kind.
-    fn has_generation(self) -> bool {
-        matches!(self, Kind::Job | Kind::Pod)
-    }
-}
+pub use crate::kind::Kind;
+pub use crate::meta::{generate_name, is_deleting, now_rfc3339};
 
 /// What happened to an object.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -189,8 +77,6 @@ type Key = (String, String);
 const BROADCAST_CAPACITY: usize = 1 << 16;
 /// Number of past changes kept for `resourceVersion=N` watches.
 const HISTORY_CAPACITY: usize = 50_000;
-/// Alphabet of generated name suffixes (no vowels, no look-alikes), as Kubernetes uses.
-const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 struct Inner {
     rv: u64,
@@ -223,11 +109,6 @@ pub fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
         .unwrap_or("")
 }
 
-/// Now as RFC 3339 with seconds, UTC (`2024-01-02T03:04:05Z`).
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
 /// `metadata.name` and `metadata.generateName` (either may be empty, not both).
 ///
 /// # Errors
@@ -254,16 +135,6 @@ pub(crate) fn name_and_prefix(
         ));
     }
     Ok((name, prefix))
-}
-
-/// `prefix` cut to 58 characters plus 5 random characters, as `generateName` does.
-pub fn generate_name(prefix: &str) -> String {
-    let cut: String = prefix.chars().take(58).collect();
-    let mut rng = rand::rng();
-    let suffix: String = (0..5)
-        .map(|_| NAME_ALPHABET[rng.random_range(0..NAME_ALPHABET.len())] as char)
-        .collect();
-    format!("{cut}{suffix}")
 }
 
 fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
@@ -316,11 +187,6 @@ fn pod_is_active(kind: Kind, obj: &Value) -> bool {
         .and_then(Value::as_str)
         .unwrap_or("Pending");
     scheduled && matches!(phase, "Pending" | "Running")
-}
-
-fn is_deleting(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp")
-        .is_some_and(|v| !v.is_null())
 }
 
 impl Inner {
@@ -737,129 +603,156 @@ impl Store {
             .cloned()
             .ok_or_else(|| ApiError::not_found(kind, name))?;
         let uid = meta_str(&cur, "uid").to_string();
-        if let Some(want) = &opts.preconditions_uid {
-            if *want != uid {
-                return Err(ApiError::conflict_with(
-                    kind,
-                    name,
-                    &format!("Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"),
-                ));
-            }
-        }
-        let mut obj = (*cur).clone();
-        let policy = opts.propagation.unwrap_or(if kind == Kind::Job {
-            Propagation::Orphan
-        } else {
-            Propagation::Background
-        });
-        let mut fins = finalizers(&obj);
-        let extra = match policy {
-            Propagation::Orphan => Some("orphan"),
-            Propagation::Foreground => Some("foregroundDeletion"),
-            Propagation::Background => None,
-        };
-        if let Some(f) = extra {
-            if g.has_dependents(&uid) && !fins.iter().any(|x| x == f) {
-                fins.push(f.to_string());
-            }
-        }
-        let active_pod = pod_is_active(kind, &obj);
+        check_uid_precondition(kind, name, &uid, opts)?;
+        let fins = finalizers_on_delete(&g, kind, &cur, &uid, opts);
+        let active_pod = pod_is_active(kind, &cur);
+        let key = (ns, name.to_string());
         if fins.is_empty() && !active_pod {
-            if kind == Kind::Namespace {
-                if opts.dry_run {
-                    return Ok(DeleteOutcome {
-                        object: obj,
-                        removed: true,
-                    });
-                }
-                // Remove the namespace's content first, each with its own DELETED event.
-                for k in Kind::ALL.into_iter().filter(|k| k.namespaced()) {
-                    let keys: Vec<Key> = g
-                        .map(k)
-                        .range((name.to_string(), String::new())..)
-                        .take_while(|((n, _), _)| n == name)
-                        .map(|(key, _)| key.clone())
-                        .collect();
-                    for key in keys {
-                        if let Some(o) = g.map(k).get(&key).cloned() {
-                            g.commit(&self.tx, k, key, (*o).clone(), EventType::Deleted);
-                        }
-                    }
-                }
-            }
-            if opts.dry_run {
-                return Ok(DeleteOutcome {
-                    object: obj,
-                    removed: true,
-                });
-            }
-            let last = g.commit(
-                &self.tx,
-                kind,
-                (ns, name.to_string()),
-                obj,
-                EventType::Deleted,
-            );
-            return Ok(DeleteOutcome {
-                object: (*last).clone(),
-                removed: true,
-            });
+            return Ok(self.remove_now(&mut g, kind, key, (*cur).clone(), opts.dry_run));
         }
-        // Deletion pending: mark it.
-        let was_deleting = is_deleting(&obj);
-        let meta = metadata_mut(&mut obj);
-        if !was_deleting {
-            meta.insert("deletionTimestamp".into(), json!(now_rfc3339()));
-        }
-        if kind == Kind::Pod {
-            let grace = if active_pod {
-                opts.grace_period_seconds
-                    .or_else(|| {
-                        cur.pointer("/spec/terminationGracePeriodSeconds")
-                            .and_then(Value::as_i64)
-                    })
-                    .unwrap_or(30)
-                    .max(0)
-            } else {
-                0
-            };
-            let shorter = meta
-                .get("deletionGracePeriodSeconds")
-                .and_then(Value::as_i64)
-                .is_none_or(|old| grace < old);
-            if shorter {
-                meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
-            }
-        } else if !was_deleting {
-            meta.insert("deletionGracePeriodSeconds".into(), json!(0));
-        }
-        if !fins.is_empty() {
-            meta.insert("finalizers".into(), json!(fins));
-        }
-        if obj == *cur {
+        let obj = marked_deleting(kind, &cur, fins, active_pod, opts);
+        if obj == *cur || opts.dry_run {
             return Ok(DeleteOutcome {
                 object: obj,
                 removed: false,
             });
         }
-        if opts.dry_run {
-            return Ok(DeleteOutcome {
-                object: obj,
-                removed: false,
-            });
-        }
-        let stored = g.commit(
-            &self.tx,
-            kind,
-            (ns, name.to_string()),
-            obj,
-            EventType::Modified,
-        );
+        let stored = g.commit(&self.tx, kind, key, obj, EventType::Modified);
         Ok(DeleteOutcome {
             object: (*stored).clone(),
             removed: false,
         })
     }
+
+    /// Removes an object nothing holds (a namespace with its content, each with its own
+    /// DELETED event); a dry run only says it would.
+    fn remove_now(
+        &self,
+        g: &mut Inner,
+        kind: Kind,
+        key: Key,
+        obj: Value,
+        dry_run: bool,
+    ) -> DeleteOutcome {
+        if dry_run {
+            return DeleteOutcome {
+                object: obj,
+                removed: true,
+            };
+        }
+        if kind == Kind::Namespace {
+            self.remove_namespace_content(g, &key.1);
+        }
+        let last = g.commit(&self.tx, kind, key, obj, EventType::Deleted);
+        DeleteOutcome {
+            object: (*last).clone(),
+            removed: true,
+        }
+    }
+
+    fn remove_namespace_content(&self, g: &mut Inner, name: &str) {
+        for k in Kind::ALL.into_iter().filter(|k| k.namespaced()) {
+            let keys: Vec<Key> = g
+                .map(k)
+                .range((name.to_string(), String::new())..)
+                .take_while(|((n, _), _)| n == name)
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in keys {
+                if let Some(o) = g.map(k).get(&key).cloned() {
+                    g.commit(&self.tx, k, key, (*o).clone(), EventType::Deleted);
+                }
+            }
+        }
+    }
+}
+
+/// 409 when the delete's UID precondition names another object.
+fn check_uid_precondition(
+    kind: Kind,
+    name: &str,
+    uid: &str,
+    opts: &DeleteOptions,
+) -> Result<(), ApiError> {
+    match &opts.preconditions_uid {
+        Some(want) if want != uid => Err(ApiError::conflict_with(
+            kind,
+            name,
+            &format!("Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The finalizers the object keeps on delete: its own, plus `orphan`/`foregroundDeletion`
+/// when the propagation policy asks for it and it has dependents (Jobs orphan by default).
+fn finalizers_on_delete(
+    g: &Inner,
+    kind: Kind,
+    obj: &Value,
+    uid: &str,
+    opts: &DeleteOptions,
+) -> Vec<String> {
+    let policy = opts.propagation.unwrap_or(if kind == Kind::Job {
+        Propagation::Orphan
+    } else {
+        Propagation::Background
+    });
+    let mut fins = finalizers(obj);
+    let extra = match policy {
+        Propagation::Orphan => Some("orphan"),
+        Propagation::Foreground => Some("foregroundDeletion"),
+        Propagation::Background => None,
+    };
+    if let Some(f) = extra {
+        if g.has_dependents(uid) && !fins.iter().any(|x| x == f) {
+            fins.push(f.to_string());
+        }
+    }
+    fins
+}
+
+/// The object with its deletion pending: `deletionTimestamp`, the grace period (a running
+/// pod's from the options or its spec, else 0; a pod's only ever shortens) and `fins`.
+fn marked_deleting(
+    kind: Kind,
+    cur: &Value,
+    fins: Vec<String>,
+    active_pod: bool,
+    opts: &DeleteOptions,
+) -> Value {
+    let mut obj = cur.clone();
+    let was_deleting = is_deleting(&obj);
+    let meta = metadata_mut(&mut obj);
+    if !was_deleting {
+        meta.insert("deletionTimestamp".into(), json!(now_rfc3339()));
+    }
+    if kind == Kind::Pod {
+        let grace = if active_pod {
+            opts.grace_period_seconds
+                .or_else(|| {
+                    cur.pointer("/spec/terminationGracePeriodSeconds")
+                        .and_then(Value::as_i64)
+                })
+                .unwrap_or(30)
+                .max(0)
+        } else {
+            0
+        };
+        let shorter = meta
+            .get("deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .is_none_or(|old| grace < old);
+        if shorter {
+            meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+        }
+    } else if !was_deleting {
+        meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+    }
+    if !fins.is_empty() {
+        meta.insert("finalizers".into(), json!(fins));
+    }
+    obj
 }
 
 #[cfg(test)]
@@ -870,7 +763,9 @@ mod tests {
     fn generated_names_use_the_kubernetes_alphabet() {
         let n = generate_name(&"x".repeat(70));
         assert_eq!(n.len(), 63);
-        assert!(n[58..].bytes().all(|b| NAME_ALPHABET.contains(&b)));
+        assert!(n[58..]
+            .bytes()
+            .all(|b| crate::meta::NAME_ALPHABET.contains(&b)));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Jobs through kube-rs over real HTTPS: discovery, CRUD, Status errors, generateName, dryRun,
 //! selectors, delete propagation.
 
-mod common;
+mod support;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
@@ -19,8 +19,8 @@ fn api_err(e: kube::Error) -> (u16, String, String) {
 
 #[tokio::test]
 async fn discovery_and_version() {
-    let cluster = common::start();
-    let client = common::client(&cluster).await;
+    let cluster = support::start();
+    let client = support::client(&cluster).await;
     let v = client.apiserver_version().await.unwrap();
     assert_eq!(v.git_version, "v1.33.0");
     let d = Discovery::new(client.clone()).run().await.unwrap();
@@ -48,12 +48,12 @@ async fn discovery_and_version() {
 
 #[tokio::test]
 async fn job_crud_and_errors() {
-    let cluster = common::start();
-    let client = common::client(&cluster).await;
+    let cluster = support::start();
+    let client = support::client(&cluster).await;
     let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
 
     let created = jobs
-        .create(&PostParams::default(), &common::job("pi"))
+        .create(&PostParams::default(), &support::sample_job("pi"))
         .await
         .unwrap();
     let uid = created.uid().unwrap();
@@ -74,7 +74,7 @@ async fn job_crud_and_errors() {
     assert_eq!(created.metadata.generation, Some(1));
 
     let (code, reason, msg) = api_err(
-        jobs.create(&PostParams::default(), &common::job("pi"))
+        jobs.create(&PostParams::default(), &support::sample_job("pi"))
             .await
             .unwrap_err(),
     );
@@ -182,11 +182,11 @@ async fn job_crud_and_errors() {
 
 #[tokio::test]
 async fn validation_generate_name_and_dry_run() {
-    let cluster = common::start();
-    let client = common::client(&cluster).await;
+    let cluster = support::start();
+    let client = support::client(&cluster).await;
     let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
 
-    let mut bad = common::job("bad");
+    let mut bad = support::sample_job("bad");
     bad.spec
         .as_mut()
         .unwrap()
@@ -202,14 +202,14 @@ async fn validation_generate_name_and_dry_run() {
         "Job.batch \"bad\" is invalid: spec.template.spec.restartPolicy: Required value: valid values: \"OnFailure\", \"Never\""
     );
 
-    let mut gen = common::job("");
+    let mut gen = support::sample_job("");
     gen.metadata.name = None;
     gen.metadata.generate_name = Some("gen-".into());
     let g = jobs.create(&PostParams::default(), &gen).await.unwrap();
     let name = g.name_any();
     assert!(name.starts_with("gen-") && name.len() == 9, "{name}");
 
-    let mut none = common::job("");
+    let mut none = support::sample_job("");
     none.metadata.name = None;
     let (code, _, msg) = api_err(
         jobs.create(&PostParams::default(), &none)
@@ -226,14 +226,17 @@ async fn validation_generate_name_and_dry_run() {
         dry_run: true,
         ..Default::default()
     };
-    let d = jobs.create(&dry, &common::job("dry")).await.unwrap();
+    let d = jobs
+        .create(&dry, &support::sample_job("dry"))
+        .await
+        .unwrap();
     assert!(d.uid().is_some());
     assert_eq!(api_err(jobs.get("dry").await.unwrap_err()).0, 404);
 
     let other: Api<Job> = Api::namespaced(client.clone(), "missing");
     let (code, _, msg) = api_err(
         other
-            .create(&PostParams::default(), &common::job("x"))
+            .create(&PostParams::default(), &support::sample_job("x"))
             .await
             .unwrap_err(),
     );
@@ -245,8 +248,8 @@ async fn validation_generate_name_and_dry_run() {
 
 #[tokio::test]
 async fn selectors_filter_lists() {
-    let cluster = common::start();
-    let client = common::client(&cluster).await;
+    let cluster = support::start();
+    let client = support::client(&cluster).await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     for (n, tier) in [("a", "web"), ("b", "db"), ("c", "web")] {
         let cm: ConfigMap =
@@ -295,8 +298,8 @@ async fn selectors_filter_lists() {
 
 #[tokio::test]
 async fn delete_propagation_policies() {
-    let cluster = common::start();
-    let client = common::client(&cluster).await;
+    let cluster = support::start();
+    let client = support::client(&cluster).await;
     let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
 
@@ -310,7 +313,7 @@ async fn delete_propagation_policies() {
 
     // Background: owner gone at once, dependent collected after.
     let j = jobs
-        .create(&PostParams::default(), &common::job("bg"))
+        .create(&PostParams::default(), &support::sample_job("bg"))
         .await
         .unwrap();
     owned(&cms, "bg-dep", &j).await;
@@ -320,7 +323,7 @@ async fn delete_propagation_policies() {
         .unwrap()
         .is_right());
     assert!(
-        common::eventually(3, || async {
+        support::eventually(3, || async {
             cms.get_opt("bg-dep").await.unwrap().is_none()
         })
         .await
@@ -328,7 +331,7 @@ async fn delete_propagation_policies() {
 
     // Foreground: owner kept with the finalizer until dependents are gone.
     let j = jobs
-        .create(&PostParams::default(), &common::job("fg"))
+        .create(&PostParams::default(), &support::sample_job("fg"))
         .await
         .unwrap();
     owned(&cms, "fg-dep", &j).await;
@@ -342,22 +345,22 @@ async fn delete_propagation_policies() {
     assert!(left
         .finalizers()
         .contains(&"foregroundDeletion".to_string()));
-    assert!(common::eventually(3, || async { jobs.get_opt("fg").await.unwrap().is_none() }).await);
+    assert!(support::eventually(3, || async { jobs.get_opt("fg").await.unwrap().is_none() }).await);
     assert!(cms.get_opt("fg-dep").await.unwrap().is_none());
 
     // Default for Jobs is Orphan: dependent kept, ownerReference stripped.
     let j = jobs
-        .create(&PostParams::default(), &common::job("or"))
+        .create(&PostParams::default(), &support::sample_job("or"))
         .await
         .unwrap();
     owned(&cms, "or-dep", &j).await;
     jobs.delete("or", &DeleteParams::default()).await.unwrap();
-    assert!(common::eventually(3, || async { jobs.get_opt("or").await.unwrap().is_none() }).await);
+    assert!(support::eventually(3, || async { jobs.get_opt("or").await.unwrap().is_none() }).await);
     let dep = cms.get("or-dep").await.unwrap();
     assert!(dep.metadata.owner_references.unwrap_or_default().is_empty());
 
     // dryRun delete keeps the object.
-    jobs.create(&PostParams::default(), &common::job("keep"))
+    jobs.create(&PostParams::default(), &support::sample_job("keep"))
         .await
         .unwrap();
     let dp = DeleteParams {
@@ -375,7 +378,7 @@ async fn pods_binding_places_a_pod_once() {
         ..localcluster::Options::default()
     })
     .expect("cluster starts");
-    let pods: Api<Pod> = Api::namespaced(common::client(&lc).await, "default");
+    let pods: Api<Pod> = Api::namespaced(support::client(&lc).await, "default");
     let pod: Pod =
         serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [
         {"name": "c", "image": "busybox", "command": ["true"]}]}}))
@@ -416,4 +419,23 @@ async fn pods_binding_places_a_pod_once() {
             "Operation cannot be fulfilled on pods/binding \"p\": pod p is already assigned to node \"n1\"".into()
         )
     );
+}
+
+#[tokio::test]
+async fn qos_class_on_create_compares_quantities() {
+    // `1` CPU is `1000m` and `1Gi` is `1024Mi`: the API once compared the strings (Burstable)
+    // while the kubelet compared quantities (Guaranteed); now both use one `qos_class`.
+    let cluster = support::start();
+    let client = support::client(&cluster).await;
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "qos"},
+        "spec": {"nodeName": "elsewhere", "containers": [{"name": "a", "image": "x", "resources": {
+            "limits": {"cpu": "1", "memory": "1Gi"},
+            "requests": {"cpu": "1000m", "memory": "1024Mi"}}}]}
+    }))
+    .unwrap();
+    let created = pods.create(&PostParams::default(), &pod).await.unwrap();
+    let qos = created.status.and_then(|s| s.qos_class);
+    assert_eq!(qos.as_deref(), Some("Guaranteed"));
 }

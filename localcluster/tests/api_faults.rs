@@ -1,7 +1,7 @@
 //! Fault injection: status bursts (retried by kube-rs), resets, latency, the admin endpoint,
 //! listener restarts, and authentication.
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -11,10 +11,10 @@ use localcluster::faults::{Fault, FaultRule};
 
 #[tokio::test]
 async fn a_503_burst_then_success() {
-    let cluster = common::start();
-    let client = common::client(&cluster).await;
+    let cluster = support::start();
+    let client = support::client(&cluster).await;
     let jobs: Api<Job> = Api::namespaced(client, "default");
-    jobs.create(&PostParams::default(), &common::job("j"))
+    jobs.create(&PostParams::default(), &support::sample_job("j"))
         .await
         .unwrap();
     cluster.inject(FaultRule::status(
@@ -46,8 +46,8 @@ async fn a_503_burst_then_success() {
 
 #[tokio::test]
 async fn reset_latency_and_admin_endpoint() {
-    let cluster = common::start();
-    let client = common::client(&cluster).await;
+    let cluster = support::start();
+    let client = support::client(&cluster).await;
     let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
 
     cluster.inject(FaultRule {
@@ -85,20 +85,20 @@ async fn reset_latency_and_admin_endpoint() {
 
 #[tokio::test]
 async fn restart_listener_keeps_state() {
-    let cluster = common::start();
-    let client = common::client(&cluster).await;
+    let cluster = support::start();
+    let client = support::client(&cluster).await;
     let jobs: Api<Job> = Api::namespaced(client, "default");
-    jobs.create(&PostParams::default(), &common::job("kept"))
+    jobs.create(&PostParams::default(), &support::sample_job("kept"))
         .await
         .unwrap();
     cluster.restart_listener().unwrap();
-    let ok = common::eventually(3, || async { jobs.get("kept").await.is_ok() }).await;
+    let ok = support::eventually(3, || async { jobs.get("kept").await.is_ok() }).await;
     assert!(ok, "the job is still there after the restart");
 }
 
 #[tokio::test]
 async fn bad_token_is_401() {
-    let cluster = common::start();
+    let cluster = support::start();
     let mut kc = kube::config::Kubeconfig::read_from(cluster.kubeconfig_path()).unwrap();
     for u in &mut kc.auth_infos {
         if let Some(a) = u.auth_info.as_mut() {

@@ -1,6 +1,6 @@
 //! The pod log endpoint through kube-rs, against pods the kubelet really runs.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
@@ -26,8 +26,8 @@ async fn phase(pods: &Api<Pod>, name: &str) -> String {
 
 #[tokio::test]
 async fn logs_plain_tail_follow_and_errors() {
-    let cluster = common::start();
-    let client = common::client(&cluster).await;
+    let cluster = support::start();
+    let client = support::client(&cluster).await;
     let pods: Api<Pod> = Api::namespaced(client, "default");
     let script = "echo one; echo two; sleep 0.3; echo three";
     pods.create(
@@ -41,7 +41,7 @@ async fn logs_plain_tail_follow_and_errors() {
     .unwrap();
 
     // Follow from the start: every line, and the stream ends when the container exits.
-    let started = common::eventually(5, || async {
+    let started = support::eventually(5, || async {
         matches!(phase(&pods, "p").await.as_str(), "Running" | "Succeeded")
     })
     .await;
@@ -58,7 +58,7 @@ async fn logs_plain_tail_follow_and_errors() {
             .unwrap();
     assert_eq!(lines, vec!["one", "two", "three"]);
 
-    assert!(common::eventually(5, || async { phase(&pods, "p").await == "Succeeded" }).await);
+    assert!(support::eventually(5, || async { phase(&pods, "p").await == "Succeeded" }).await);
     let all = pods.logs("p", &LogParams::default()).await.unwrap();
     assert_eq!(all, "one\ntwo\nthree\n");
     let tail = pods

@@ -1,7 +1,7 @@
 //! Throughput of creates over keep-alive connections from kube-rs (run with
 //! `cargo test --release -p localcluster --test api_perf -- --ignored --nocapture`).
 
-mod common;
+mod support;
 
 use std::time::Instant;
 
@@ -13,8 +13,8 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark; run in release"]
 async fn creates_per_second() {
-    let cluster = common::start();
-    let client = common::client(&cluster).await;
+    let cluster = support::start();
+    let client = support::client(&cluster).await;
     let cms: Api<ConfigMap> = Api::namespaced(client, "default");
     let n = 10_000;
     let t = Instant::now();

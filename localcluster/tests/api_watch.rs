@@ -1,7 +1,7 @@
 //! Watches through kube-rs: raw watch events, selector enter/leave, forced 410 and the
 //! `kube::runtime::watcher` re-listing after it.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
@@ -30,8 +30,8 @@ fn cm(name: &str, tier: &str) -> ConfigMap {
 
 #[tokio::test]
 async fn raw_watch_events_and_selector_transitions() {
-    let cluster = common::start();
-    let client = common::client(&cluster).await;
+    let cluster = support::start();
+    let client = support::client(&cluster).await;
     let cms: Api<ConfigMap> = Api::namespaced(client, "default");
     cms.create(&PostParams::default(), &cm("before", "web"))
         .await
@@ -117,8 +117,8 @@ async fn raw_watch_events_and_selector_transitions() {
 
 #[tokio::test]
 async fn watch_timeout_ends_the_stream() {
-    let cluster = common::start();
-    let client = common::client(&cluster).await;
+    let cluster = support::start();
+    let client = support::client(&cluster).await;
     let jobs: Api<Job> = Api::namespaced(client, "default");
     let mut s = jobs
         .watch(&WatchParams::default().timeout(1), "0")
@@ -133,8 +133,8 @@ async fn watch_timeout_ends_the_stream() {
 
 #[tokio::test]
 async fn runtime_watcher_survives_a_forced_410() {
-    let cluster = common::start();
-    let client = common::client(&cluster).await;
+    let cluster = support::start();
+    let client = support::client(&cluster).await;
     let cms: Api<ConfigMap> = Api::namespaced(client, "default");
     let mut events = watcher(cms.clone(), watcher::Config::default()).boxed();
     let mut seen = Vec::new();

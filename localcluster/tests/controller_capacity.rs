@@ -1,11 +1,11 @@
 //! Many Jobs at once: the controller and kubelet keep up (run with `--ignored`).
 
-mod controller_support;
+mod support;
 
 use std::time::Instant;
 
-use controller_support::*;
 use serde_json::json;
+use support::*;
 
 #[test]
 #[ignore = "capacity check, takes a while"]

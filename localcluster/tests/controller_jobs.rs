@@ -1,10 +1,10 @@
 //! The job controller with the process kubelet: success, failure with backoff, deadline,
 //! parallelism/completions, OnFailure restarts, suspend and TTL.
 
-mod controller_support;
+mod support;
 
-use controller_support::*;
 use serde_json::json;
+use support::*;
 
 #[test]
 fn a_job_that_echoes_completes_with_its_log() {

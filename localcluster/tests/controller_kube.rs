@@ -2,15 +2,15 @@
 //! API runs, its pod's log streams while it runs, conditions and counts arrive, and a
 //! Background delete removes the pods.
 
-mod controller_support;
+mod support;
 
 use std::time::Duration;
 
-use controller_support::*;
 use futures::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
+use support::*;
 
 fn job(name: &str, script: &str, backoff_limit: i32) -> Job {
     serde_json::from_value(serde_json::json!({
@@ -44,7 +44,7 @@ async fn wait_terminal(jobs: &Api<Job>, name: &str) -> (String, String) {
 #[tokio::test]
 async fn a_job_created_over_https_streams_its_log_and_completes() {
     let lc = start();
-    let client = kube_client(&lc).await;
+    let client = client(&lc).await;
     let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(client, "default");
     jobs.create(
@@ -115,7 +115,7 @@ async fn a_job_created_over_https_streams_its_log_and_completes() {
 #[tokio::test]
 async fn a_failing_job_reports_failed_over_https() {
     let lc = start();
-    let client = kube_client(&lc).await;
+    let client = client(&lc).await;
     let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
     jobs.create(&PostParams::default(), &job("bad", "exit 3", 1))
         .await

@@ -4,7 +4,7 @@
 //! with `KJENV_TEST_KUBECONFIG` set, against that cluster — e.g. a real control plane with
 //! `kjenv-kubelet` as its node — instead of an in-process emulator).
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -26,8 +26,8 @@ async fn pod_create_to_succeeded() {
             (None, kube::Client::try_from(config).expect("client"))
         }
         Err(_) => {
-            let cluster = common::start();
-            let client = common::client(&cluster).await;
+            let cluster = support::start();
+            let client = support::client(&cluster).await;
             (Some(cluster), client)
         }
     };

@@ -1,11 +1,11 @@
 //! The process kubelet on bare pods: env, config errors, simulations, deletion with SIGTERM,
 //! shutdown, the concurrency limit.
 
-mod controller_support;
+mod support;
 
-use controller_support::*;
 use localcluster::store::{DeleteOptions, Kind};
 use serde_json::json;
+use support::*;
 
 fn phase(c: &localcluster::Cluster, name: &str) -> String {
     pod(c, name)

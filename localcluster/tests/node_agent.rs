@@ -2,7 +2,7 @@
 //! pods bound to the node run, their status and logs (`/containerLogs` over mutual TLS) are
 //! a kubelet's, deletion honours the grace period, and SIGTERM leaves no process behind.
 
-mod common;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -149,7 +149,7 @@ async fn start_agent(lc: &LocalCluster, pki: &Pki, dir: &Path) -> Agent {
         .spawn()
         .expect("agent starts");
     let agent = Agent { child, port };
-    let healthy = common::eventually(30, || async {
+    let healthy = support::eventually(30, || async {
         get(pki, port, "/healthz", None)
             .await
             .is_ok_and(|(code, _)| code == 200)
@@ -270,7 +270,7 @@ fn temp_dir(tag: &str) -> PathBuf {
 async fn runs_a_bound_pod_reports_its_status_and_serves_its_logs() {
     let dir = temp_dir("run");
     let (lc, pki, mut agent) = setup(&dir).await;
-    let pods: Api<Pod> = Api::namespaced(common::client(&lc).await, "default");
+    let pods: Api<Pod> = Api::namespaced(support::client(&lc).await, "default");
     let p = pod("hello", "echo hello; sleep 1; echo world; exit 3", 30);
     pods.create(&PostParams::default(), &p)
         .await
@@ -336,8 +336,8 @@ async fn runs_a_bound_pod_reports_its_status_and_serves_its_logs() {
     assert!(get(&pki, agent.port, logs, Some("intruder")).await.is_err());
     // Events reach the API through it.
     let events: Api<k8s_openapi::api::core::v1::Event> =
-        Api::namespaced(common::client(&lc).await, "default");
-    let ok = common::eventually(10, || async {
+        Api::namespaced(support::client(&lc).await, "default");
+    let ok = support::eventually(10, || async {
         events.list(&Default::default()).await.is_ok_and(|l| {
             l.items
                 .iter()
@@ -355,7 +355,7 @@ async fn runs_a_bound_pod_reports_its_status_and_serves_its_logs() {
 async fn deletion_sends_sigterm_then_sigkill_after_the_grace_period() {
     let dir = temp_dir("delete");
     let (lc, _pki, mut agent) = setup(&dir).await;
-    let pods: Api<Pod> = Api::namespaced(common::client(&lc).await, "default");
+    let pods: Api<Pod> = Api::namespaced(support::client(&lc).await, "default");
     let polite = pod(
         "polite",
         "trap 'echo bye; exit 0' TERM; echo up; while true; do sleep 0.05; done",
@@ -411,7 +411,7 @@ async fn deletion_sends_sigterm_then_sigkill_after_the_grace_period() {
 async fn sigterm_stops_the_agent_and_every_container_and_a_new_agent_fails_the_pod() {
     let dir = temp_dir("stop");
     let (lc, pki, mut agent) = setup(&dir).await;
-    let pods: Api<Pod> = Api::namespaced(common::client(&lc).await, "default");
+    let pods: Api<Pod> = Api::namespaced(support::client(&lc).await, "default");
     let p = pod("sleeper", "sleep 1000 & sleep 1000", 30);
     pods.create(&PostParams::default(), &p)
         .await
@@ -444,9 +444,9 @@ async fn sigterm_stops_the_agent_and_every_container_and_a_new_agent_fails_the_p
 async fn without_a_scheduler_the_agent_binds_a_jobs_pod_and_the_job_completes() {
     let dir = temp_dir("job");
     let (lc, _pki, mut agent) = setup(&dir).await;
-    let client = common::client(&lc).await;
+    let client = support::client(&lc).await;
     let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), "default");
-    jobs.create(&PostParams::default(), &common::job("unscheduled"))
+    jobs.create(&PostParams::default(), &support::sample_job("unscheduled"))
         .await
         .expect("create");
     let deadline = Instant::now() + Duration::from_secs(60);

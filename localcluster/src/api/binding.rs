@@ -7,10 +7,10 @@ use chrono::Utc;
 use hyper::Response;
 use serde_json::json;
 
-use super::router::Target;
+use super::target::Target;
 use super::{json_response, Body, Req};
 use crate::error::ApiError;
-use crate::kubelet::status::rfc3339;
+use crate::meta::rfc3339;
 use crate::store::{meta_str, Kind};
 use crate::Cluster;
 

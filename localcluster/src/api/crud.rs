@@ -8,8 +8,8 @@ use hyper::{header, Response};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::router::{Format, Target};
 use super::selectors::{FieldSelector, LabelSelector};
+use super::target::{Format, Target};
 use super::validation::{check_quantities, default_pod_spec, validate_meta, validate_pod_spec};
 use super::{job, json_bytes, json_response, patch, table, Body, Req};
 use crate::error::{ApiError, Cause};
@@ -110,37 +110,6 @@ fn check_namespace(t: &Target, obj: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn qos_class(spec: &Value) -> &'static str {
-    let containers: Vec<&Value> = spec["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .collect();
-    let any = containers.iter().any(|c| {
-        c["resources"]["limits"]
-            .as_object()
-            .is_some_and(|m| !m.is_empty())
-            || c["resources"]["requests"]
-                .as_object()
-                .is_some_and(|m| !m.is_empty())
-    });
-    if !any {
-        return "BestEffort";
-    }
-    let guaranteed = containers.iter().all(|c| {
-        let l = &c["resources"]["limits"];
-        let r = &c["resources"]["requests"];
-        ["cpu", "memory"]
-            .iter()
-            .all(|k| !l[k].is_null() && (r[k].is_null() || r[k] == l[k]))
-    });
-    if guaranteed {
-        "Guaranteed"
-    } else {
-        "Burstable"
-    }
-}
-
 /// Per-kind defaulting and validation of a new object (name and uid set).
 fn prepare_new(kind: Kind, obj: &mut Value) -> Result<(), ApiError> {
     let name = meta_str(obj, "name").to_string();
@@ -167,7 +136,7 @@ fn prepare_new(kind: Kind, obj: &mut Value) -> Result<(), ApiError> {
             validate_meta(kind, obj, &mut causes);
             validate_pod_spec(&obj["spec"], "spec", false, &mut causes);
             invalid(causes)?;
-            let qos = qos_class(&obj["spec"]);
+            let qos = crate::resources::qos_class(&obj["spec"]);
             obj["status"] = json!({"phase": "Pending", "qosClass": qos});
             Ok(())
         }
@@ -419,50 +388,14 @@ fn apply_update(
         return Ok(());
     }
     check_type(kind, &mut new)?;
-    let meta = meta_mut(&mut new)?;
-    for field in [
-        "uid",
-        "creationTimestamp",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-        "generation",
-        "namespace",
-        "name",
-    ] {
-        match cur.pointer(&format!("/metadata/{field}")) {
-            Some(v) => meta.insert(field.into(), v.clone()),
-            None => meta.remove(field),
-        };
-    }
-    // The main resource never changes status (that is `/status`'s job).
-    match cur.get("status") {
-        Some(s) => new["status"] = s.clone(),
-        None => {
-            if let Some(m) = new.as_object_mut() {
-                m.remove("status");
-            }
-        }
-    }
+    keep_server_fields(cur, &mut new)?;
     let mut causes = Vec::new();
     match kind {
         Kind::Job => job::prepare_update(cur, &mut new)?,
         Kind::Pod => {
             check_quantities(Kind::Pod, &new["spec"])?;
             default_pod_spec(&mut new["spec"], true);
-            let blank = |v: &Value| {
-                let mut s = v.clone();
-                for list in ["initContainers", "containers"] {
-                    for c in s[list].as_array_mut().into_iter().flatten() {
-                        c["image"] = Value::Null;
-                    }
-                }
-                if let Some(m) = s.as_object_mut() {
-                    m.remove("activeDeadlineSeconds");
-                    m.remove("tolerations");
-                }
-                s
-            };
-            if blank(&cur["spec"]) != blank(&new["spec"]) {
+            if !pod_spec_change_allowed(&cur["spec"], &new["spec"]) {
                 causes.push(Cause::forbidden(
                     "spec",
                     "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
@@ -485,6 +418,54 @@ fn apply_update(
     }
     *cur = new;
     Ok(())
+}
+
+/// Carries what only the server sets (identity, timestamps, generation) and the status
+/// over from the stored object: the main resource never changes status (`/status` does).
+fn keep_server_fields(cur: &Value, new: &mut Value) -> Result<(), ApiError> {
+    let meta = meta_mut(new)?;
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "namespace",
+        "name",
+    ] {
+        match cur.pointer(&format!("/metadata/{field}")) {
+            Some(v) => meta.insert(field.into(), v.clone()),
+            None => meta.remove(field),
+        };
+    }
+    match cur.get("status") {
+        Some(s) => new["status"] = s.clone(),
+        None => {
+            if let Some(m) = new.as_object_mut() {
+                m.remove("status");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a pod update changes only what Kubernetes lets change: images, the active
+/// deadline and tolerations.
+fn pod_spec_change_allowed(cur: &Value, new: &Value) -> bool {
+    let blank = |v: &Value| {
+        let mut s = v.clone();
+        for list in ["initContainers", "containers"] {
+            for c in s[list].as_array_mut().into_iter().flatten() {
+                c["image"] = Value::Null;
+            }
+        }
+        if let Some(m) = s.as_object_mut() {
+            m.remove("activeDeadlineSeconds");
+            m.remove("tolerations");
+        }
+        s
+    };
+    blank(cur) == blank(new)
 }
 
 /// `PUT` of an object or its `/status`, with the resourceVersion conflict check.

@@ -1,20 +1,19 @@
 //! The garbage collector: removes dependents of deleted owners (Background), empties owners held
 //! by `foregroundDeletion`, strips ownerReferences for `orphan`, and removes objects whose owners
-//! are all gone.
+//! are all gone; it is also the one task that expires old Events.
 
 use std::sync::Arc;
 
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::meta::is_deleting;
 use crate::store::{meta_str, Change, DeleteOptions, EventType, Kind, Propagation};
 use crate::Cluster;
 
 const ORPHAN: &str = "orphan";
 const FOREGROUND: &str = "foregroundDeletion";
-/// Events older than this are removed, as the API server's event TTL does.
-const EVENT_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(1);
-/// How often old events are looked for.
+/// How often old events are looked for (the one event sweeper: see [`crate::events::sweep`]).
 const EVENT_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Spawns the GC task; it ends with the cluster.
@@ -25,7 +24,7 @@ pub fn spawn(cluster: Arc<Cluster>) {
         loop {
             tokio::select! {
                 _ = cluster.shutdown.cancelled() => return,
-                _ = expiry.tick() => expire_events(&cluster),
+                _ = expiry.tick() => crate::events::sweep(&cluster.store, crate::events::EVENT_TTL),
                 got = rx.recv() => match got {
                     Ok(change) => handle(&cluster, &change),
                     Err(RecvError::Lagged(_)) => sweep(&cluster),
@@ -40,11 +39,6 @@ fn has_finalizer(obj: &Value, f: &str) -> bool {
     obj.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
         .is_some_and(|a| a.iter().any(|x| x == f))
-}
-
-fn is_deleting(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp")
-        .is_some_and(|v| !v.is_null())
 }
 
 fn owner_uids(obj: &Value) -> Vec<String> {
@@ -179,26 +173,6 @@ fn sweep(cluster: &Cluster) {
                 process_owner(cluster, kind, &o);
             }
             collect_if_orphaned(cluster, kind, &o);
-        }
-    }
-}
-
-/// Removes Events whose last occurrence is older than [`EVENT_TTL`].
-fn expire_events(cluster: &Cluster) {
-    let cutoff = chrono::Utc::now() - EVENT_TTL;
-    let (events, _) = cluster.store.list_arc(Kind::Event, None);
-    for e in events {
-        let last = e["lastTimestamp"]
-            .as_str()
-            .or_else(|| e["metadata"]["creationTimestamp"].as_str())
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-        if last.is_some_and(|t| t < cutoff) {
-            let _ = cluster.store.delete(
-                Kind::Event,
-                meta_str(&e, "namespace"),
-                meta_str(&e, "name"),
-                &DeleteOptions::default(),
-            );
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod router;
 pub mod selectors;
 pub mod server;
 pub mod table;
+pub mod target;
 pub mod validation;
 pub mod watch;
 
@@ -151,6 +152,11 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
         }
     }
     r
+}
+
+/// A `Status` of kind Success with this message (the admin endpoints' answer).
+pub fn success(message: &str) -> Value {
+    serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "message": message, "code": 200})
 }
 
 /// A streamed body fed by a channel; the stream ends when every sender is dropped.

@@ -10,7 +10,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use hyper::{header, Response};
 use serde_json::Value;
 
-use super::router::Target;
+use super::target::Target;
 use super::{full, stream_response, Body, ChannelBody, Req};
 use crate::error::ApiError;
 use crate::logs::{ContainerLog, LogLine, LogStore};
@@ -202,18 +202,36 @@ pub async fn serve(
         .ok_or_else(|| ApiError::not_found(Kind::Pod, &name))?;
     // A bad query is reported before a bad container choice, as the API server does.
     parse_query(req)?;
-    let containers = container_names(&pod, "containers");
-    let init = container_names(&pod, "initContainers");
-    let container = match req.param("container").filter(|c| !c.is_empty()) {
+    let container = choose_container(req, &pod, &name)?;
+    if pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty) {
+        return Ok(text_response(Bytes::new()));
+    }
+    serve_container(
+        &cluster.logs,
+        &pod,
+        &container,
+        req,
+        cluster.shutdown.clone(),
+    )
+}
+
+/// The container the request names, or the pod's only one.
+///
+/// # Errors
+/// 400 for a container the pod does not have, or none named when there is a choice.
+fn choose_container(req: &Req, pod: &Value, name: &str) -> Result<String, ApiError> {
+    let containers = container_names(pod, "containers");
+    let init = container_names(pod, "initContainers");
+    match req.param("container").filter(|c| !c.is_empty()) {
         Some(c) => {
             if !containers.iter().chain(init.iter()).any(|x| x == c) {
                 return Err(ApiError::bad_request(format!(
                     "container {c} is not valid for pod {name}"
                 )));
             }
-            c.to_string()
+            Ok(c.to_string())
         }
-        None if containers.len() == 1 => containers[0].clone(),
+        None if containers.len() == 1 => Ok(containers[0].clone()),
         None => {
             let mut msg = format!(
                 "a container name must be specified for pod {name}, choose one of: [{}]",
@@ -225,19 +243,9 @@ pub async fn serve(
                     init.join(" ")
                 ));
             }
-            return Err(ApiError::bad_request(msg));
+            Err(ApiError::bad_request(msg))
         }
-    };
-    if pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty) {
-        return Ok(text_response(Bytes::new()));
     }
-    serve_container(
-        &cluster.logs,
-        &pod,
-        &container,
-        req,
-        cluster.shutdown.clone(),
-    )
 }
 
 /// Serves the log of one container of `pod` (as the kubelet does for the API server):

@@ -2,40 +2,17 @@
 //! resource paths (`/api/v1/...`, `/apis/batch/v1/...`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use hyper::{header, Method, Response, StatusCode};
-use serde_json::json;
 
+use super::target::{negotiate, parse_target, Format};
 use super::{
-    binding, crud, discovery, error_response, full, json_response, pod_log, watch, Body, Req,
+    binding, crud, discovery, error_response, full, json_response, pod_log, success, watch, Body,
+    Req,
 };
 use crate::error::ApiError;
 use crate::faults::FaultRule;
-use crate::store::Kind;
 use crate::Cluster;
-
-/// Where a resource request points.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Target {
-    /// The resource kind.
-    pub kind: Kind,
-    /// The namespace from the path; `None` for cluster-wide collections and cluster-scoped kinds.
-    pub ns: Option<String>,
-    /// The object name, for item requests.
-    pub name: Option<String>,
-    /// The subresource (`status`, `log`).
-    pub sub: Option<String>,
-}
-
-/// How the client wants objects rendered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    /// Plain JSON objects.
-    Json,
-    /// `meta.k8s.io/v1` Table.
-    Table,
-}
 
 /// Serves one authenticated request.
 pub async fn route(cluster: &Arc<Cluster>, req: Req) -> Response<Body> {
@@ -114,91 +91,9 @@ async fn admin(
             cluster.expire_watches();
             Ok(json_response(200, &success("watches expired")))
         }
-        "restart-listener" => {
-            let c = cluster.clone();
-            // Answer first; the restart drops this very connection.
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                let _ = super::server::restart(&c).await;
-            });
-            Ok(json_response(200, &success("listener restarting")))
-        }
+        // `restart-listener` is answered by the server, which owns the listener.
         _ => Ok(page_not_found()),
     }
-}
-
-fn success(message: &str) -> serde_json::Value {
-    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "message": message, "code": 200})
-}
-
-/// Parses `rest` (the path after the group version) into a [`Target`].
-fn parse_target(group: &str, rest: &[&str]) -> Option<Target> {
-    let kind_of = |plural: &str| Kind::from_plural(group, plural);
-    let t = |kind, ns: Option<&str>, name: Option<&str>, sub: Option<&str>| Target {
-        kind,
-        ns: ns.map(String::from),
-        name: name.map(String::from),
-        sub: sub.map(String::from),
-    };
-    match rest {
-        [plural] => Some(t(kind_of(plural)?, None, None, None)),
-        ["namespaces", ns] if group.is_empty() => Some(t(Kind::Namespace, None, Some(ns), None)),
-        ["namespaces", ns, "status"] if group.is_empty() => {
-            Some(t(Kind::Namespace, None, Some(ns), Some("status")))
-        }
-        ["namespaces", ns, plural] => {
-            let k = kind_of(plural)?;
-            k.namespaced().then(|| t(k, Some(ns), None, None))
-        }
-        ["namespaces", ns, plural, name] => {
-            let k = kind_of(plural)?;
-            k.namespaced().then(|| t(k, Some(ns), Some(name), None))
-        }
-        ["namespaces", ns, plural, name, sub] => {
-            let k = kind_of(plural)?;
-            let ok = matches!(
-                (k, *sub),
-                (Kind::Pod, "status" | "log" | "binding") | (Kind::Job, "status")
-            );
-            (k.namespaced() && ok).then(|| t(k, Some(ns), Some(name), Some(sub)))
-        }
-        [plural, name] => {
-            let k = kind_of(plural)?;
-            (!k.namespaced()).then(|| t(k, None, Some(name), None))
-        }
-        _ => None,
-    }
-}
-
-/// Picks the response format from `Accept`.
-///
-/// # Errors
-/// 406 when only unsupported media types are listed.
-pub fn negotiate(accept: Option<&str>) -> Result<Format, ApiError> {
-    let Some(accept) = accept.map(str::trim).filter(|a| !a.is_empty()) else {
-        return Ok(Format::Json);
-    };
-    for range in accept.split(',') {
-        let mut parts = range.split(';').map(str::trim);
-        let media = parts.next().unwrap_or("").to_ascii_lowercase();
-        let params: Vec<(String, String)> = parts
-            .filter_map(|p| p.split_once('='))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        let as_ = params
-            .iter()
-            .find(|(k, _)| k == "as")
-            .map(|(_, v)| v.as_str());
-        match media.as_str() {
-            "application/json" | "application/*" => match as_ {
-                Some("Table") => return Ok(Format::Table),
-                _ => return Ok(Format::Json),
-            },
-            "*/*" => return Ok(Format::Json),
-            _ => {}
-        }
-    }
-    Err(ApiError::not_acceptable())
 }
 
 async fn resource(
@@ -242,43 +137,5 @@ async fn resource(
         (Some(_), _) if *m == Method::PATCH => crud::patch(cluster, &req, &target),
         (Some(_), None) if *m == Method::DELETE => crud::delete(cluster, &req, &target),
         _ => Err(ApiError::method_not_allowed()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets_parse() {
-        let t = parse_target("batch", &["namespaces", "default", "jobs", "x", "status"]).unwrap();
-        assert_eq!(
-            (t.kind, t.ns.as_deref(), t.name.as_deref(), t.sub.as_deref()),
-            (Kind::Job, Some("default"), Some("x"), Some("status"))
-        );
-        assert_eq!(parse_target("", &["pods"]).unwrap().ns, None);
-        assert_eq!(
-            parse_target("", &["namespaces", "n"]).unwrap().kind,
-            Kind::Namespace
-        );
-        assert!(parse_target("", &["jobs"]).is_none());
-        assert!(parse_target("", &["namespaces", "d", "pods", "p", "exec"]).is_none());
-    }
-
-    #[test]
-    fn accept_negotiation() {
-        assert_eq!(negotiate(None).unwrap(), Format::Json);
-        assert_eq!(
-            negotiate(Some(
-                "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
-            ))
-            .unwrap(),
-            Format::Table
-        );
-        assert_eq!(
-            negotiate(Some("application/vnd.kubernetes.protobuf, */*")).unwrap(),
-            Format::Json
-        );
-        assert_eq!(negotiate(Some("application/yaml")).unwrap_err().code, 406);
     }
 }

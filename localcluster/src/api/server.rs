@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use super::{error_response, parse_query, Body, Req};
+use super::{error_response, json_response, parse_query, success, Body, Req};
 use crate::error::{ApiError, Error};
 use crate::faults::Fault;
 use crate::Cluster;
@@ -77,6 +77,22 @@ pub async fn restart(cluster: &Arc<Cluster>) -> Result<(), Error> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     Err(last.unwrap_or_else(|| Error::Runtime("cannot re-listen".into())))
+}
+
+/// `POST /_kjenv/restart-listener`: answered here, because the server owns the listener.
+fn is_restart_request(req: &Req) -> bool {
+    req.method == hyper::Method::POST
+        && req.path.trim_end_matches('/') == "/_kjenv/restart-listener"
+}
+
+/// Answers the restart request, then restarts the listener (which drops this very connection).
+fn restart_soon(cluster: &Arc<Cluster>) -> Response<Body> {
+    let c = cluster.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = restart(&c).await;
+    });
+    json_response(200, &success("listener restarting"))
 }
 
 /// The error that makes hyper drop a connection without answering (fault `Reset`).
@@ -159,7 +175,11 @@ async fn handle(
         headers: parts.headers,
         body,
     };
-    let response = super::router::route(&cluster, req).await;
+    let response = if is_restart_request(&req) {
+        restart_soon(&cluster)
+    } else {
+        super::router::route(&cluster, req).await
+    };
     if let Some(d) = late_answer {
         // The work is done: a client that stops waiting now does not undo it.
         tokio::time::sleep(d).await;

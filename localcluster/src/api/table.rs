@@ -133,89 +133,87 @@ fn pod_cells(o: &Value) -> Vec<Value> {
     ]
 }
 
+/// A column: name, format, description, priority (1 = shown with `-o wide` only).
+type Column = (&'static str, &'static str, &'static str, u8);
+
+const NAME: Column = ("Name", "name", "Name must be unique within a namespace.", 0);
+const AGE: Column = (
+    "Age",
+    "",
+    "CreationTimestamp is a timestamp representing the server time when this object was created.",
+    0,
+);
+const JOB_COLUMNS: [Column; 4] = [
+    NAME,
+    (
+        "Completions",
+        "",
+        "The desired number of successfully finished pods the job should be run with.",
+        0,
+    ),
+    ("Duration", "", "Time required to complete the job.", 0),
+    AGE,
+];
+const POD_COLUMNS: [Column; 7] = [
+    NAME,
+    (
+        "Ready",
+        "",
+        "The aggregate readiness state of this pod for accepting traffic.",
+        0,
+    ),
+    (
+        "Status",
+        "",
+        "The aggregate status of the containers in this pod.",
+        0,
+    ),
+    (
+        "Restarts",
+        "",
+        "The number of times the containers in this pod have been restarted.",
+        0,
+    ),
+    AGE,
+    ("IP", "", "IP address allocated to the pod.", 1),
+    ("Node", "", "Name of the node this pod is scheduled on.", 1),
+];
+
+/// The `columnDefinitions` kubectl prints for this kind.
+fn columns(kind: Kind) -> Vec<Value> {
+    let spec: &[Column] = match kind {
+        Kind::Job => &JOB_COLUMNS,
+        Kind::Pod => &POD_COLUMNS,
+        _ => &[NAME, AGE],
+    };
+    spec.iter()
+        .map(|(name, format, description, priority)| {
+            col(name, "string", format, description, *priority)
+        })
+        .collect()
+}
+
+/// One row: the kind's cells and the object's metadata.
+fn row(kind: Kind, o: &Value) -> Value {
+    let cells = match kind {
+        Kind::Job => job_cells(o),
+        Kind::Pod => pod_cells(o),
+        _ => vec![json!(meta_str(o, "name")), json!(age(o))],
+    };
+    json!({
+        "cells": cells,
+        "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]},
+    })
+}
+
 /// A `meta.k8s.io/v1` Table of `objects` (rows carry PartialObjectMetadata).
 pub fn table(kind: Kind, objects: &[Value], rv: Option<u64>) -> Value {
-    let name = col(
-        "Name",
-        "string",
-        "name",
-        "Name must be unique within a namespace.",
-        0,
-    );
-    let age_col = col("Age", "string", "", "CreationTimestamp is a timestamp representing the server time when this object was created.", 0);
-    let columns = match kind {
-        Kind::Job => vec![
-            name,
-            col(
-                "Completions",
-                "string",
-                "",
-                "The desired number of successfully finished pods the job should be run with.",
-                0,
-            ),
-            col(
-                "Duration",
-                "string",
-                "",
-                "Time required to complete the job.",
-                0,
-            ),
-            age_col,
-        ],
-        Kind::Pod => vec![
-            name,
-            col(
-                "Ready",
-                "string",
-                "",
-                "The aggregate readiness state of this pod for accepting traffic.",
-                0,
-            ),
-            col(
-                "Status",
-                "string",
-                "",
-                "The aggregate status of the containers in this pod.",
-                0,
-            ),
-            col(
-                "Restarts",
-                "string",
-                "",
-                "The number of times the containers in this pod have been restarted.",
-                0,
-            ),
-            age_col,
-            col("IP", "string", "", "IP address allocated to the pod.", 1),
-            col(
-                "Node",
-                "string",
-                "",
-                "Name of the node this pod is scheduled on.",
-                1,
-            ),
-        ],
-        _ => vec![name, age_col],
-    };
-    let rows: Vec<Value> = objects
-        .iter()
-        .map(|o| {
-            let cells = match kind {
-                Kind::Job => job_cells(o),
-                Kind::Pod => pod_cells(o),
-                _ => vec![json!(meta_str(o, "name")), json!(age(o))],
-            };
-            json!({
-                "cells": cells,
-                "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]},
-            })
-        })
-        .collect();
+    let rows: Vec<Value> = objects.iter().map(|o| row(kind, o)).collect();
     let mut meta = json!({});
     if let Some(rv) = rv {
         meta["resourceVersion"] = json!(rv.to_string());
     }
-    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": columns, "rows": rows})
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": columns(kind), "rows": rows})
 }
 
 #[cfg(test)]

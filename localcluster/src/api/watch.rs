@@ -7,10 +7,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::Response;
 use serde_json::{json, Value};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::mpsc;
 
 use super::crud::Selection;
-use super::router::{Format, Target};
+use super::target::{Format, Target};
 use super::{stream_response, table, Body, ChannelBody, Req};
 use crate::error::ApiError;
 use crate::store::{meta_str, Change, EventType, Kind};
@@ -87,6 +88,29 @@ impl Filter {
     }
 }
 
+/// Where a watch begins: the lines sent first, then the changes after `rv` (none when the
+/// requested resourceVersion is too old: then `expired` is the 410 to send).
+struct Start {
+    initial: Vec<Bytes>,
+    rx: Option<broadcast::Receiver<Change>>,
+    expired: Option<ApiError>,
+    rv: u64,
+}
+
+/// The stream's options from the query.
+struct Params {
+    timeout: Duration,
+    bookmarks: bool,
+}
+
+/// What the streaming task owns besides its cluster and start.
+struct Feed {
+    filter: Filter,
+    params: Params,
+    epoch: tokio::sync::watch::Receiver<u64>,
+    tx: mpsc::Sender<Bytes>,
+}
+
 /// Starts a watch stream.
 ///
 /// # Errors
@@ -103,113 +127,140 @@ pub fn serve(
         sel: Selection::from_req(req, t.kind)?,
         format,
     };
-    let timeout = req
-        .param("timeoutSeconds")
-        .and_then(|s| s.parse::<u64>().ok())
-        .map_or(DEFAULT_TIMEOUT, Duration::from_secs);
-    let bookmarks = req.flag("allowWatchBookmarks");
+    let params = Params {
+        timeout: req
+            .param("timeoutSeconds")
+            .and_then(|s| s.parse::<u64>().ok())
+            .map_or(DEFAULT_TIMEOUT, Duration::from_secs),
+        bookmarks: req.flag("allowWatchBookmarks"),
+    };
     let send_initial = req.flag("sendInitialEvents");
     let rv_param = req.param("resourceVersion").unwrap_or("");
-
-    let mut initial: Vec<Bytes> = Vec::new();
-    let mut expired = None;
-    let (rx, start_rv) = if rv_param.is_empty() || rv_param == "0" || send_initial {
-        let (items, rv, rx) = cluster
-            .store
-            .snapshot_and_subscribe(t.kind, t.ns.as_deref());
-        initial.extend(
-            items
-                .iter()
-                .filter(|o| filter.selects(o))
-                .map(|o| filter.line("ADDED", o)),
-        );
-        (Some(rx), rv)
+    let mut start = if rv_param.is_empty() || rv_param == "0" || send_initial {
+        from_snapshot(cluster, &filter, t)
     } else {
         let rv: u64 = rv_param.parse().map_err(|_| {
             ApiError::bad_request(format!("invalid resource version: {rv_param:?}"))
         })?;
-        match cluster.store.watch_from(rv) {
-            Ok((past, rx)) => {
-                initial.extend(
-                    past.iter()
-                        .filter_map(|c| filter.event(c))
-                        .map(|(ty, o)| filter.line(ty, o)),
-                );
-                (Some(rx), past.last().map_or(rv, |c| c.rv))
-            }
-            Err(e) => {
-                expired = Some(e);
-                (None, rv)
-            }
-        }
+        from_history(cluster, &filter, rv)
     };
-    if send_initial && bookmarks {
-        initial.push(filter.bookmark(start_rv, true));
+    if send_initial && params.bookmarks {
+        start.initial.push(filter.bookmark(start.rv, true));
     }
-
-    let (tx, body) = ChannelBody::channel(256);
+    // Subscribed now, not in the task: an expiry right after this request still reaches it.
     let mut epoch = cluster.watch_epoch.subscribe();
     epoch.borrow_and_update();
-    let shutdown = cluster.shutdown.clone();
-    let store_rv = {
-        let c = cluster.clone();
-        move || c.store.current_rv()
+    let (tx, body) = ChannelBody::channel(256);
+    let feed = Feed {
+        filter,
+        params,
+        epoch,
+        tx,
     };
-    tokio::spawn(async move {
-        for line in initial {
-            if tx.send(line).await.is_err() {
-                return;
-            }
-        }
-        let error_line = |e: &ApiError| filter.line("ERROR", &e.to_json());
-        let Some(mut rx) = rx else {
-            if let Some(e) = expired {
-                let _ = tx.send(error_line(&e)).await;
-            }
+    tokio::spawn(stream(cluster.clone(), feed, start));
+    Ok(stream_response("application/json", body))
+}
+
+/// RV ""/"0" or `sendInitialEvents`: a synthetic ADDED per selected object, then live changes.
+fn from_snapshot(cluster: &Cluster, filter: &Filter, t: &Target) -> Start {
+    let (items, rv, rx) = cluster
+        .store
+        .snapshot_and_subscribe(t.kind, t.ns.as_deref());
+    let initial = items
+        .iter()
+        .filter(|o| filter.selects(o))
+        .map(|o| filter.line("ADDED", o))
+        .collect();
+    Start {
+        initial,
+        rx: Some(rx),
+        expired: None,
+        rv,
+    }
+}
+
+/// RV N: the history after N replayed, then live changes (or 410 when N is too old).
+fn from_history(cluster: &Cluster, filter: &Filter, rv: u64) -> Start {
+    match cluster.store.watch_from(rv) {
+        Ok((past, rx)) => Start {
+            initial: past
+                .iter()
+                .filter_map(|c| filter.event(c))
+                .map(|(ty, o)| filter.line(ty, o))
+                .collect(),
+            rx: Some(rx),
+            expired: None,
+            rv: past.last().map_or(rv, |c| c.rv),
+        },
+        Err(e) => Start {
+            initial: Vec::new(),
+            rx: None,
+            expired: Some(e),
+            rv,
+        },
+    }
+}
+
+/// Feeds the response: the initial lines, then each selected change until the timeout, the
+/// shutdown, the client leaving, an expiry (`expire_watches`) or a lag.
+async fn stream(cluster: Arc<Cluster>, feed: Feed, start: Start) {
+    let Feed {
+        filter,
+        params,
+        mut epoch,
+        tx,
+    } = feed;
+    for line in start.initial {
+        if tx.send(line).await.is_err() {
             return;
-        };
-        let mut last_rv = start_rv;
-        let deadline = tokio::time::sleep(timeout);
-        tokio::pin!(deadline);
-        let mut tick =
-            tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_EVERY, BOOKMARK_EVERY);
-        loop {
-            tokio::select! {
-                _ = &mut deadline => break,
-                _ = shutdown.cancelled() => break,
-                _ = tx.closed() => break,
-                changed = epoch.changed() => {
-                    if changed.is_ok() {
-                        let _ = tx.send(error_line(&ApiError::expired(last_rv, store_rv()))).await;
+        }
+    }
+    let Some(mut rx) = start.rx else {
+        if let Some(e) = start.expired {
+            let _ = tx.send(filter.line("ERROR", &e.to_json())).await;
+        }
+        return;
+    };
+    let expired = |last_rv| {
+        let e = ApiError::expired(last_rv, cluster.store.current_rv());
+        filter.line("ERROR", &e.to_json())
+    };
+    let mut last_rv = start.rv;
+    let deadline = tokio::time::sleep(params.timeout);
+    tokio::pin!(deadline);
+    let first_tick = tokio::time::Instant::now() + BOOKMARK_EVERY;
+    let mut tick = tokio::time::interval_at(first_tick, BOOKMARK_EVERY);
+    loop {
+        let line = tokio::select! {
+            _ = &mut deadline => break,
+            _ = cluster.shutdown.cancelled() => break,
+            _ = tx.closed() => break,
+            changed = epoch.changed() => {
+                if changed.is_ok() {
+                    let _ = tx.send(expired(last_rv)).await;
+                }
+                break;
+            }
+            _ = tick.tick(), if params.bookmarks => filter.bookmark(last_rv, false),
+            got = rx.recv() => match got {
+                Ok(change) if change.rv <= last_rv => continue,
+                Ok(change) => {
+                    last_rv = change.rv;
+                    match filter.event(&change) {
+                        Some((ty, obj)) => filter.line(ty, obj),
+                        None => continue,
                     }
+                }
+                // Too slow to keep up: make the client re-list, as an expired watch cache would.
+                Err(RecvError::Lagged(_)) => {
+                    let _ = tx.send(expired(last_rv)).await;
                     break;
                 }
-                _ = tick.tick(), if bookmarks => {
-                    if tx.send(filter.bookmark(last_rv, false)).await.is_err() {
-                        break;
-                    }
-                }
-                got = rx.recv() => match got {
-                    Ok(change) => {
-                        if change.rv <= last_rv {
-                            continue;
-                        }
-                        last_rv = change.rv;
-                        if let Some((ty, obj)) = filter.event(&change) {
-                            if tx.send(filter.line(ty, obj)).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                    // Too slow to keep up: make the client re-list, as an expired watch cache would.
-                    Err(RecvError::Lagged(_)) => {
-                        let _ = tx.send(error_line(&ApiError::expired(last_rv, store_rv()))).await;
-                        break;
-                    }
-                    Err(RecvError::Closed) => break,
-                },
-            }
+                Err(RecvError::Closed) => break,
+            },
+        };
+        if tx.send(line).await.is_err() {
+            break;
         }
-    });
-    Ok(stream_response("application/json", body))
+    }
 }

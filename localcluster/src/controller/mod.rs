@@ -21,32 +21,19 @@ pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 /// How often every Job is synced even without changes.
 const RESYNC: Duration = Duration::from_secs(5);
 
-/// How long Events are kept (the API server's default `--event-ttl`).
-const EVENT_TTL: Duration = Duration::from_secs(3600);
-/// How often expired Events are deleted.
-const EVENT_SWEEP: Duration = Duration::from_secs(60);
-
 /// (namespace, name) of a Job.
 type JobKey = (String, String);
 
 /// Starts the job controller on the current tokio runtime; it runs until
 /// `cluster.shutdown` is cancelled.
 pub fn spawn(cluster: Arc<Cluster>) {
-    tokio::spawn(async move {
-        let mut state = sync::Memory::default();
-        // Supervise the loop: a bug that panics must not silently stop the controller.
-        while !cluster.shutdown.is_cancelled() {
-            let task = tokio::spawn(main_loop(cluster.clone(), std::mem::take(&mut state)));
-            match task.await {
-                Ok(_) => break,
-                Err(e) if e.is_panic() => {
-                    eprintln!("localcluster: job controller panicked, restarting it");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(_) => break,
-            }
-        }
-    });
+    let shutdown = cluster.shutdown.clone();
+    // After a panic the loop starts over with a fresh memory (the resync rebuilds it).
+    crate::task::supervise(
+        "localcluster: job controller panicked, restarting it",
+        shutdown,
+        move || main_loop(cluster.clone(), sync::Memory::default()),
+    );
 }
 
 /// The Job a pod belongs to (its controller ownerReference), if any.
@@ -69,16 +56,11 @@ async fn main_loop(cluster: Arc<Cluster>, mut mem: sync::Memory) -> sync::Memory
     let mut dirty: HashSet<JobKey> = HashSet::new();
     let mut wake: HashMap<JobKey, Instant> = HashMap::new();
     let mut next_resync = Instant::now();
-    let mut next_sweep = Instant::now() + EVENT_SWEEP;
     loop {
         if Instant::now() >= next_resync {
             next_resync = Instant::now() + RESYNC;
             resync(&cluster, &mut dirty);
             mem.forget_missing(&cluster.store);
-        }
-        if Instant::now() >= next_sweep {
-            next_sweep = Instant::now() + EVENT_SWEEP;
-            crate::events::sweep(&cluster.store, EVENT_TTL);
         }
         let now = Instant::now();
         wake.retain(|k, at| {

@@ -1,7 +1,7 @@
 //! One sync of one Job: count finished pods, decide success/failure, create or delete pods,
 //! write the status.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::{owner_job, JobKey, TRACKING_FINALIZER};
 use crate::error::ApiError;
 use crate::events;
+use crate::meta::{is_deleting, now_rfc3339};
 use crate::store::{meta_str, DeleteOptions, Kind, Propagation};
 use crate::Cluster;
 
@@ -43,10 +44,6 @@ impl Memory {
     }
 }
 
-fn now_str() -> String {
-    Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
 fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
     v.as_str()
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
@@ -76,10 +73,6 @@ fn has_finalizer(pod: &Value) -> bool {
     pod["metadata"]["finalizers"]
         .as_array()
         .is_some_and(|f| f.iter().any(|x| x == TRACKING_FINALIZER))
-}
-
-fn is_deleting(obj: &Value) -> bool {
-    obj["metadata"]["deletionTimestamp"].is_string()
 }
 
 fn phase(pod: &Value) -> &str {
@@ -118,7 +111,7 @@ pub(super) fn release_orphan(cluster: &Cluster, pod: &Value) {
 }
 
 fn condition(type_: &str, reason: &str, message: &str) -> Value {
-    let now = now_str();
+    let now = now_rfc3339();
     json!({
         "type": type_,
         "status": "True",
@@ -176,8 +169,8 @@ fn pod_index(pod: &Value) -> Option<i64> {
 }
 
 /// Parses `status.completedIndexes` (`1,3-5,7`).
-fn parse_indexes(s: &str) -> std::collections::BTreeSet<i64> {
-    let mut out = std::collections::BTreeSet::new();
+fn parse_indexes(s: &str) -> BTreeSet<i64> {
+    let mut out = BTreeSet::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (a, b) = part.split_once('-').unwrap_or((part, part));
         if let (Ok(a), Ok(b)) = (a.parse::<i64>(), b.parse::<i64>()) {
@@ -191,7 +184,7 @@ fn parse_indexes(s: &str) -> std::collections::BTreeSet<i64> {
 }
 
 /// Formats indexes as `status.completedIndexes` does (`1,3-5,7`).
-fn format_indexes(set: &std::collections::BTreeSet<i64>) -> String {
+fn format_indexes(set: &BTreeSet<i64>) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut iter = set.iter().copied().peekable();
     while let Some(start) = iter.next() {
@@ -280,7 +273,7 @@ fn new_pod(job: &Value, index: Option<i64>) -> Value {
         }
     }
     // What the API server's pod strategy sets on create: a pod is Pending from its first version.
-    let qos = crate::kubelet::status::qos_class(&spec);
+    let qos = crate::resources::qos_class(&spec);
     json!({ "apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec,
             "status": {"phase": "Pending", "qosClass": qos} })
 }
@@ -311,316 +304,414 @@ pub(super) fn backoff(base: Duration, max: Duration, failures: i64) -> Duration 
     base.saturating_mul(1u32 << exp.min(20)).min(max)
 }
 
-/// Syncs one Job. Returns when it wants to be synced again (backoff, deadline, TTL).
-pub(super) fn sync_job(cluster: &Cluster, mem: &mut Memory, key: &JobKey) -> Option<Instant> {
-    let (ns, name) = key;
-    let store = &cluster.store;
-    let Some(job) = store.get(Kind::Job, ns, name) else {
-        // Pods of a Job that is gone are released through their own events (see `note`).
-        return None;
-    };
-    let uid = meta_str(&job, "uid").to_owned();
-    let pods: Vec<Value> = store
-        .dependents_of(&uid)
+/// The earliest time a sync asks to run again.
+#[derive(Default)]
+struct Wake(Option<Instant>);
+
+impl Wake {
+    fn at(&mut self, at: Instant) {
+        self.0 = Some(self.0.map_or(at, |w| w.min(at)));
+    }
+
+    /// Soon: pods are being deleted and the next sync counts them.
+    fn soon(&mut self) {
+        self.at(Instant::now() + Duration::from_millis(200));
+    }
+}
+
+/// Whether a pod has stopped (`Succeeded` or `Failed`).
+fn stopped(pod: &Value) -> bool {
+    matches!(phase(pod), "Succeeded" | "Failed")
+}
+
+/// The pods whose controller is the Job with this uid.
+fn owned_pods(cluster: &Cluster, uid: &str) -> Vec<Value> {
+    cluster
+        .store
+        .dependents_of(uid)
         .into_iter()
         .filter(|(k, p)| *k == Kind::Pod && owner_job(p).is_some_and(|(_, u)| u == uid))
         .map(|(_, p)| (*p).clone())
-        .collect();
+        .collect()
+}
+
+/// One sync of one Job: the status being built and what the decision needs.
+struct JobSync<'a> {
+    cluster: &'a Cluster,
+    job: &'a Value,
+    old_status: Value,
+    status: Value,
+    succeeded: i64,
+    failed: i64,
+    /// `completionMode: Indexed`, with the indexes that succeeded.
+    indexed: bool,
+    completed: BTreeSet<i64>,
+    /// Pods counted as active in `status.active` (changed by creates, deletes, suspension).
+    active: i64,
+    wake: Wake,
+}
+
+/// Syncs one Job. Returns when it wants to be synced again (backoff, deadline, TTL).
+pub(super) fn sync_job(cluster: &Cluster, mem: &mut Memory, key: &JobKey) -> Option<Instant> {
+    let (ns, name) = key;
+    // Pods of a Job that is gone are released through their own events (see `note`).
+    let job = cluster.store.get(Kind::Job, ns, name)?;
+    let uid = meta_str(&job, "uid").to_owned();
+    let pods = owned_pods(cluster, &uid);
     if is_deleting(&job) {
         // Being deleted: its pods are deleted by the GC; let them go once they stop.
         for p in &pods {
-            if has_finalizer(p) && (is_deleting(p) || matches!(phase(p), "Succeeded" | "Failed")) {
+            if has_finalizer(p) && (is_deleting(p) || stopped(p)) {
                 release(cluster, p);
             }
         }
         return None;
     }
     let jm = mem.jobs.entry(uid.clone()).or_default();
-    let spec = &job["spec"];
-    let old_status = job["status"].clone();
-    let mut status = if old_status.is_object() {
-        old_status.clone()
-    } else {
-        json!({})
-    };
-    let mut succeeded = status["succeeded"].as_i64().unwrap_or(0);
-    let mut failed = status["failed"].as_i64().unwrap_or(0);
-
-    // 1. Count finished pods exactly once, then drop their finalizer.
-    let present: HashSet<String> = pods.iter().map(|p| meta_str(p, "uid").to_owned()).collect();
-    let vanished: Vec<String> = jm
-        .tracked
-        .iter()
-        .filter(|u| !present.contains(*u))
-        .cloned()
-        .collect();
-    for u in vanished {
-        jm.tracked.remove(&u);
-        failed += 1;
-        jm.last_failure = Some(Instant::now());
-    }
-    let indexed = spec["completionMode"] == "Indexed";
-    let mut completed = parse_indexes(status["completedIndexes"].as_str().unwrap_or(""));
-    for p in &pods {
-        if !has_finalizer(p) {
-            continue;
-        }
-        let pod_uid = meta_str(p, "uid").to_owned();
-        let outcome = match phase(p) {
-            "Succeeded" => Some(true),
-            "Failed" => Some(false),
-            // podReplacementPolicy TerminatingOrFailed: a pod deleted before it succeeded
-            // counts as failed at once.
-            _ if is_deleting(p) => Some(false),
-            _ => None,
-        };
-        match outcome {
-            Some(ok) => {
-                if ok {
-                    match pod_index(p).filter(|_| indexed) {
-                        Some(i) => {
-                            completed.insert(i);
-                        }
-                        None => succeeded += 1,
-                    }
-                } else {
-                    failed += 1;
-                    jm.last_failure = Some(Instant::now());
-                }
-                jm.tracked.remove(&pod_uid);
-                release(cluster, p);
-            }
-            None => {
-                jm.tracked.insert(pod_uid);
-            }
-        }
-    }
-    if indexed {
-        succeeded = completed.len() as i64;
-        if let Some(o) = status.as_object_mut() {
-            if completed.is_empty() {
-                o.remove("completedIndexes");
-            } else {
-                o.insert("completedIndexes".into(), json!(format_indexes(&completed)));
-            }
-        }
-    }
+    let mut sync = JobSync::new(cluster, &job);
+    sync.count_finished(jm, &pods);
     let active_pods: Vec<&Value> = pods
         .iter()
-        .filter(|p| !is_deleting(p) && !matches!(phase(p), "Succeeded" | "Failed"))
+        .filter(|p| !is_deleting(p) && !stopped(p))
         .collect();
-    let mut active = active_pods.len() as i64;
+    sync.active = active_pods.len() as i64;
     let terminating = pods
         .iter()
-        .filter(|p| is_deleting(p) && !matches!(phase(p), "Succeeded" | "Failed"))
+        .filter(|p| is_deleting(p) && !stopped(p))
         .count() as i64;
     let ready = active_pods.iter().filter(|p| is_ready(p)).count() as i64;
+    if !sync.finished() {
+        sync.decide(jm, &active_pods, terminating);
+    }
+    sync.write_status(key, &uid, ready, terminating);
+    sync.expire_after_ttl(key)
+}
 
-    // 2. Decide.
-    let parallelism = spec["parallelism"].as_i64().unwrap_or(1).max(0);
-    let completions = spec["completions"].as_i64();
-    let backoff_limit = spec["backoffLimit"].as_i64().unwrap_or(6);
-    let suspended = spec["suspend"].as_bool().unwrap_or(false);
-    let on_failure = spec["template"]["spec"]["restartPolicy"] == "OnFailure";
-    let finished = has_condition(&status, "Complete") || has_condition(&status, "Failed");
-    let mut wake: Option<Instant> = None;
-    let mut want_wake = |at: Instant| {
-        wake = Some(wake.map_or(at, |w: Instant| w.min(at)));
-    };
-
-    if !finished {
-        if status["startTime"].is_null() && !suspended {
-            status["startTime"] = json!(now_str());
-        }
-        let failure_target = condition_of(&status, "FailureTarget")
-            .map(|c| {
-                (
-                    c["reason"].as_str().unwrap_or(""),
-                    c["message"].as_str().unwrap_or(""),
-                )
-            })
-            .map(|(r, m)| (r.to_owned(), m.to_owned()));
-        let failure = failure_target.or_else(|| {
-            let deadline = spec["activeDeadlineSeconds"].as_i64();
-            let started = parse_time(&status["startTime"]);
-            if let (Some(ads), Some(t)) = (deadline, started) {
-                if !suspended && passed(t, ads) {
-                    return Some((REASON_DEADLINE.to_owned(), MSG_DEADLINE.to_owned()));
-                }
-                if let Some(at) = instant_after(t, ads).filter(|_| !suspended) {
-                    want_wake(at);
-                }
-            }
-            let restart_sum: i64 = active_pods.iter().map(|p| restarts(p)).sum();
-            let past_on_failure = on_failure
-                && if backoff_limit == 0 {
-                    restart_sum > 0
-                } else {
-                    restart_sum >= backoff_limit
-                };
-            if failed > backoff_limit || past_on_failure {
-                return Some((REASON_BACKOFF.to_owned(), MSG_BACKOFF.to_owned()));
-            }
-            None
-        });
-        let success = match completions {
-            Some(c) => succeeded >= c,
-            None => succeeded > 0 && active == 0,
-        };
-        if let Some((reason, message)) = failure {
-            if !has_condition(&status, "FailureTarget") {
-                add_condition(&mut status, condition("FailureTarget", &reason, &message));
-                events::record(store, &job, "Warning", &reason, &message);
-            }
-            for p in &active_pods {
-                delete_pod(cluster, &job, p);
-            }
-            // The deleted pods are counted (as failed) at the next sync.
-            if active == 0 && terminating == 0 {
-                add_condition(&mut status, condition("Failed", &reason, &message));
-            } else {
-                want_wake(Instant::now() + Duration::from_millis(200));
-            }
-        } else if success {
-            if !has_condition(&status, "SuccessCriteriaMet") {
-                add_condition(
-                    &mut status,
-                    condition("SuccessCriteriaMet", REASON_COMPLETIONS, MSG_COMPLETIONS),
-                );
-            }
-            for p in &active_pods {
-                delete_pod(cluster, &job, p);
-            }
-            if active == 0 && terminating == 0 {
-                add_condition(
-                    &mut status,
-                    condition("Complete", REASON_COMPLETIONS, MSG_COMPLETIONS),
-                );
-                status["completionTime"] = json!(now_str());
-                events::record(store, &job, "Normal", "Completed", "Job completed");
-            } else {
-                want_wake(Instant::now() + Duration::from_millis(200));
-            }
-        } else if suspended {
-            for p in &active_pods {
-                delete_pod(cluster, &job, p);
-            }
-            active = 0;
-            if !has_condition(&status, "Suspended") {
-                add_condition(
-                    &mut status,
-                    condition("Suspended", "JobSuspended", "Job suspended"),
-                );
-            }
+impl<'a> JobSync<'a> {
+    fn new(cluster: &'a Cluster, job: &'a Value) -> Self {
+        let old_status = job["status"].clone();
+        let status = if old_status.is_object() {
+            old_status.clone()
         } else {
-            // get_mut, not IndexMut: indexing would insert `"conditions": null`.
-            if let Some(list) = status.get_mut("conditions").and_then(Value::as_array_mut) {
-                list.retain(|c| c["type"] != "Suspended");
-            }
-            let want = match completions {
-                Some(c) => parallelism.min((c - succeeded).max(0)),
-                None if succeeded > 0 => 0,
-                None => parallelism,
-            };
-            let missing = want - active;
-            if missing > 0 {
-                let delay = backoff(
-                    cluster.options.backoff_base,
-                    cluster.options.backoff_max,
-                    failed,
-                );
-                let ready_at = jm.last_failure.map(|t| t + delay);
-                match ready_at {
-                    Some(at) if at > Instant::now() => want_wake(at),
-                    _ => {
-                        // Indexed: the lowest indexes neither completed nor running.
-                        let running: HashSet<i64> =
-                            active_pods.iter().filter_map(|p| pod_index(p)).collect();
-                        let mut free = (0..completions.unwrap_or(0))
-                            .filter(|i| !completed.contains(i) && !running.contains(i));
-                        for _ in 0..missing {
-                            let index = if indexed {
-                                match free.next() {
-                                    Some(i) => Some(i),
-                                    None => break,
-                                }
-                            } else {
-                                None
-                            };
-                            match store.create(Kind::Pod, new_pod(&job, index)) {
-                                Ok(p) => {
-                                    active += 1;
-                                    jm.tracked.insert(meta_str(&p, "uid").to_owned());
-                                    events::record(
-                                        store,
-                                        &job,
-                                        "Normal",
-                                        "SuccessfulCreate",
-                                        &format!("Created pod: {}", meta_str(&p, "name")),
-                                    );
-                                }
-                                Err(e) => {
-                                    events::record(
-                                        store,
-                                        &job,
-                                        "Warning",
-                                        "FailedCreate",
-                                        &format!("Error creating: {}", e.message),
-                                    );
-                                    want_wake(Instant::now() + Duration::from_secs(1));
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                }
-            } else if missing < 0 {
-                // Parallelism was lowered: delete the newest extra pods.
-                let mut extra: Vec<&&Value> = active_pods.iter().collect();
-                extra.sort_by_key(|p| meta_str(p, "creationTimestamp").to_owned());
-                for p in extra.iter().rev().take((-missing) as usize) {
-                    delete_pod(cluster, &job, p);
-                    active -= 1;
+            json!({})
+        };
+        JobSync {
+            cluster,
+            job,
+            succeeded: status["succeeded"].as_i64().unwrap_or(0),
+            failed: status["failed"].as_i64().unwrap_or(0),
+            indexed: job["spec"]["completionMode"] == "Indexed",
+            completed: parse_indexes(status["completedIndexes"].as_str().unwrap_or("")),
+            old_status,
+            status,
+            active: 0,
+            wake: Wake::default(),
+        }
+    }
+
+    fn spec(&self) -> &'a Value {
+        &self.job["spec"]
+    }
+
+    fn finished(&self) -> bool {
+        has_condition(&self.status, "Complete") || has_condition(&self.status, "Failed")
+    }
+
+    fn suspended(&self) -> bool {
+        self.spec()["suspend"].as_bool().unwrap_or(false)
+    }
+
+    fn note_failure(&mut self, jm: &mut JobMemory) {
+        self.failed += 1;
+        jm.last_failure = Some(Instant::now());
+    }
+
+    /// Step 1: counts finished pods exactly once, then drops their finalizer.
+    fn count_finished(&mut self, jm: &mut JobMemory, pods: &[Value]) {
+        let present: HashSet<&str> = pods.iter().map(|p| meta_str(p, "uid")).collect();
+        let vanished: Vec<String> = jm
+            .tracked
+            .iter()
+            .filter(|u| !present.contains(u.as_str()))
+            .cloned()
+            .collect();
+        for u in vanished {
+            jm.tracked.remove(&u);
+            self.note_failure(jm);
+        }
+        for p in pods.iter().filter(|p| has_finalizer(p)) {
+            self.count_pod(jm, p);
+        }
+        if self.indexed {
+            self.succeeded = self.completed.len() as i64;
+            if let Some(o) = self.status.as_object_mut() {
+                if self.completed.is_empty() {
+                    o.remove("completedIndexes");
+                } else {
+                    let text = format_indexes(&self.completed);
+                    o.insert("completedIndexes".into(), json!(text));
                 }
             }
         }
     }
 
-    // 3. Status.
-    set_count(&mut status, "active", active, true);
-    set_count(&mut status, "succeeded", succeeded, true);
-    set_count(&mut status, "failed", failed, true);
-    set_count(&mut status, "ready", ready.min(active), false);
-    set_count(&mut status, "terminating", terminating, false);
-    status["uncountedTerminatedPods"] = json!({});
-    if status != old_status {
-        let _ = store.update(Kind::Job, ns, name, |o| {
+    /// Counts one tracked pod if it has finished, or keeps tracking it.
+    fn count_pod(&mut self, jm: &mut JobMemory, p: &Value) {
+        let pod_uid = meta_str(p, "uid").to_owned();
+        let succeeded = match phase(p) {
+            "Succeeded" => true,
+            "Failed" => false,
+            // podReplacementPolicy TerminatingOrFailed: a pod deleted before it succeeded
+            // counts as failed at once.
+            _ if is_deleting(p) => false,
+            _ => {
+                jm.tracked.insert(pod_uid);
+                return;
+            }
+        };
+        if !succeeded {
+            self.note_failure(jm);
+        } else if let Some(i) = pod_index(p).filter(|_| self.indexed) {
+            self.completed.insert(i);
+        } else {
+            self.succeeded += 1;
+        }
+        jm.tracked.remove(&pod_uid);
+        release(self.cluster, p);
+    }
+
+    /// Step 2: fail, complete, suspend, or create/delete pods toward the wanted count.
+    fn decide(&mut self, jm: &mut JobMemory, active_pods: &[&Value], terminating: i64) {
+        let suspended = self.suspended();
+        if self.status["startTime"].is_null() && !suspended {
+            self.status["startTime"] = json!(now_rfc3339());
+        }
+        if let Some((reason, message)) = self.failure(active_pods) {
+            self.fail(&reason, &message, active_pods, terminating);
+        } else if self.succeeded_enough() {
+            self.complete(active_pods, terminating);
+        } else if suspended {
+            self.suspend(active_pods);
+        } else {
+            // get_mut, not IndexMut: indexing would insert `"conditions": null`.
+            if let Some(list) = self
+                .status
+                .get_mut("conditions")
+                .and_then(Value::as_array_mut)
+            {
+                list.retain(|c| c["type"] != "Suspended");
+            }
+            self.scale(jm, active_pods);
+        }
+    }
+
+    /// Why the Job fails, if it does: a FailureTarget already set, the active deadline, or
+    /// the backoff limit (failed pods, or restarts with `restartPolicy: OnFailure`).
+    fn failure(&mut self, active_pods: &[&Value]) -> Option<(String, String)> {
+        if let Some(c) = condition_of(&self.status, "FailureTarget") {
+            let text = |k: &str| c[k].as_str().unwrap_or("").to_owned();
+            return Some((text("reason"), text("message")));
+        }
+        let spec = self.spec();
+        let suspended = self.suspended();
+        let deadline = spec["activeDeadlineSeconds"].as_i64();
+        if let (Some(ads), Some(t)) = (deadline, parse_time(&self.status["startTime"])) {
+            if !suspended && passed(t, ads) {
+                return Some((REASON_DEADLINE.to_owned(), MSG_DEADLINE.to_owned()));
+            }
+            if let Some(at) = instant_after(t, ads).filter(|_| !suspended) {
+                self.wake.at(at);
+            }
+        }
+        let backoff_limit = spec["backoffLimit"].as_i64().unwrap_or(6);
+        let on_failure = spec["template"]["spec"]["restartPolicy"] == "OnFailure";
+        let restart_sum: i64 = active_pods.iter().map(|p| restarts(p)).sum();
+        let past_on_failure = on_failure
+            && if backoff_limit == 0 {
+                restart_sum > 0
+            } else {
+                restart_sum >= backoff_limit
+            };
+        if self.failed > backoff_limit || past_on_failure {
+            return Some((REASON_BACKOFF.to_owned(), MSG_BACKOFF.to_owned()));
+        }
+        None
+    }
+
+    fn succeeded_enough(&self) -> bool {
+        match self.spec()["completions"].as_i64() {
+            Some(c) => self.succeeded >= c,
+            None => self.succeeded > 0 && self.active == 0,
+        }
+    }
+
+    fn delete_all(&self, pods: &[&Value]) {
+        for p in pods {
+            delete_pod(self.cluster, self.job, p);
+        }
+    }
+
+    /// FailureTarget now; Failed once no pod runs (the deleted pods are counted, as failed,
+    /// at the next sync).
+    fn fail(&mut self, reason: &str, message: &str, active_pods: &[&Value], terminating: i64) {
+        if !has_condition(&self.status, "FailureTarget") {
+            add_condition(
+                &mut self.status,
+                condition("FailureTarget", reason, message),
+            );
+            events::record(&self.cluster.store, self.job, "Warning", reason, message);
+        }
+        self.delete_all(active_pods);
+        if self.active == 0 && terminating == 0 {
+            add_condition(&mut self.status, condition("Failed", reason, message));
+        } else {
+            self.wake.soon();
+        }
+    }
+
+    /// SuccessCriteriaMet now; Complete once no pod runs.
+    fn complete(&mut self, active_pods: &[&Value], terminating: i64) {
+        let met = || condition("SuccessCriteriaMet", REASON_COMPLETIONS, MSG_COMPLETIONS);
+        if !has_condition(&self.status, "SuccessCriteriaMet") {
+            add_condition(&mut self.status, met());
+        }
+        self.delete_all(active_pods);
+        if self.active == 0 && terminating == 0 {
+            let done = condition("Complete", REASON_COMPLETIONS, MSG_COMPLETIONS);
+            add_condition(&mut self.status, done);
+            self.status["completionTime"] = json!(now_rfc3339());
+            let store = &self.cluster.store;
+            events::record(store, self.job, "Normal", "Completed", "Job completed");
+        } else {
+            self.wake.soon();
+        }
+    }
+
+    fn suspend(&mut self, active_pods: &[&Value]) {
+        self.delete_all(active_pods);
+        self.active = 0;
+        if !has_condition(&self.status, "Suspended") {
+            let c = condition("Suspended", "JobSuspended", "Job suspended");
+            add_condition(&mut self.status, c);
+        }
+    }
+
+    /// Creates the missing pods (after the failure backoff) or deletes the extra ones.
+    fn scale(&mut self, jm: &mut JobMemory, active_pods: &[&Value]) {
+        let spec = self.spec();
+        let parallelism = spec["parallelism"].as_i64().unwrap_or(1).max(0);
+        let want = match spec["completions"].as_i64() {
+            Some(c) => parallelism.min((c - self.succeeded).max(0)),
+            None if self.succeeded > 0 => 0,
+            None => parallelism,
+        };
+        let missing = want - self.active;
+        if missing > 0 {
+            let options = &self.cluster.options;
+            let delay = backoff(options.backoff_base, options.backoff_max, self.failed);
+            match jm.last_failure.map(|t| t + delay) {
+                Some(at) if at > Instant::now() => self.wake.at(at),
+                _ => self.create_missing(jm, active_pods, missing),
+            }
+        } else if missing < 0 {
+            // Parallelism was lowered: delete the newest extra pods.
+            let mut extra: Vec<&Value> = active_pods.to_vec();
+            extra.sort_by_key(|p| meta_str(p, "creationTimestamp").to_owned());
+            for p in extra.iter().rev().take((-missing) as usize) {
+                delete_pod(self.cluster, self.job, p);
+                self.active -= 1;
+            }
+        }
+    }
+
+    /// Creates up to `missing` pods; Indexed: for the lowest indexes neither completed nor
+    /// running.
+    fn create_missing(&mut self, jm: &mut JobMemory, active_pods: &[&Value], missing: i64) {
+        if !self.indexed {
+            for _ in 0..missing {
+                if !self.create_pod(jm, None) {
+                    break;
+                }
+            }
+            return;
+        }
+        let running: HashSet<i64> = active_pods.iter().filter_map(|p| pod_index(p)).collect();
+        let completions = self.spec()["completions"].as_i64().unwrap_or(0);
+        let free: Vec<i64> = (0..completions)
+            .filter(|i| !self.completed.contains(i) && !running.contains(i))
+            .take(usize::try_from(missing).unwrap_or(0))
+            .collect();
+        for i in free {
+            if !self.create_pod(jm, Some(i)) {
+                break;
+            }
+        }
+    }
+
+    /// Creates one pod and records the event; `false` (and a retry in a second) on failure.
+    fn create_pod(&mut self, jm: &mut JobMemory, index: Option<i64>) -> bool {
+        let store = &self.cluster.store;
+        match store.create(Kind::Pod, new_pod(self.job, index)) {
+            Ok(p) => {
+                self.active += 1;
+                jm.tracked.insert(meta_str(&p, "uid").to_owned());
+                let message = format!("Created pod: {}", meta_str(&p, "name"));
+                events::record(store, self.job, "Normal", "SuccessfulCreate", &message);
+                true
+            }
+            Err(e) => {
+                let message = format!("Error creating: {}", e.message);
+                events::record(store, self.job, "Warning", "FailedCreate", &message);
+                self.wake.at(Instant::now() + Duration::from_secs(1));
+                false
+            }
+        }
+    }
+
+    /// Step 3: writes the counts, and the status if it changed (to this very Job, by uid).
+    fn write_status(&mut self, key: &JobKey, uid: &str, ready: i64, terminating: i64) {
+        let status = &mut self.status;
+        set_count(status, "active", self.active, true);
+        set_count(status, "succeeded", self.succeeded, true);
+        set_count(status, "failed", self.failed, true);
+        set_count(status, "ready", ready.min(self.active), false);
+        set_count(status, "terminating", terminating, false);
+        status["uncountedTerminatedPods"] = json!({});
+        if *status == self.old_status {
+            return;
+        }
+        let (ns, name) = key;
+        let _ = self.cluster.store.update(Kind::Job, ns, name, |o| {
             if meta_str(o, "uid") != uid {
                 return Err(ApiError::not_found(Kind::Job, name));
             }
-            o["status"] = status.clone();
+            o["status"] = self.status.clone();
             Ok(())
         });
     }
 
-    // 4. TTL after finish.
-    let finished_at = condition_of(&status, "Complete")
-        .or_else(|| condition_of(&status, "Failed"))
-        .and_then(|c| parse_time(&c["lastTransitionTime"]));
-    if let (Some(ttl), Some(t)) = (spec["ttlSecondsAfterFinished"].as_i64(), finished_at) {
-        if passed(t, ttl) {
-            let opts = DeleteOptions {
-                propagation: Some(Propagation::Foreground),
-                ..Default::default()
-            };
-            let _ = store.delete(Kind::Job, ns, name, &opts);
-            return Some(Instant::now() + Duration::from_millis(200));
+    /// Step 4: deletes a finished Job once its `ttlSecondsAfterFinished` has passed; returns
+    /// when to sync again.
+    fn expire_after_ttl(mut self, key: &JobKey) -> Option<Instant> {
+        let finished_at = condition_of(&self.status, "Complete")
+            .or_else(|| condition_of(&self.status, "Failed"))
+            .and_then(|c| parse_time(&c["lastTransitionTime"]));
+        let ttl = self.spec()["ttlSecondsAfterFinished"].as_i64();
+        if let (Some(ttl), Some(t)) = (ttl, finished_at) {
+            if passed(t, ttl) {
+                let opts = DeleteOptions {
+                    propagation: Some(Propagation::Foreground),
+                    ..Default::default()
+                };
+                let _ = self.cluster.store.delete(Kind::Job, &key.0, &key.1, &opts);
+                return Some(Instant::now() + Duration::from_millis(200));
+            }
+            if let Some(at) = instant_after(t, ttl) {
+                self.wake.at(at);
+            }
         }
-        if let Some(at) = instant_after(t, ttl) {
-            want_wake(at);
-        }
+        self.wake.0
     }
-    wake
 }
 
 /// Deletes an active pod of a Job (graceful), recording `SuccessfulDelete`.

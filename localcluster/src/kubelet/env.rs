@@ -201,10 +201,10 @@ fn resource_ref(container: &Value, sel: &Value) -> Result<String, String> {
     let (section, name) = resource
         .split_once('.')
         .ok_or_else(|| format!("unsupported container resource: {resource}"))?;
-    let divisor = super::status::parse_quantity(&sel["divisor"])
+    let divisor = crate::resources::parse_quantity(&sel["divisor"])
         .filter(|d| *d > 0.0)
         .unwrap_or(1.0);
-    let given = super::status::parse_quantity(&container["resources"][section][name]);
+    let given = crate::resources::parse_quantity(&container["resources"][section][name]);
     let value = match (given, name) {
         (Some(v), _) => v,
         (None, "cpu") => std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,

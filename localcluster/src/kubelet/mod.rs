@@ -17,7 +17,6 @@ mod token;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::Value;
@@ -80,19 +79,12 @@ pub(crate) fn run(api: Arc<dyn NodeApi>, shutdown: CancellationToken) -> Arc<pro
         api,
         procs: procs.clone(),
     });
-    tokio::spawn(async move {
-        // Supervise the loop: a bug that panics must not silently stop the node.
-        while !shutdown.is_cancelled() {
-            let task = tokio::spawn(main_loop(kubelet.clone(), shutdown.clone()));
-            match task.await {
-                Err(e) if e.is_panic() => {
-                    eprintln!("kubelet: the pod loop panicked, restarting it");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                _ => break,
-            }
-        }
-    });
+    let stop = shutdown.clone();
+    crate::task::supervise(
+        "kubelet: the pod loop panicked, restarting it",
+        shutdown,
+        move || main_loop(kubelet.clone(), stop.clone()),
+    );
     procs
 }
 

@@ -12,6 +12,8 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::meta::now_rfc3339;
+
 /// How often the Lease is renewed and the node's status refreshed.
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
 /// `leaseDurationSeconds` (a real kubelet's default).
@@ -28,10 +30,6 @@ pub struct NodeInfo {
     pub port: u16,
 }
 
-fn now() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
 fn memory_bytes() -> u64 {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     meminfo
@@ -46,7 +44,7 @@ fn memory_bytes() -> u64 {
 fn conditions(since: &str) -> Value {
     let c = |type_: &str, status: &str, reason: &str, message: &str| {
         json!({"type": type_, "status": status, "reason": reason, "message": message,
-            "lastHeartbeatTime": now(), "lastTransitionTime": since})
+            "lastHeartbeatTime": now_rfc3339(), "lastTransitionTime": since})
     };
     json!([
         c(
@@ -136,7 +134,7 @@ fn node_object(info: &NodeInfo, since: &str) -> Value {
 /// The API error when neither works.
 pub async fn register(client: &kube::Client, info: &NodeInfo) -> Result<String, kube::Error> {
     let nodes: Api<Node> = Api::all(client.clone());
-    let since = now();
+    let since = now_rfc3339();
     let node: Node =
         serde_json::from_value(node_object(info, &since)).map_err(kube::Error::SerdeError)?;
     match nodes.create(&PostParams::default(), &node).await {
@@ -202,7 +200,7 @@ pub async fn heartbeats(
     mut node_uid: String,
     stop: CancellationToken,
 ) {
-    let since = now();
+    let since = now_rfc3339();
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {
         tokio::select! {

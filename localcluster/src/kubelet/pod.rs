@@ -7,16 +7,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::Instant;
 
 use super::api::{Gone, NodeApi};
 use super::env;
-use super::process::{ExitInfo, ProcSpec, Processes};
-use super::status::{self, rfc3339, Ctr, State, Terminated};
+use super::process::{ExitInfo, ProcSpec, Processes, Started};
+use super::status::{self, Ctr, State, Terminated};
 use super::{Signal, SIMULATE_ANNOTATION};
+use crate::meta::rfc3339;
 use crate::store::meta_str;
 
 /// How long `CreateContainerConfigError` waits before looking for the Secret/ConfigMap again.
@@ -492,27 +493,9 @@ impl Worker {
         let now = Utc::now();
         let container_env = match self.container_env(&spec).await {
             Ok(e) => e,
-            Err(msg) => {
-                self.event(s, "Warning", "Failed", &format!("Error: {msg}"));
-                self.ctr(s).state = State::waiting("CreateContainerConfigError", Some(msg));
-                self.due.insert(
-                    s,
-                    Due {
-                        at: Instant::now() + CONFIG_RETRY,
-                        restart: false,
-                    },
-                );
-                return;
-            }
+            Err(msg) => return self.config_error(s, msg),
         };
-        let command: Vec<String> = spec["command"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let command = strings(&spec["command"]);
         if command.is_empty() {
             let msg = format!(
                 "the local cluster runs containers as local processes and does not pull images, so it cannot use the entrypoint of image \"{image}\": container \"{name}\" needs an explicit command"
@@ -526,31 +509,14 @@ impl Worker {
             full_env.retain(|(ek, _)| *ek != k);
             full_env.push((k, v));
         }
-        let lookup = |n: &str| {
-            full_env
-                .iter()
-                .rev()
-                .find(|(k, _)| k == n)
-                .map(|(_, v)| v.clone())
-        };
-        let args = spec["args"].as_array().cloned().unwrap_or_default();
-        let argv: Vec<String> = command
-            .iter()
-            .cloned()
-            .chain(args.iter().filter_map(|v| v.as_str().map(str::to_owned)))
-            .map(|a| env::expand(&a, &lookup))
-            .collect();
+        let argv = expanded_argv(command, strings(&spec["args"]), &full_env);
         self.pull_events(s, &spec, &image);
-        self.event(
-            s,
-            "Normal",
-            "Created",
-            &format!("Created container: {name}"),
-        );
+        let created = format!("Created container: {name}");
+        self.event(s, "Normal", "Created", &created);
         let log = self.api.logs().open(&self.ns, &self.name, &name);
         let proc_spec = ProcSpec {
             argv,
-            env: full_env.clone(),
+            env: full_env,
             cwd: self.cwd(&spec),
         };
         match self.procs.spawn(proc_spec, log.clone()).await {
@@ -559,45 +525,58 @@ impl Worker {
                 self.event(s, "Warning", "Failed", &format!("Error: {msg}"));
                 self.start_failed(s, now, msg);
             }
-            Ok(started) => {
-                self.attempts += 1;
-                let attempt = self.attempts;
-                let oom = self.simulate == "oom-killed";
-                let pid = started.pid;
-                self.running.insert(
-                    s,
-                    Proc {
-                        pid,
-                        attempt,
-                        started_at: now,
-                        oom,
-                    },
-                );
-                let c = self.ctr(s);
-                c.state = State::Running { started_at: now };
-                c.container_id = format!("local://{pid}");
-                self.event(s, "Normal", "Started", &format!("Started container {name}"));
-                let tx = self.exits_tx.clone();
-                let exit = started.exit;
-                tokio::spawn(async move {
-                    let info = exit.await.unwrap_or(ExitInfo {
-                        exit_code: 137,
-                        signal: Some(libc::SIGKILL),
-                    });
-                    let _ = tx.send(Exit {
-                        slot: s,
-                        attempt,
-                        info,
-                    });
-                });
-                if oom {
-                    let procs = self.procs.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(OOM_AFTER).await;
-                        procs.signal(pid, libc::SIGKILL);
-                    });
-                }
-            }
+            Ok(started) => self.note_started(s, &name, now, started),
+        }
+    }
+
+    /// `CreateContainerConfigError` (a missing Secret or ConfigMap key): retried later.
+    fn config_error(&mut self, s: Slot, msg: String) {
+        self.event(s, "Warning", "Failed", &format!("Error: {msg}"));
+        self.ctr(s).state = State::waiting("CreateContainerConfigError", Some(msg));
+        let due = Due {
+            at: Instant::now() + CONFIG_RETRY,
+            restart: false,
+        };
+        self.due.insert(s, due);
+    }
+
+    /// A container process runs: its state, its exit reported to the worker, and the
+    /// `oom-killed` simulation's kill.
+    fn note_started(&mut self, s: Slot, name: &str, now: DateTime<Utc>, started: Started) {
+        self.attempts += 1;
+        let attempt = self.attempts;
+        let oom = self.simulate == "oom-killed";
+        let pid = started.pid;
+        let proc = Proc {
+            pid,
+            attempt,
+            started_at: now,
+            oom,
+        };
+        self.running.insert(s, proc);
+        let c = self.ctr(s);
+        c.state = State::Running { started_at: now };
+        c.container_id = format!("local://{pid}");
+        self.event(s, "Normal", "Started", &format!("Started container {name}"));
+        let tx = self.exits_tx.clone();
+        let exit = started.exit;
+        tokio::spawn(async move {
+            let info = exit.await.unwrap_or(ExitInfo {
+                exit_code: 137,
+                signal: Some(libc::SIGKILL),
+            });
+            let _ = tx.send(Exit {
+                slot: s,
+                attempt,
+                info,
+            });
+        });
+        if oom {
+            let procs = self.procs.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(OOM_AFTER).await;
+                procs.signal(pid, libc::SIGKILL);
+            });
         }
     }
 
@@ -816,7 +795,7 @@ impl Worker {
             "podIP": "127.0.0.1",
             "podIPs": [{"ip": "127.0.0.1"}],
             "startTime": self.start_time,
-            "qosClass": status::qos_class(&self.pod["spec"]),
+            "qosClass": crate::resources::qos_class(&self.pod["spec"]),
             "containerStatuses": self.ctrs.iter().map(Ctr::to_json).collect::<Vec<_>>(),
         });
         if !self.init.is_empty() {
@@ -845,4 +824,28 @@ impl Worker {
         }
         env::resolve(&objects, &self.pod, spec)
     }
+}
+
+/// The strings of a JSON array (`command`, `args`); others are skipped.
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// `command` + `args` with `$(VAR)` expanded from the container's environment.
+fn expanded_argv(command: Vec<String>, args: Vec<String>, env: &[(String, String)]) -> Vec<String> {
+    let lookup = |n: &str| {
+        env.iter()
+            .rev()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.clone())
+    };
+    command
+        .into_iter()
+        .chain(args)
+        .map(|a| env::expand(&a, &lookup))
+        .collect()
 }

@@ -284,7 +284,7 @@ impl NodeApi for RemoteApi {
 
     fn pod_env<'a>(&'a self, pod: &'a Value) -> ApiFuture<'a, Vec<(String, String)>> {
         Box::pin(async move {
-            match token::pod_kubeconfig(self, pod).await {
+            match token::pod_kubeconfig(self.client(), &self.config, self.server(), pod).await {
                 Ok(Some(path)) => vec![("KUBECONFIG".to_owned(), path.display().to_string())],
                 Ok(None) => Vec::new(),
                 Err(e) => {

@@ -1,13 +1,10 @@
 //! The kubelet's model of a pod's containers and how it becomes `Pod.status`: container
-//! states, phase, conditions, QoS class.
+//! states, phase, conditions (the QoS class is `crate::resources`).
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-/// RFC 3339 with whole seconds, as Kubernetes prints `metav1.Time`.
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
+use crate::meta::rfc3339;
 
 /// A finished container attempt (`state.terminated` / `lastState.terminated`).
 #[derive(Debug, Clone, PartialEq)]
@@ -326,74 +323,6 @@ pub fn keep_transition_times(list: &mut [Value], old: &Value) {
     }
 }
 
-/// A quantity (`500m`, `1Gi`, `2`) as a number, for comparing requests with limits.
-pub fn parse_quantity(q: &Value) -> Option<f64> {
-    let s = match q {
-        Value::String(s) => s.trim().to_owned(),
-        Value::Number(n) => return n.as_f64(),
-        _ => return None,
-    };
-    const SUFFIXES: [(&str, f64); 15] = [
-        ("Ki", 1024.0),
-        ("Mi", 1048576.0),
-        ("Gi", 1073741824.0),
-        ("Ti", 1099511627776.0),
-        ("Pi", 1125899906842624.0),
-        ("Ei", 1152921504606846976.0),
-        ("n", 1e-9),
-        ("u", 1e-6),
-        ("m", 1e-3),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-        ("P", 1e15),
-        ("E", 1e18),
-    ];
-    for (suffix, mult) in SUFFIXES {
-        if let Some(num) = s.strip_suffix(suffix) {
-            return num.parse::<f64>().ok().map(|n| n * mult);
-        }
-    }
-    s.parse::<f64>().ok()
-}
-
-/// `status.qosClass` from the containers' resources (init containers included).
-pub fn qos_class(pod_spec: &Value) -> &'static str {
-    let all: Vec<&Value> = ["initContainers", "containers"]
-        .iter()
-        .filter_map(|k| pod_spec[*k].as_array())
-        .flatten()
-        .collect();
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in &all {
-        let res = &c["resources"];
-        let empty = Map::new();
-        let requests = res["requests"].as_object().unwrap_or(&empty);
-        let limits = res["limits"].as_object().unwrap_or(&empty);
-        if !requests.is_empty() || !limits.is_empty() {
-            any = true;
-        }
-        for r in ["cpu", "memory"] {
-            let limit = limits.get(r).and_then(parse_quantity);
-            // A missing request defaults to the limit.
-            let request = requests.get(r).and_then(parse_quantity).or(limit);
-            match (limit, request) {
-                (Some(l), Some(q)) if (l - q).abs() <= f64::EPSILON * l.abs().max(1.0) => {}
-                _ => guaranteed = false,
-            }
-        }
-    }
-    if !any {
-        "BestEffort"
-    } else if guaranteed {
-        "Guaranteed"
-    } else {
-        "Burstable"
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -502,24 +431,5 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(ready["status"], "False");
         assert_eq!(ready["reason"], "PodCompleted");
-    }
-
-    #[test]
-    fn qos() {
-        let best = json!({"containers": [{"name": "a"}]});
-        assert_eq!(qos_class(&best), "BestEffort");
-        let guaranteed = json!({"containers": [{"name": "a", "resources": {
-            "limits": {"cpu": "1", "memory": "1Gi"},
-            "requests": {"cpu": "1000m", "memory": "1024Mi"}}}]});
-        assert_eq!(qos_class(&guaranteed), "Guaranteed");
-        let only_limits = json!({"containers": [{"name": "a", "resources": {
-            "limits": {"cpu": "500m", "memory": "128Mi"}}}]});
-        assert_eq!(qos_class(&only_limits), "Guaranteed");
-        let burstable = json!({"containers": [{"name": "a", "resources": {
-            "requests": {"cpu": "100m"}}}, {"name": "b"}]});
-        assert_eq!(qos_class(&burstable), "Burstable");
-        assert_eq!(parse_quantity(&json!("1.5Gi")), Some(1.5 * 1073741824.0));
-        assert_eq!(parse_quantity(&json!(2)), Some(2.0));
-        assert_eq!(parse_quantity(&json!("x")), None);
     }
 }

@@ -11,10 +11,10 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 use super::api::{ApiFuture, Gone, NodeApi, NodeConfig, PodEvent};
-use super::status::{self, rfc3339};
 use crate::error::ApiError;
 use crate::events::{self, NODE_NAME};
 use crate::logs::LogStore;
+use crate::meta::rfc3339;
 use crate::store::{meta_str, Kind};
 use crate::Cluster;
 
@@ -160,7 +160,7 @@ impl NodeApi for StoreApi {
                 "type": "PodScheduled", "status": "False", "lastProbeTime": null,
                 "lastTransitionTime": rfc3339(Utc::now()), "reason": "Unschedulable", "message": message,
             }]);
-            let qos = status::qos_class(&pod["spec"]);
+            let qos = crate::resources::qos_class(&pod["spec"]);
             let written = store.update(Kind::Pod, &ns, &name, |o| {
                 check_uid(o, &uid)?;
                 o["status"] = json!({"phase": "Pending", "conditions": cond, "qosClass": qos});

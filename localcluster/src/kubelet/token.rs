@@ -11,8 +11,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use kube::api::{Api, PostParams};
 use serde_json::Value;
 
-use super::api::NodeApi;
-use super::remote::RemoteApi;
+use super::api::NodeConfig;
 use crate::store::meta_str;
 
 /// The projected volume that carries a `serviceAccountToken` source, if the pod has one:
@@ -50,7 +49,9 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 /// # Errors
 /// A message when the token or the CA cannot be fetched or the files cannot be written.
 pub(super) async fn pod_kubeconfig(
-    api: &RemoteApi,
+    client: &kube::Client,
+    config: &NodeConfig,
+    server: &str,
     pod: &Value,
 ) -> Result<Option<PathBuf>, String> {
     let Some((volume, audience, expiration)) = token_volume(pod) else {
@@ -75,7 +76,7 @@ pub(super) async fn pod_kubeconfig(
         },
         ..TokenRequest::default()
     };
-    let sas: Api<ServiceAccount> = Api::namespaced(api.client().clone(), ns);
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
     let token = sas
         .create_token_request(sa, &PostParams::default(), &request)
         .await
@@ -83,7 +84,7 @@ pub(super) async fn pod_kubeconfig(
         .status
         .map(|s| s.token)
         .ok_or("the token request returned no token")?;
-    let cms: Api<ConfigMap> = Api::namespaced(api.client().clone(), ns);
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let ca = cms
         .get_opt("kube-root-ca.crt")
         .await
@@ -91,7 +92,7 @@ pub(super) async fn pod_kubeconfig(
         .and_then(|c| c.data)
         .and_then(|d| d.get("ca.crt").cloned())
         .unwrap_or_default();
-    let dir = api.config().pod_dir(ns, name);
+    let dir = config.pod_dir(ns, name);
     let files = dir.join("volumes").join(&volume);
     let io = |e: std::io::Error| format!("writing {}: {e}", files.display());
     std::fs::create_dir_all(&files).map_err(io)?;
@@ -99,7 +100,7 @@ pub(super) async fn pod_kubeconfig(
     write_private(&files.join("ca.crt"), &ca).map_err(io)?;
     write_private(&files.join("namespace"), ns).map_err(io)?;
     let path = dir.join("kubeconfig");
-    let text = kubeconfig(api.server(), &ca, &token, ns);
+    let text = kubeconfig(server, &ca, &token, ns);
     write_private(&path, &text).map_err(io)?;
     Ok(Some(path))
 }

@@ -1,10 +1,13 @@
-//! Helpers shared by the job controller and kubelet integration tests: start a cluster with
-//! short backoffs, create objects straight in the store, poll for conditions.
+//! Helpers shared by every localcluster integration test: start a cluster with short backoffs,
+//! a kube-rs client for it, objects created straight in the store, polling for conditions.
 #![allow(dead_code)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::batch::v1::Job;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
 use localcluster::store::{Kind, Store};
 use localcluster::{Cluster, LocalCluster, Options};
 use serde_json::{json, Value};
@@ -179,10 +182,40 @@ pub fn alive(pid: i32) -> bool {
 }
 
 /// A kube-rs client from the cluster's kubeconfig.
-pub async fn kube_client(lc: &LocalCluster) -> kube::Client {
-    let kc = kube::config::Kubeconfig::read_from(lc.kubeconfig_path()).expect("kubeconfig parses");
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+pub async fn client(cluster: &LocalCluster) -> Client {
+    let kc = Kubeconfig::read_from(cluster.kubeconfig_path()).expect("kubeconfig parses");
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
         .expect("config");
-    kube::Client::try_from(config).expect("client")
+    Client::try_from(config).expect("client")
+}
+
+/// A valid Job named `name`, as kube-rs sends it.
+pub fn sample_job(name: &str) -> Job {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "labels": {"app": "test"}},
+        "spec": {"template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "python:3.12", "command": ["python", "-c", "print(1)"]}]}}}
+    }))
+    .expect("job parses")
+}
+
+/// Polls `f` every 20 ms until it returns true or 10 × `secs` pass: `secs` is about what the
+/// wait takes on a loaded 2-core machine, and the bound only catches a hang.
+/// (The async twin of [`wait_for`], for tests that await the API.)
+pub async fn eventually<F, Fut>(secs: u64, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10 * secs);
+    while tokio::time::Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
 }
