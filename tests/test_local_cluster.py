@@ -17,6 +17,7 @@ import uuid
 
 import pytest
 
+import kjenv
 from kjenv.testing import LocalCluster
 
 
@@ -50,7 +51,7 @@ def test_lifecycle_kubeconfig_and_repr():
     assert not cluster.running
     assert not os.path.exists(kubeconfig), "the temporary work dir is removed"
     cluster.stop()  # idempotent
-    with pytest.raises(RuntimeError, match="stopped"):
+    with pytest.raises(kjenv.KjenvError, match="stopped"):  # a KjenvError, no bare RuntimeError
         cluster.expire_watches()
 
 
