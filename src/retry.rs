@@ -2,12 +2,21 @@
 //! connection failures, with capped exponential backoff and a bounded number of attempts.
 //! Other 4xx answers are final. Every attempt has a time limit, and a server that does not
 //! answer at all is given up on after a second timed-out attempt: a clear error, not a hang.
+//! Written here rather than with a retry crate (backon, tokio-retry): the loop needs kube's
+//! status classification, the server's Retry-After, and a budget of timed-out attempts apart
+//! from the attempt count, which those express only with as much code as this.
 
 use std::future::Future;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::settings::REQUEST_TIMEOUT_ENV;
+
+/// The environment variable that sets the time limit of one API request, in seconds (read by
+/// [`crate::settings::Settings`], once).
+pub const REQUEST_TIMEOUT_ENV: &str = "KJENV_REQUEST_TIMEOUT";
+
+/// The time limit of one API request when [`REQUEST_TIMEOUT_ENV`] does not set one.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How hard to try.
 #[derive(Debug, Clone, Copy)]
@@ -30,7 +39,7 @@ impl Default for Policy {
             first_delay: Duration::from_millis(50),
             max_delay: Duration::from_secs(2),
             max_retry_after: Duration::from_secs(10),
-            attempt_timeout: crate::settings::DEFAULT_REQUEST_TIMEOUT,
+            attempt_timeout: DEFAULT_REQUEST_TIMEOUT,
             timed_out_attempts: 2,
         }
     }

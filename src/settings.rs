@@ -6,12 +6,7 @@ use std::time::Duration;
 
 use crate::job::wait::WaitOptions;
 use crate::retry::Policy;
-
-/// The environment variable that sets the time limit of one API request, in seconds.
-pub const REQUEST_TIMEOUT_ENV: &str = "KJENV_REQUEST_TIMEOUT";
-
-/// The time limit of one API request when [`REQUEST_TIMEOUT_ENV`] does not set one.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub use crate::retry::{DEFAULT_REQUEST_TIMEOUT, REQUEST_TIMEOUT_ENV};
 
 /// Everything a run's requests and waits are tuned by.
 #[derive(Debug, Clone)]

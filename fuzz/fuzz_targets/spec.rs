@@ -3,8 +3,9 @@
 #![no_main]
 
 use kjenv::context::{self, Candidates, CloudSettings};
+use kjenv::naming::MAX_JOB_NAME;
 use kjenv::secret::SecretString;
-use kjenv::transform::{self, RenderOptions, ENV_NAMES, MAX_JOB_NAME};
+use kjenv::transform::{self, RenderOptions, ENV_NAMES};
 use kjenv::{spec, Error};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;

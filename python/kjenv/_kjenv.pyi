@@ -359,9 +359,9 @@ class LocalCluster:
         cls,
         *,
         port: int = 0,
-        concurrency: int = ...,
-        backoff_base: float = ...,
-        backoff_max: float = ...,
+        concurrency: int | None = ...,
+        backoff_base: float | None = ...,
+        backoff_max: float | None = ...,
         work_dir: str | os.PathLike[str] | None = None,
         path_prefix: list[str] | None = None,
     ) -> LocalCluster: ...

@@ -44,7 +44,7 @@ impl Default for WaitOptions {
             image_pull_grace: Duration::from_secs(120),
             start_timeout: Duration::from_secs(300),
             tail_lines: 20,
-            request_timeout: crate::settings::DEFAULT_REQUEST_TIMEOUT,
+            request_timeout: crate::retry::DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }

@@ -10,6 +10,9 @@ use super::seconds;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+/// A local Kubernetes API (HTTPS on 127.0.0.1) with a Job controller and a process kubelet, for
+/// trying Job specs and testing flows without a cluster. Use it as a context manager; every
+/// process it starts stops with it.
 #[pyclass(name = "LocalCluster", module = "kjenv.testing")]
 pub struct PyLocalCluster {
     inner: Mutex<Option<localcluster::LocalCluster>>,
@@ -136,6 +139,7 @@ impl PyLocalCluster {
         Ok(())
     }
 
+    /// Whether the cluster is running (not stopped).
     #[getter]
     fn running(&self) -> bool {
         self.inner.lock().map(|g| g.is_some()).unwrap_or(false)
@@ -151,6 +155,8 @@ impl PyLocalCluster {
         Ok(false)
     }
 
+    /// Arm a fault for matching requests (`method`, `path` glob), `times` times: an HTTP
+    /// `status` (with `retry_after`), a connection `reset`, or `latency` seconds.
     #[pyo3(signature = (status=None, *, method=None, path=None, times=1, retry_after=None, reset=false, latency=None))]
     #[allow(clippy::too_many_arguments)]
     fn inject_fault(
@@ -186,6 +192,7 @@ impl PyLocalCluster {
         })
     }
 
+    /// Disarm every fault.
     fn clear_faults(&self) -> PyResult<()> {
         self.with(|c| {
             c.cluster().faults.clear();
@@ -193,6 +200,7 @@ impl PyLocalCluster {
         })
     }
 
+    /// End every open watch with 410 Expired, as an API server compacting its history does.
     fn expire_watches(&self) -> PyResult<()> {
         self.with(|c| {
             c.expire_watches();
@@ -222,6 +230,7 @@ impl PyLocalCluster {
         })
     }
 
+    /// Close the listening socket and open it again on the same port (connections drop).
     fn restart_listener(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| self.with(|c| c.restart_listener().map_err(local_cluster_error)))
     }

@@ -28,6 +28,8 @@ struct CallArgs<'a, 'py> {
     namespace: Option<String>,
 }
 
+/// The extension half of `kjenv.KubernetesJobEnvironment` (the Python class adds `run_flow()`
+/// and `run()`): the Job spec, loaded and checked once, and what renders and submits it.
 #[pyclass(name = "KubernetesJobEnvironment", module = "kjenv", subclass, dict)]
 pub struct PyKubernetesJobEnvironment {
     job_spec_file: Option<PathBuf>,
@@ -283,11 +285,13 @@ impl PyKubernetesJobEnvironment {
         Ok(())
     }
 
+    /// The spec file's absolute path, or None when the spec was given as `job_spec`.
     #[getter]
     fn job_spec_file(&self) -> Option<String> {
         self.job_spec_file.as_ref().map(|p| p.display().to_string())
     }
 
+    /// The environment's labels (a set of strings, as Prefect's).
     #[getter]
     fn labels(&self, py: Python<'_>) -> Py<PyAny> {
         self.labels.clone_ref(py)
@@ -299,6 +303,7 @@ impl PyKubernetesJobEnvironment {
         Ok(())
     }
 
+    /// Free-form metadata; `metadata["image"]` is a candidate for the flow's image.
     #[getter]
     fn metadata(&self, py: Python<'_>) -> Py<PyAny> {
         self.metadata.clone_ref(py)
@@ -309,27 +314,32 @@ impl PyKubernetesJobEnvironment {
         self.metadata = metadata;
     }
 
+    /// A uuid made with the environment; the Job and its pods carry it as `identifier`.
     #[getter]
     fn identifier_label(&self) -> &str {
         &self.identifier
     }
 
+    /// The Python packages the environment needs in the flow's image.
     #[getter]
     fn dependencies<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         PyList::new(py, ["kjenv"])
     }
 
+    /// The logger `kjenv.KubernetesJobEnvironment`.
     #[getter]
     fn logger<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         py.import("logging")?
             .call_method1("getLogger", ("kjenv.KubernetesJobEnvironment",))
     }
 
+    /// The checked Job spec, as a dict (a copy).
     #[getter]
     fn job_spec<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         Ok(pythonize(py, &*self.spec)?)
     }
 
+    /// Prefect's hook before a flow is deployed: nothing to set up for a Job.
     #[pyo3(signature = (flow=None))]
     fn setup(&self, flow: Option<&Bound<'_, PyAny>>) {
         let _ = flow;
@@ -403,6 +413,7 @@ impl PyKubernetesJobEnvironment {
         Ok(handle)
     }
 
+    /// Prefect's serialized form: the type, the sorted labels and the metadata.
     fn serialize<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let out = PyDict::new(py);
         out.set_item("type", "KubernetesJobEnvironment")?;
