@@ -25,7 +25,18 @@ from kjenv.cli import cli_words
 from kjenv.cli import main as cli_main
 
 CORPUS = Path(__file__).parent / "bad_inputs"
-CASES = tomllib.loads((CORPUS / "cases.toml").read_text())
+
+
+def _load_cases() -> dict[str, list[dict[str, Any]]]:
+    """cases.toml and every cases-*.toml beside it (one per class of bad input), merged."""
+    merged: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(CORPUS.glob("cases*.toml")):
+        for section, cases in tomllib.loads(path.read_text()).items():
+            merged.setdefault(section, []).extend(cases)
+    return merged
+
+
+CASES = _load_cases()
 MINIMAL = str(Path(__file__).parent / "fixtures" / "minimal.yaml")
 # A kubeconfig that resolves: execute() gets past the configuration and fails on its arguments.
 GOOD_KUBECONFIG = str(CORPUS / "kubeconfigs" / "valid_for_context_argument.yaml")

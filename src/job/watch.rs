@@ -3,9 +3,10 @@
 //! and reopens a stream silent for longer than the server's watch timeout.
 //! Added here, because the watcher retries every error for ever: a list the API refuses for good
 //! (403, 404) ends the watch with that error; a watch start refused for good lists again; and a
-//! watcher that yields nothing for longer than a watch can last is started afresh, since kube
-//! bounds a silent stream but not a list or watch request that never answers (the client has no
-//! read timeout): a hung connection must not hide the Job's end.
+//! watcher that yields nothing for longer than a watch can last is started afresh. (The client
+//! of `cluster::connect` bounds the wait for each response's headers, so a list or watch start
+//! that never answers fails and is retried; this is the last guard: a hung connection must not
+//! hide the Job's end.)
 
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
