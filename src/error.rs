@@ -159,6 +159,31 @@ impl Error {
         }
     }
 
+    /// The same error, its message telling what a failed clean-up left behind (and how to
+    /// remove it).
+    #[must_use]
+    pub fn left_behind(mut self, note: String) -> Self {
+        match &mut self {
+            Error::KubeApi { message, .. } | Error::JobFailed { message, .. } => {
+                *message = format!("{message}; {note}");
+            }
+            Error::Unreachable { detail, .. } => *detail = format!("{detail}; {note}"),
+            Error::MissingValue(m) | Error::InvalidArgument(m) | Error::JobTimeout(m) => {
+                *m = format!("{m}; {note}");
+            }
+            Error::ClusterConfig { message } => *message = format!("{message}; {note}"),
+            _ => {
+                let cause = self.to_string();
+                return Error::KubeApi {
+                    status: 0,
+                    reason: "CleanupFailed".into(),
+                    message: format!("{cause}; {note}"),
+                };
+            }
+        }
+        self
+    }
+
     /// The API could not be reached, for a reason of kjenv's own (no client error behind it).
     pub fn unreachable(detail: impl Into<String>) -> Self {
         Error::Unreachable {

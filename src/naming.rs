@@ -60,6 +60,25 @@ pub fn unique_name(name: &str) -> String {
     format!("{base}-{}", random_hex8())
 }
 
+/// Check a Job's name as the API server will: a DNS-1123 label of at most [`MAX_JOB_NAME`]
+/// characters (it becomes the pods' `job-name` label value), so that an invalid name is refused
+/// before any request rather than by a 422 after the first. The Secret's name
+/// ([`secret_name`]) then fits too.
+///
+/// # Errors
+/// What is wrong with the name, for a message about `metadata.name`.
+pub fn check_job_name(name: &str) -> Result<(), String> {
+    if name.len() > MAX_JOB_NAME {
+        return Err(format!(
+            "a Job's name has at most {MAX_JOB_NAME} characters (it becomes the pods' job-name \
+             label), got {} ({}); shorten it or use generateName",
+            name.len(),
+            crate::spec::names::quote(name)
+        ));
+    }
+    crate::spec::names::dns_label(name)
+}
+
 fn random_hex8() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
 }
@@ -74,6 +93,16 @@ mod tests {
         assert!(name.starts_with("flow-") && name.len() == 10, "{name}");
         assert!(name[5..].bytes().all(|b| SUFFIX_ALPHABET.contains(&b)));
         assert_eq!(generated_name(&"é".repeat(70)).chars().count(), 63);
+    }
+
+    #[test]
+    fn job_names_are_checked_as_the_api_server_does() {
+        assert!(check_job_name("flow-1").is_ok());
+        assert!(check_job_name(&"a".repeat(63)).is_ok());
+        let long = check_job_name(&"a".repeat(64)).unwrap_err();
+        assert!(long.contains("at most 63"), "{long}");
+        assert!(check_job_name("Flow_1").is_err());
+        assert!(secret_name(&"a".repeat(63)).len() <= 253);
     }
 
     #[test]

@@ -14,8 +14,10 @@ use crate::error::Result;
 use crate::job::inspect::{self, EventView, JobStatus, Propagation};
 use crate::job::wait::{self, Finished, WaitOptions};
 use crate::job::{submit as post, JobRef};
+use crate::naming;
 use crate::secret::SecretString;
 use crate::settings::Settings;
+use crate::spec::names;
 use crate::transform::{self, RenderOptions};
 
 /// What a run is made of, as the bindings read it from the environment, its arguments, the
@@ -91,7 +93,8 @@ fn complete(inputs: &Inputs, config: ConfigNamespace) -> Candidates {
 ///
 /// # Errors
 /// [`crate::Error::MissingValue`] or [`crate::Error::InvalidArgument`] when a value is missing
-/// or invalid (naming the value and where it came from).
+/// or invalid (naming the value and where it came from); [`crate::Error::JobSpec`] for a Job
+/// name the API server would refuse.
 pub fn plan(inputs: &Inputs, config: ConfigNamespace) -> Result<Plan> {
     let candidates = complete(inputs, config);
     let values = context::resolve(&candidates, &|k| std::env::var(k).ok())?;
@@ -105,6 +108,12 @@ pub fn plan(inputs: &Inputs, config: ConfigNamespace) -> Result<Plan> {
             storage: inputs.storage.as_deref(),
         },
     );
+    naming::check_job_name(&rendered.name).map_err(|m| {
+        crate::Error::spec(
+            "metadata.name",
+            format!("{}: {m}", names::quote(&rendered.name)),
+        )
+    })?;
     let secret = match (rendered.secret_name, &inputs.cloud.auth_token) {
         (Some(name), Some(token)) if inputs.cloud.mode() == Mode::Cloud => Some(PlannedSecret {
             name,

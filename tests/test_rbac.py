@@ -1,6 +1,7 @@
 """examples/rbac.yaml is exactly what kjenv needs: every request kjenv sends in a submission's
-life (create, adopt, wait with logs, status, events, delete, and the token Secret's create,
-patch, adopt and clean-up) is granted by the Role, and every rule of the Role is used. With
+life (create, adopt, wait with logs, status, events, delete, the token Secret's create and
+adopt, the Job's clean-up when its Secret is refused) is granted by the Role, and every rule of
+the Role is used. With
 ``KJENV_TEST_KUBECONFIG`` (the real tier) the Role also runs a submission through a real API
 server's RBAC authorizer, as a ServiceAccount's token.
 
@@ -121,8 +122,9 @@ def test_the_role_grants_every_request_and_every_rule_is_needed(recording, monke
         again = env.execute(flow_location=path, image="img:1", flow_run_id=run_id)
         assert again.name == run.name
         run.delete()
-        # A Job the API refuses: the Secret made for it is deleted again.
-        recording.inject_fault(422, method="POST", path="*/jobs")
+        # A Secret the API refuses: the Job made for it is deleted again (the Secret is only
+        # ever created already owned by its Job, so it needs no patch and no delete).
+        recording.inject_fault(422, method="POST", path="*/secrets")
         with pytest.raises(KubeApiError):
             k.env(job_spec(unique("rbac-refused"))).execute(image="img:1")
     used = used_by(recording.stop_recording())

@@ -1,18 +1,19 @@
-//! Submitting a rendered Job: the run's Secret first (Cloud mode), then the Job, then the
-//! Secret's ownerReference to the Job. Nothing is left behind when the Job cannot be created.
+//! Submitting a planned Job: the Job first, then (Cloud mode) the run's Secret, created already
+//! owned by the Job. A Secret without its Job cannot exist; a Job whose Secret cannot be made is
+//! deleted again.
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
 use std::future::Future;
 
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams, Preconditions, PropagationPolicy};
 use kube::core::ApiResource;
 use serde_json::{json, Value};
 
 use super::JobRef;
 use crate::cluster::Connection;
 use crate::error::{Error, Result};
-use crate::naming::{FLOW_RUN_LABEL, MANAGED_BY_LABEL};
+use crate::naming::{FLOW_RUN_LABEL, JOB_API_VERSION, JOB_KIND, MANAGED_BY_LABEL};
 use crate::retry::{retry, Policy};
 use crate::run::Plan;
 use crate::transform::SECRET_TOKEN_KEY;
@@ -41,124 +42,107 @@ fn job_ref(created: &Value, sub: &Plan) -> JobRef {
     }
 }
 
-/// Create the run's Secret; an existing one (a retried submission) gets the token again.
-async fn create_secret(conn: &Connection, sub: &Plan, policy: &Policy) -> Result<Option<String>> {
-    let Some(secret) = &sub.secret else {
-        return Ok(None);
-    };
-    let (name, token) = (&secret.name, &secret.token);
-    let api: Api<Secret> = Api::namespaced(conn.client.clone(), &sub.namespace);
-    let body: Secret = serde_json::from_value(json!({
+/// The run's Secret, born a dependent of its Job: it never exists without the ownerReference
+/// that makes the garbage collector delete it with the Job.
+fn secret_body(sub: &Plan, job: &JobRef, name: &str, token: &str) -> Result<Secret> {
+    serde_json::from_value(json!({
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": name, "labels": {FLOW_RUN_LABEL: sub.flow_run_id, MANAGED_BY_LABEL: "kjenv"}},
+        "metadata": {
+            "name": name,
+            "labels": {FLOW_RUN_LABEL: sub.flow_run_id, MANAGED_BY_LABEL: "kjenv"},
+            "ownerReferences": [{
+                "apiVersion": JOB_API_VERSION, "kind": JOB_KIND, "name": job.name, "uid": job.uid,
+                "controller": false, "blockOwnerDeletion": false,
+            }],
+        },
         "type": "Opaque",
-        "stringData": {SECRET_TOKEN_KEY: token.expose()},
+        "stringData": {SECRET_TOKEN_KEY: token},
     }))
-    .map_err(|e| Error::InvalidArgument(format!("cannot build the run's Secret: {e}")))?;
-    let created = {
-        let params = PostParams::default();
-        retry(policy, || api.create(&params, &body)).await
+    .map_err(|e| Error::InvalidArgument(format!("cannot build the run's Secret: {e}")))
+}
+
+/// Whether `secret` is owned by the Job `job` (its uid).
+fn owned_by(secret: &Secret, job: &JobRef) -> bool {
+    let owners = secret.metadata.owner_references.iter().flatten();
+    owners.into_iter().any(|o| o.uid == job.uid)
+}
+
+/// Create the run's Secret, owned by its Job. One that exists already is fine when the same Job
+/// owns it (a resubmission that adopted its Job); any other holder of the name is an error.
+async fn create_secret(conn: &Connection, sub: &Plan, job: &JobRef, policy: &Policy) -> Result<()> {
+    let Some(secret) = &sub.secret else {
+        return Ok(());
     };
-    match created {
-        Ok(_) => Ok(Some(name.clone())),
+    let api: Api<Secret> = Api::namespaced(conn.client.clone(), &sub.namespace);
+    let body = secret_body(sub, job, &secret.name, secret.token.expose())?;
+    let params = PostParams::default();
+    match retry(policy, || api.create(&params, &body)).await {
+        Ok(_) => Ok(()),
         Err(Error::KubeApi {
             status: 409,
             reason,
             message,
         }) => {
-            // A Secret of this name exists: ours from an earlier attempt of this run (patch it),
-            // or another run's, which must be left alone (its Job is what holds the name).
-            let existing = retry(policy, || api.get(name)).await?;
-            let owner_run = existing
+            let existing = retry(policy, || api.get(&secret.name)).await?;
+            if owned_by(&existing, job) {
+                return Ok(());
+            }
+            let holder = existing
                 .metadata
                 .labels
                 .as_ref()
-                .and_then(|l| l.get(FLOW_RUN_LABEL))
-                .map(String::as_str)
-                .unwrap_or_default();
-            if owner_run != sub.flow_run_id {
-                return Err(name_taken(&sub.job, reason, &message, owner_run));
-            }
-            let patch = json!({"stringData": {SECRET_TOKEN_KEY: token.expose()}});
-            let merge = Patch::Merge(&patch);
-            let params = PatchParams::default();
-            retry(policy, || api.patch(name, &params, &merge)).await?;
-            Ok(Some(name.clone()))
+                .and_then(|l| l.get(FLOW_RUN_LABEL));
+            let holder = holder.map(String::as_str).unwrap_or_default();
+            Err(name_taken(&secret.name, reason, &message, holder))
         }
         Err(e) => Err(e),
     }
 }
 
-/// Delete the run's Secret if this run made it and no Job holds it (no ownerReference): what a
-/// submission that did not get its Job leaves behind. Another run's Secret, or one a Job owns,
-/// is left alone. Best effort and quick: this runs on error paths and after Ctrl-C.
-async fn delete_unowned_secret(conn: &Connection, sub: &Plan, name: &str, policy: &Policy) {
-    let api: Api<Secret> = Api::namespaced(conn.client.clone(), &sub.namespace);
+/// Delete the Job this submission made (its Secret, if any, goes with it: it is a dependent).
+/// Quick and bounded: this runs on error paths and after Ctrl-C.
+async fn delete_job(conn: &Connection, job: &JobRef, policy: &Policy) -> Result<()> {
+    let api: Api<Job> = Api::namespaced(conn.client.clone(), &job.namespace);
     let quick = Policy {
         attempts: 3,
         first_delay: std::time::Duration::from_millis(10),
         max_delay: std::time::Duration::from_millis(50),
         attempt_timeout: policy
             .attempt_timeout
-            .min(std::time::Duration::from_secs(2)),
+            .min(std::time::Duration::from_secs(5)),
         ..*policy
     };
-    let Ok(Some(existing)) = retry(&quick, || api.get_opt(name)).await else {
-        return;
-    };
-    let meta = &existing.metadata;
-    let ours = meta
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(FLOW_RUN_LABEL))
-        .is_some_and(|run| *run == sub.flow_run_id);
-    let owned = meta
-        .owner_references
-        .as_ref()
-        .is_some_and(|o| !o.is_empty());
-    if !ours || owned {
-        return;
-    }
     let params = DeleteParams {
-        preconditions: meta.uid.clone().map(|uid| Preconditions {
-            uid: Some(uid),
+        propagation_policy: Some(PropagationPolicy::Background),
+        preconditions: Some(Preconditions {
+            uid: Some(job.uid.clone()),
             resource_version: None,
         }),
         ..DeleteParams::default()
     };
-    let _ = retry(&quick, || async {
-        match api.delete(name, &params).await {
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+    retry(&quick, || async {
+        match api.delete(&job.name, &params).await {
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             other => other.map(|_| ()),
         }
     })
-    .await;
+    .await
 }
 
-/// Make the Secret a dependent of the Job, so it goes when the Job goes.
-async fn own_secret(conn: &Connection, job: &JobRef, secret: &str, policy: &Policy) -> Result<()> {
-    let api: Api<Secret> = Api::namespaced(conn.client.clone(), &job.namespace);
-    let patch = json!({"metadata": {"ownerReferences": [{
-        "apiVersion": "batch/v1", "kind": "Job", "name": job.name, "uid": job.uid,
-        "controller": false, "blockOwnerDeletion": false,
-    }]}});
-    let merge = Patch::Merge(&patch);
-    let params = PatchParams::default();
-    retry(policy, || api.patch(secret, &params, &merge)).await?;
-    Ok(())
-}
-
-/// Create the Job (after its Secret), or adopt an existing Job of the same flow run.
+/// Create the Job, then its Secret (Cloud mode) already owned by the Job, or adopt an existing
+/// Job of the same flow run. The Job's pod waits for the Secret (its token comes from it).
 ///
-/// `stop` resolves when the caller gives up (Ctrl-C): the submission stops where it is and a
-/// Secret made for a Job that was not created is deleted before [`Error::Interrupted`] returns.
-/// (Once the Job exists, the Secret's ownerReference is still set: the Job needs the Secret.)
+/// `stop` resolves when the caller gives up (Ctrl-C): the submission stops where it is and
+/// [`Error::Interrupted`] returns.
+///
+/// Nothing is left behind: a Secret exists only as a dependent of its Job, and when the Secret
+/// cannot be made (refused, unreachable, interrupted) the Job is deleted, since it cannot run
+/// without it. If that deletion fails too, the error says what is left and how to remove it.
 ///
 /// # Errors
 /// [`Error::KubeApi`] when the API refuses (a name taken by another run is a 409 that says so);
 /// [`Error::Unreachable`] when the API cannot be reached after retries; [`Error::Interrupted`].
-/// The Secret is deleted whenever the Job was not created.
 pub async fn submit(
     conn: &Connection,
     sub: &Plan,
@@ -166,29 +150,19 @@ pub async fn submit(
     stop: impl Future<Output = ()>,
 ) -> Result<JobRef> {
     let mut stop = std::pin::pin!(stop);
-    let secret = match until(stop.as_mut(), create_secret(conn, sub, policy)).await {
-        Ok(secret) => secret,
-        Err(e) => {
-            // Cut short with the POST possibly through (Ctrl-C, no answer): undo it.
-            if let (Error::Interrupted | Error::Unreachable { .. }, Some(secret)) =
-                (&e, &sub.secret)
-            {
-                delete_unowned_secret(conn, sub, &secret.name, policy).await;
-            }
-            return Err(e);
-        }
+    let job = until(stop.as_mut(), create_job(conn, sub, policy)).await?;
+    let Err(e) = until(stop.as_mut(), create_secret(conn, sub, &job, policy)).await else {
+        return Ok(job);
     };
-    let outcome = until(stop.as_mut(), create_job(conn, sub, policy)).await;
-    match (&outcome, &secret) {
-        (Ok(job), Some(name)) => {
-            // The Job exists and needs the Secret: a failure here is reported (a retried
-            // execute adopts the Job and sets the ownerReference again).
-            own_secret(conn, job, name, policy).await?;
-        }
-        (Err(_), Some(name)) => delete_unowned_secret(conn, sub, name, policy).await,
-        _ => {}
+    match delete_job(conn, &job, policy).await {
+        Ok(()) => Err(e),
+        Err(cleanup) => Err(e.left_behind(format!(
+            "the Job {ns}/{name} was left behind and could not be deleted ({cleanup}): \
+             kubectl delete job {name} -n {ns}",
+            ns = job.namespace,
+            name = job.name
+        ))),
     }
-    outcome
 }
 
 /// `work`, unless `stop` resolves first ([`Error::Interrupted`]).
@@ -204,11 +178,7 @@ async fn until<T>(
 }
 
 /// The 409 for a Job name (or its Secret's name) held by another flow run.
-fn name_taken(job: &Value, reason: String, message: &str, owner_run: &str) -> Error {
-    let name = job
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+fn name_taken(name: &str, reason: String, message: &str, owner_run: &str) -> Error {
     Error::KubeApi {
         status: 409,
         reason,
@@ -259,7 +229,7 @@ async fn create_job(conn: &Connection, sub: &Plan, policy: &Policy) -> Result<Jo
                 // The same flow run submitted again (a retry): adopt the Job.
                 Ok(job_ref(&existing, sub))
             } else {
-                Err(name_taken(&sub.job, reason, &message, owner_run))
+                Err(name_taken(&sub.name, reason, &message, owner_run))
             }
         }
         Err(e) => Err(e),
