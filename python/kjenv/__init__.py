@@ -38,8 +38,10 @@ class KubernetesJobEnvironment(_kjenv.KubernetesJobEnvironment):
     """Run a flow as a user-supplied Kubernetes Job: the drop-in for Prefect's class.
 
     The job spec is loaded and checked once, here, as in Prefect; it is stored on the instance
-    and never serialized. The first container of the Job runs the flow; everything else in the
-    spec is submitted untouched.
+    and travels with it when the environment is pickled into the flow's storage (as Prefect's
+    did), though never in ``serialize()``: give credentials through ``secretKeyRef``, not as
+    literal values in the spec. The first container of the Job runs the flow; everything else
+    in the spec is submitted untouched.
 
     Args:
         job_spec_file: Path to a Kubernetes Job YAML file (stored as an absolute path).

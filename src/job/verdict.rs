@@ -46,7 +46,14 @@ pub struct Rules {
     pub start_timeout: Duration,
     /// The wait's own deadline, if it has one.
     pub deadline: Option<Instant>,
+    /// The run's own Secret (`<job>-kjenv`, Cloud mode). kjenv creates it right after the Job,
+    /// so a pod may be created before it: its absence is waited out for [`OWN_SECRET_GRACE`].
+    pub run_secret: String,
 }
+
+/// How long a pod may miss the run's own Secret: the kubelet looks again on its next sync of
+/// the pod (about 10 s on a real node), and the Secret exists once `execute()` returned.
+pub const OWN_SECRET_GRACE: Duration = Duration::from_secs(60);
 
 /// A pod as last seen, with the instants it was first seen stuck in its current way.
 #[derive(Debug, Clone)]
@@ -54,6 +61,8 @@ pub struct PodTrack {
     pub pod: Pod,
     pub pull_error_since: Option<Instant>,
     pub unschedulable_since: Option<Instant>,
+    /// Since when a container waits for the run's own Secret ([`Rules::run_secret`]).
+    pub own_secret_missing_since: Option<Instant>,
 }
 
 /// Everything the watches saw so far.
@@ -123,12 +132,16 @@ impl Snapshot {
     pub fn track(&mut self, pod: Pod, now: Instant) {
         let pulling = waiting_reasons(&pod).any(|(_, r)| PULL_ERRORS.contains(&r));
         let unschedulable = unschedulable(&pod).is_some();
+        let secret_missing = waiting_reasons(&pod).any(|(c, _)| misses(c, &self.rules.run_secret));
         let track = self.pods.entry(pod_name(&pod)).or_insert_with(|| PodTrack {
             pod: pod.clone(),
             pull_error_since: None,
             unschedulable_since: None,
+            own_secret_missing_since: None,
         });
         track.pod = pod;
+        track.own_secret_missing_since =
+            secret_missing.then(|| track.own_secret_missing_since.unwrap_or(now));
         track.pull_error_since = pulling.then(|| track.pull_error_since.unwrap_or(now));
         track.unschedulable_since = unschedulable.then(|| track.unschedulable_since.unwrap_or(now));
     }
@@ -212,7 +225,19 @@ fn waiting_reasons(pod: &Pod) -> impl Iterator<Item = (&ContainerStatus, &str)> 
         })
 }
 
-/// Image pull errors past the grace period (an invalid image name at once), creation errors.
+/// Whether container `c` waits only because the run's own Secret is not there (yet).
+fn misses(c: &ContainerStatus, run_secret: &str) -> bool {
+    let Some(w) = c.state.as_ref().and_then(|s| s.waiting.as_ref()) else {
+        return false;
+    };
+    let message = w.message.as_deref().unwrap_or_default();
+    w.reason.as_deref() == Some("CreateContainerConfigError")
+        && !run_secret.is_empty()
+        && message.contains(&format!("\"{run_secret}\""))
+}
+
+/// Image pull errors past the grace period (an invalid image name at once), creation errors
+/// (one that waits for the run's own Secret past [`OWN_SECRET_GRACE`]).
 fn waiting_stuck(
     t: &PodTrack,
     name: &str,
@@ -233,7 +258,11 @@ fn waiting_stuck(
             );
             return Some((reason.to_string(), message));
         }
-        CREATE_ERRORS.contains(&reason).then(|| {
+        let waited_out = t
+            .own_secret_missing_since
+            .is_none_or(|since| now.duration_since(since) >= OWN_SECRET_GRACE);
+        let own_secret = misses(c, &rules.run_secret);
+        (CREATE_ERRORS.contains(&reason) && (!own_secret || waited_out)).then(|| {
             let message =
                 format!("pod {name}: container {container} cannot be created: {reason}: {detail}");
             (reason.to_string(), message)

@@ -75,6 +75,7 @@ pub async fn wait(
         image_pull_grace: options.image_pull_grace,
         start_timeout: options.start_timeout,
         deadline: options.timeout.map(|t| Instant::now() + t),
+        run_secret: crate::naming::secret_name(&job.name),
     };
     let mut snapshot = Snapshot::new(rules, &job.uid);
     let mut streams = LogStreams::new(conn, job, logs);

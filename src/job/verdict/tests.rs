@@ -12,6 +12,7 @@ use super::*;
 const UID: &str = "uid-1";
 const GRACE: u64 = 120;
 const START: u64 = 300;
+const OWN_SECRET: u64 = super::OWN_SECRET_GRACE.as_secs();
 
 fn job(conditions: Value) -> Job {
     serde_json::from_value(json!({
@@ -57,6 +58,7 @@ fn rules(deadline: Option<Instant>) -> Rules {
         image_pull_grace: Duration::from_secs(GRACE),
         start_timeout: Duration::from_secs(START),
         deadline,
+        run_secret: "job-kjenv".into(),
     }
 }
 
@@ -94,6 +96,11 @@ fn pods_in_short(short: &str) -> Vec<Pod> {
             json!({"phase": "Pending", "initContainerStatuses": [waiting("init", reason)]})
         }
         Some(("oom", container)) => containers(vec![terminated(container, "OOMKilled", 137)]),
+        Some(("missing", secret)) => {
+            let mut w = waiting("flow", "CreateContainerConfigError");
+            w["state"]["waiting"]["message"] = json!(format!("secret \"{secret}\" not found"));
+            containers(vec![w])
+        }
         Some((container, reason)) => containers(vec![waiting(container, reason)]),
         None => panic!("no pod {short:?}"),
     };
@@ -128,6 +135,9 @@ const CASES: &[Case] = &[
     ("sidecar pull error", "running", "sidecar:ErrImagePull", GRACE, None, "stuck:ErrImagePull"),
     ("config error at once", "running", "flow:CreateContainerConfigError", 0, None, "stuck:CreateContainerConfigError"),
     ("create error at once", "running", "flow:CreateContainerError", 0, None, "stuck:CreateContainerError"),
+    ("another Secret missing at once", "running", "missing:db-password", 0, None, "stuck:CreateContainerConfigError"),
+    ("the run's Secret within its grace", "running", "missing:job-kjenv", OWN_SECRET - 1, None, "none"),
+    ("the run's Secret past its grace", "running", "missing:job-kjenv", OWN_SECRET, None, "stuck:CreateContainerConfigError"),
     ("container creating", "running", "flow:ContainerCreating", 10_000, None, "none"),
     ("flow container OOMKilled", "running", "oom:flow", 0, None, "stuck:OOMKilled"),
     ("sidecar OOMKilled", "running", "oom:sidecar", 0, None, "none"),
@@ -226,6 +236,7 @@ fn complete_counts_and_pods() {
             pod: pod(name, json!({})),
             pull_error_since: None,
             unschedulable_since: None,
+            own_secret_missing_since: None,
         };
         pods.insert(name.to_string(), t);
     }
