@@ -141,12 +141,13 @@ BACKOFF_SCRIPT = """
     ids=["429-retry-after-30", "503-forever"],
 )
 def test_ctrl_c_during_a_retry_backoff(local_cluster, fault):
-    # Cloud mode: the Secret is created, then the Job's POST is answered 429/503 and kjenv
-    # backs off. Ctrl-C then ends the process within the bound, and the Secret does not outlive
-    # the Job that was never created.
+    # Cloud mode: the Job is created, then the Secret's POST is answered 429/503 and kjenv
+    # backs off. Ctrl-C then ends the process within the bound, and the Job, which cannot run
+    # without its Secret, is deleted again; no Secret exists (it is only ever created owned by
+    # its Job).
     k = local_kube(local_cluster)
     name, run_id = unique("sigback"), unique("run")
-    local_cluster.inject_fault(method="POST", path="*/jobs", **fault)
+    local_cluster.inject_fault(method="POST", path="*/secrets", **fault)
     proc = _python(
         BACKOFF_SCRIPT,
         json.dumps(job_spec(name)),
@@ -155,15 +156,15 @@ def test_ctrl_c_during_a_retry_backoff(local_cluster, fault):
         PREFECT__CLOUD__AUTH_TOKEN="backoff-token",
     )
     try:
-        wait_until(lambda: secrets_of_run(k, run_id), timeout=20, what="the run's Secret")
+        wait_until(lambda: jobs_of_run(k, run_id), timeout=20, what="the run's Job")
         elapsed = _interrupt(proc, "submitting")
     finally:
         proc.kill()
         local_cluster.clear_faults()
     print(f"Ctrl-C during a {fault['status']} backoff: {elapsed * 1000:.0f} ms")
     assert elapsed < CTRL_C_BOUND, f"took {elapsed:.2f} s"
-    assert jobs_of_run(k, run_id) == []
-    assert secrets_of_run(k, run_id) == [], "the Secret of a Job that was never created"
+    wait_until(lambda: not jobs_of_run(k, run_id), timeout=20, what="the Job deleted")
+    assert secrets_of_run(k, run_id) == [], "a Secret without its Job"
 
 
 # ---- fork --------------------------------------------------------------------------------------
