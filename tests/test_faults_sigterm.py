@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 from kube_cluster import job_spec, local_kube, unique, wait_until
 
-from kjenv import JobFailedError, KubeApiError, JobTimeoutError
+from kjenv import JobFailedError, KubeApiError
 from kjenv.testing import LocalCluster
 
 # Hang guards only: each of these steps takes well under a second on an idle machine.
@@ -317,9 +316,7 @@ def test_stop_during_wait_does_not_make_the_job_look_failed(tmp_path, monkeypatc
                 return False
 
         wait_until(started, timeout=HANG, what="the flow to run")
-        assert [j.metadata.name for j in batch.list_namespaced_job(k.namespace).items] == [
-            run.name
-        ]
+        assert [j.metadata.name for j in batch.list_namespaced_job(k.namespace).items] == [run.name]
         assert core.list_namespaced_secret(k.namespace).items == []
         seen: list = []
         watchers = [

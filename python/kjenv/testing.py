@@ -82,6 +82,7 @@ def _stop_all() -> None:
     for cluster in _running():
         cluster.stop()
 
+
 try:
     import pytest
 except ImportError:  # pytest is only needed for the fixture
