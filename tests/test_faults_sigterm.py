@@ -345,3 +345,14 @@ def test_stop_during_wait_does_not_make_the_job_look_failed(tmp_path, monkeypatc
     assert not [s for s in seen if s[2] == "Failed"], seen
     assert not isinstance(outcome.get("error"), JobFailedError), outcome["error"]
     assert not Path(cluster.kubeconfig).exists()
+
+
+def test_sigterm_to_kjenv_cluster_stops_it_and_removes_its_folders(tmp_path, children):
+    child = Child(tmp_path, [sys.executable, "-m", "kjenv", "cluster"])
+    children.append(child)
+    wait_until(lambda: "Ctrl-C stops it" in child.output(), timeout=HANG, what="the cluster")
+    assert child.leftovers() != []
+    os.kill(child.proc.pid, signal.SIGTERM)
+    assert child.finish() == 0, child.output()
+    assert "local cluster stopped" in child.output()
+    assert child.leftovers() == []
