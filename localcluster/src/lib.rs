@@ -16,6 +16,7 @@ pub mod logs;
 pub mod meta;
 pub mod recorder;
 pub mod resources;
+pub mod stale;
 pub mod store;
 pub mod task;
 pub mod tls;
@@ -119,6 +120,9 @@ impl Cluster {
     }
 }
 
+/// The name of a temporary work directory: `kjenv-localcluster-pid<PID>-<uuid>`.
+pub const WORK_DIR_PREFIX: &str = "kjenv-localcluster-";
+
 /// A running local cluster; dropping it stops it.
 pub struct LocalCluster {
     cluster: Arc<Cluster>,
@@ -137,8 +141,9 @@ impl LocalCluster {
         let (temp_dir, work_dir) = match &options.work_dir {
             Some(d) => (None, d.clone()),
             None => {
-                let d = std::env::temp_dir()
-                    .join(format!("kjenv-localcluster-{}", uuid::Uuid::new_v4()));
+                // A cluster killed outright (SIGKILL) left its folder, token and all.
+                stale::sweep_temp(WORK_DIR_PREFIX);
+                let d = stale::owned_temp_dir(WORK_DIR_PREFIX);
                 (Some(d.clone()), d)
             }
         };
@@ -231,12 +236,19 @@ impl LocalCluster {
             .map_err(|_| Error::Runtime("the runtime stopped".into()))?
     }
 
-    /// Stops the cluster: kills every process, stops the runtime, removes the temporary
-    /// work directory. Idempotent.
+    /// Stops the cluster: stops serving the API, kills every process, stops the runtime,
+    /// removes the temporary work directory. Idempotent.
     pub fn stop(&mut self) {
         let Some(thread) = self.thread.take() else {
             return;
         };
+        // The API goes first: a client waiting on a Job must see the cluster go away, never
+        // the pods the shutdown kills (the kubelet reports nothing once stopping, either).
+        self.cluster
+            .listener_cancel
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .cancel();
         kubelet::shutdown(&self.cluster);
         self.cluster.shutdown.cancel();
         let _ = thread.join();

@@ -4,7 +4,7 @@
 mod support;
 
 use localcluster::store::{DeleteOptions, Kind};
-use serde_json::json;
+use serde_json::{json, Value};
 use support::*;
 
 fn phase(c: &localcluster::Cluster, name: &str) -> String {
@@ -290,6 +290,27 @@ fn stop_kills_every_process() {
     for p in pids {
         assert!(!alive(p), "process {p} survived stop()");
     }
+}
+
+#[test]
+fn stop_does_not_report_its_kills_as_the_pods_outcome() {
+    let mut lc = start();
+    let c = shared(&lc);
+    create_job(&c, "stopped", "sleep 60", json!({}));
+    wait_for(10, "a running pod", || {
+        let pods = pods_of(&c, "stopped");
+        pods.iter()
+            .any(|p| p["status"]["phase"] == "Running")
+            .then_some(())
+    });
+    lc.stop();
+    // A node going away is not a container failing: nothing may say the pod or Job failed.
+    let phases: Vec<Value> = pods_of(&c, "stopped")
+        .iter()
+        .map(|p| p["status"]["phase"].clone())
+        .collect();
+    assert_eq!(phases, vec![json!("Running")]);
+    assert!(!condition_types(&c, "stopped").contains(&"Failed".to_owned()));
 }
 
 #[test]

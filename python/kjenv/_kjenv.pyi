@@ -338,7 +338,7 @@ class KubernetesJobEnvironment:
     def __getstate__(self) -> dict[str, Any]: ...
     def __setstate__(self, state: dict[str, Any]) -> None: ...
 
-@final
+@disjoint_base
 class LocalCluster:
     """A local Kubernetes cluster: an HTTPS API on 127.0.0.1 with a job controller and a kubelet
     that runs each pod's containers as local processes (images are not pulled).

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 from kjenv import _common
 from kjenv._common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
@@ -66,21 +69,19 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_cluster(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
     from kjenv.testing import LocalCluster
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    with LocalCluster(port=args.port, concurrency=args.concurrency) as cluster:
-        print(f"local cluster listening on {cluster.url}", flush=True)
-        print(f"kubeconfig: {cluster.kubeconfig}", flush=True)
-        print(f"use it:     export KUBECONFIG={cluster.kubeconfig}", flush=True)
-        print("Ctrl-C stops it and every process it started.", flush=True)
-        while not stop.wait(0.2):
-            pass
+    # Ctrl-C and SIGTERM (main turns it into Terminated) both unwind through the with block,
+    # so whenever they come, even while the cluster starts, it stops and its folder goes.
+    try:
+        with LocalCluster(port=args.port, concurrency=args.concurrency) as cluster:
+            print(f"local cluster listening on {cluster.url}", flush=True)
+            print(f"kubeconfig: {cluster.kubeconfig}", flush=True)
+            print(f"use it:     export KUBECONFIG={cluster.kubeconfig}", flush=True)
+            print("Ctrl-C stops it and every process it started.", flush=True)
+            threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
     print("local cluster stopped", flush=True)
     return EXIT_OK
 
@@ -93,7 +94,7 @@ def _cmd_run_flow(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    import contextlib
+    import os
     import tempfile
 
     from kjenv import KubernetesJobEnvironment
@@ -118,7 +119,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
             cluster = stack.enter_context(LocalCluster(backoff_base=1.0))
             kubeconfig = cluster.kubeconfig
-            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="kjenv-run-"))
+            # Named after this process: if it is killed outright, the next LocalCluster
+            # started removes the folder (see src/python/cluster.rs).
+            tmp = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix=f"kjenv-run-pid{os.getpid()}-")
+            )
             flow_file_path = store_flow(flow, tmp)
         env = KubernetesJobEnvironment(
             **spec, kubeconfig=kubeconfig, context=args.context, namespace=args.namespace
@@ -216,6 +221,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C's ``KeyboardInterrupt`` so that it unwinds
+    the same way: every ``with`` block (the local cluster, temporary folders) cleans up."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    # A second SIGTERM during the clean-up of the first must not cut it short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` while the command runs, unless the program calling
+    ``main`` handles SIGTERM itself (or this is not the main thread)."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    if not main_thread or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kjenv`` console script and ``python -m kjenv``."""
     from kjenv import JobFailedError, JobTimeoutError
@@ -223,7 +254,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        with _sigterm_as_interrupt():
+            return int(args.func(args))
+    except Terminated:
+        sys.stderr.write("kjenv: terminated\n")
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         sys.stderr.write("kjenv: interrupted\n")
         return 130

@@ -13,7 +13,9 @@ use pyo3::prelude::*;
 /// A local Kubernetes API (HTTPS on 127.0.0.1) with a Job controller and a process kubelet, for
 /// trying Job specs and testing flows without a cluster. Use it as a context manager; every
 /// process it starts stops with it.
-#[pyclass(name = "LocalCluster", module = "kjenv.testing")]
+// `subclass`: `kjenv.testing.LocalCluster` adds what Python does better (a SIGTERM handler, an
+// atexit stop) in a subclass.
+#[pyclass(name = "LocalCluster", module = "kjenv.testing", subclass)]
 pub struct PyLocalCluster {
     inner: Mutex<Option<localcluster::LocalCluster>>,
     shim_dir: Option<PathBuf>,
@@ -27,11 +29,20 @@ pub struct PyLocalCluster {
     namespace: String,
 }
 
+/// The python shim's folder: `kjenv-python-pid<PID>-<uuid>`.
+const SHIM_PREFIX: &str = "kjenv-python-";
+/// `kjenv run --local`'s flow folder (`python/kjenv/cli.py` names it so).
+const RUN_DIR_PREFIX: &str = "kjenv-run-";
+
 /// A directory holding a `python` that runs `exe` (a script, not a symlink: a symlink to a
 /// venv's interpreter would lose the venv).
 fn python_shim(exe: &std::path::Path) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let dir = std::env::temp_dir().join(format!("kjenv-python-{}", uuid::Uuid::new_v4().simple()));
+    // Named after this process, so a later start can remove it if this one is killed outright
+    // (as it does for `kjenv run --local`'s flow folder, `kjenv-run-pid<PID>-…`).
+    localcluster::stale::sweep_temp(SHIM_PREFIX);
+    localcluster::stale::sweep_temp(RUN_DIR_PREFIX);
+    let dir = localcluster::stale::owned_temp_dir(SHIM_PREFIX);
     std::fs::create_dir_all(&dir)?;
     let script = dir.join("python");
     let quoted = exe.display().to_string().replace('\'', "'\\''");

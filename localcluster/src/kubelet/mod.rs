@@ -14,6 +14,7 @@ mod server;
 pub(crate) mod status;
 pub mod store_api;
 mod token;
+mod watchdog;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

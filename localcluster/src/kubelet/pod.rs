@@ -778,6 +778,12 @@ impl Worker {
 
     /// Writes `Pod.status` from the model (`finished`: nothing will restart any more).
     async fn write(&mut self, finished: bool) -> Result<(), Interrupt> {
+        if self.procs.stopping() {
+            // The kubelet is shutting down and killing containers: a node going away, not
+            // containers failing. Reporting the kills would fail the pod and its Job (exit
+            // 137) for whoever still watches; write nothing, as a stopped kubelet does.
+            return Err(Interrupt::Gone);
+        }
         let phase = status::phase(&self.policy, &self.init, &self.ctrs, finished);
         let conditions = status::conditions(
             &self.init,

@@ -1,6 +1,7 @@
 //! Container processes: spawning (each in its own process group, from one long-lived thread
 //! so `PR_SET_PDEATHSIG` is safe), pumping stdout/stderr into the log store, signalling whole
-//! groups, and killing everything at shutdown.
+//! groups, and killing everything at shutdown; a [`Watchdog`] kills the groups if this
+//! process dies without a shutdown.
 
 use std::collections::HashSet;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::oneshot;
 
+use super::watchdog::Watchdog;
 use crate::logs::ContainerLog;
 
 /// What to run.
@@ -56,6 +58,7 @@ struct Groups {
 pub struct Processes {
     groups: Mutex<Groups>,
     spawner: Mutex<Option<mpsc::Sender<Job>>>,
+    watchdog: Mutex<Option<Watchdog>>,
 }
 
 impl Processes {
@@ -74,11 +77,22 @@ impl Processes {
         Arc::new(Processes {
             groups: Mutex::new(Groups::default()),
             spawner: Mutex::new(thread.ok().map(|_| tx)),
+            watchdog: Mutex::new(Watchdog::start()),
         })
     }
 
     fn lock(&self) -> MutexGuard<'_, Groups> {
         self.groups.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn watchdog(&self) -> MutexGuard<'_, Option<Watchdog>> {
+        self.watchdog.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether [`Processes::shutdown`] has begun: what its kills end is not a container's
+    /// outcome, and must not be reported as one.
+    pub fn stopping(&self) -> bool {
+        self.lock().stopping
     }
 
     /// Starts a process in a new process group, its stdout and stderr merged line by line
@@ -126,6 +140,9 @@ impl Processes {
             // A container's processes all die with it: kill what the leader left behind.
             signal_group(pid, libc::SIGKILL);
             me.lock().live.remove(&pid);
+            if let Some(w) = me.watchdog().as_ref() {
+                w.remove(pid);
+            }
             for p in pumps.into_iter().flatten() {
                 // Output held open by an escaped grandchild must not block the exit.
                 let _ = tokio::time::timeout(Duration::from_secs(1), p).await;
@@ -203,6 +220,9 @@ impl Processes {
             .map_err(|e| start_error(program, &e))?;
         if let Some(pid) = child.id() {
             groups.live.insert(pid as i32);
+            if let Some(w) = self.watchdog().as_ref() {
+                w.add(pid as i32);
+            }
         }
         Ok(child)
     }
@@ -232,7 +252,7 @@ impl Processes {
             signal_group(pg, libc::SIGKILL);
         }
         let deadline = Instant::now() + Duration::from_secs(10);
-        let mut pending = groups;
+        let mut pending = groups.clone();
         while !pending.is_empty() && Instant::now() < deadline {
             pending.retain(|&pg| {
                 // Reap the leader if tokio has not yet (it is our child); harmless otherwise.
@@ -245,6 +265,13 @@ impl Processes {
             if !pending.is_empty() {
                 std::thread::sleep(Duration::from_millis(5));
             }
+        }
+        // Every group is dead (or past the deadline): the watchdog kills what is left.
+        if let Some(mut w) = self.watchdog().take() {
+            for pg in groups.iter().filter(|pg| !pending.contains(pg)) {
+                w.remove(*pg);
+            }
+            w.close();
         }
     }
 }
