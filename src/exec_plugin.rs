@@ -56,14 +56,20 @@ pub fn timeout_from_env(env: &dyn Fn(&str) -> Option<String>) -> Duration {
 /// a timeout, on too much output. A shell-script plugin's children go with it.
 struct KillGroup(Option<u32>);
 
-impl Drop for KillGroup {
-    fn drop(&mut self) {
+impl KillGroup {
+    fn kill(&self) {
         if let Some(pid) = self.0.and_then(|p| i32::try_from(p).ok()) {
             // SAFETY: killpg sends a signal; the group is the plugin's own (process_group(0)).
             unsafe {
                 libc::killpg(pid, libc::SIGKILL);
             }
         }
+    }
+}
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
@@ -132,19 +138,20 @@ pub async fn run(exec: &ExecConfig, field: &str, timeout: Duration) -> Result<Cr
     let mut child = command(exec, program)
         .spawn()
         .map_err(|e| fail(format!("cannot run the credential plugin {shown}: {e}")))?;
-    let _group = KillGroup(child.id());
+    let group = KillGroup(child.id());
     let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
     let work = async {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let read_out = async {
-            match stdout.as_mut() {
-                Some(s) => s
-                    .take(MAX_OUTPUT_BYTES + 1)
-                    .read_to_end(&mut out)
-                    .await
-                    .map(|_| ()),
-                None => Ok(()),
+            let read = match stdout.as_mut() {
+                Some(s) => s.take(MAX_OUTPUT_BYTES + 1).read_to_end(&mut out).await,
+                None => Ok(0),
+            };
+            // A plugin that floods its output is stopped, so that its stderr ends too.
+            if out.len() as u64 > MAX_OUTPUT_BYTES {
+                group.kill();
             }
+            read.map(|_| ())
         };
         let read_err = async {
             if let Some(s) = stderr.as_mut() {
