@@ -4,8 +4,8 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
@@ -72,7 +72,7 @@ fn stamps(target: &Target, env: Option<&str>) -> Vec<Stamp> {
 thread_local! {
     /// Clients live with the runtime of the thread that made them (see [`crate::runtime`]):
     /// one cache per thread, gone with the thread.
-    static CLIENTS: RefCell<HashMap<Key, Connection>> = RefCell::new(HashMap::new());
+    static CLIENTS: RefCell<HashMap<Key, Cached>> = RefCell::new(HashMap::new());
 }
 
 fn home_kubeconfig() -> Option<PathBuf> {
@@ -107,21 +107,12 @@ fn decode(bytes: &[u8]) -> Option<String> {
 /// [`Error::ClusterConfig`] naming the file: unreadable, too large, not text, invalid.
 pub fn read_kubeconfig(path: &Path) -> Result<Kubeconfig> {
     let shown = path.display();
-    let meta = std::fs::metadata(path)
-        .map_err(|e| config_error(format!("cannot read kubeconfig {shown}: {e}")))?;
-    if meta.is_dir() {
-        return Err(config_error(format!(
-            "cannot read kubeconfig {shown}: it is a directory"
-        )));
-    }
-    if meta.len() > MAX_KUBECONFIG_BYTES {
-        return Err(config_error(format!(
-            "kubeconfig {shown} is too large ({} bytes; at most {MAX_KUBECONFIG_BYTES} bytes)",
-            meta.len()
-        )));
-    }
-    let bytes = std::fs::read(path)
-        .map_err(|e| config_error(format!("cannot read kubeconfig {shown}: {e}")))?;
+    let bytes = crate::files::read_capped(path, MAX_KUBECONFIG_BYTES).map_err(|e| match e {
+        crate::files::ReadError::TooLarge(_) => config_error(format!(
+            "kubeconfig {shown} is too large (more than {MAX_KUBECONFIG_BYTES} bytes)"
+        )),
+        e => config_error(format!("cannot read kubeconfig {shown}: {e}")),
+    })?;
     let text = decode(&bytes).ok_or_else(|| {
         config_error(format!(
             "kubeconfig {shown} is not text (expected UTF-8, or UTF-16 with a byte order mark)"
@@ -293,29 +284,103 @@ fn pick_cluster(
     Ok(cluster)
 }
 
-/// The files and commands the context's user names must exist (a token file, an exec plugin).
-fn check_user(kubeconfig: &Kubeconfig, ctx: &kube::config::Context, at: &Where) -> Result<()> {
+/// The largest file a kubeconfig names that kjenv lets kube read (a token, a certificate).
+pub const MAX_CREDENTIAL_FILE_BYTES: u64 = 1024 * 1024;
+
+/// A file the kubeconfig names (kube reads it later): a regular file within the cap, so kube's
+/// own read can neither block (a FIFO) nor run out of memory (`/dev/zero`). Its bytes.
+fn check_file(file: &str, field: &str, at: &Where) -> Result<Vec<u8>> {
+    crate::files::read_capped(Path::new(file), MAX_CREDENTIAL_FILE_BYTES)
+        .map_err(|e| at.fail(field, format!("cannot read {}: {e}", names::quote(file))))
+}
+
+/// Whether `value` can be sent in an HTTP header as is: visible ASCII, spaces and tabs. kube
+/// builds its headers with `HeaderValue` and panics on anything else (a CR/LF in a token).
+pub(crate) fn header_safe(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+}
+
+/// A value that becomes a header must be [`header_safe`]; the error names the field, never
+/// the value (it may be a credential).
+fn check_header(value: Option<&str>, field: &str, at: &Where) -> Result<()> {
+    match value {
+        Some(v) if !header_safe(v) => Err(at.fail(
+            field,
+            "holds a control or non-ASCII character (a line break?); it cannot be sent in an HTTP header",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The context's user: it must exist when named; the values that become headers must be sendable
+/// and the files and commands it names must exist (a token file, certificates, an exec plugin).
+fn check_user(
+    kubeconfig: &Kubeconfig,
+    name: &str,
+    ctx: &kube::config::Context,
+    at: &Where,
+) -> Result<()> {
     let Some(user) = ctx.user.as_deref() else {
+        let what =
+            "missing: expected the name of an entry of users (kubectl config set-context --user)";
+        return Err(at.fail(format!("{}.user", context_field(name)), what));
+    };
+    let Some(named) = kubeconfig.auth_infos.iter().find(|u| u.name == user) else {
+        let known = listing(kubeconfig.auth_infos.iter().map(|u| u.name.as_str()));
+        let what = format!(
+            "no user named {} in the kubeconfig ({known})",
+            names::quote(user)
+        );
+        return Err(at.fail(format!("{}.user", context_field(name)), what));
+    };
+    let at_user = format!("users[{}].user", names::quote(user));
+    let Some(auth) = named.auth_info.as_ref() else {
         return Ok(());
     };
-    let auth = kubeconfig.auth_infos.iter().find(|u| u.name == user);
-    let auth = auth.and_then(|u| u.auth_info.as_ref());
-    let at_user = format!("users[{}].user", names::quote(user));
-    if let Some(file) = auth.and_then(|a| a.token_file.as_deref()) {
-        std::fs::metadata(file).map_err(|e| {
-            at.fail(
-                format!("{at_user}.tokenFile"),
-                format!("cannot read {}: {e}", names::quote(file)),
-            )
-        })?;
+    check_auth_headers(auth, &at_user, at)?;
+    for (file, key) in [
+        (&auth.client_certificate, "client-certificate"),
+        (&auth.client_key, "client-key"),
+    ] {
+        if let Some(file) = file.as_deref() {
+            check_file(file, &format!("{at_user}.{key}"), at)?;
+        }
     }
-    let command = auth.and_then(|a| a.exec.as_ref()?.command.as_deref());
+    if let Some(file) = auth.token_file.as_deref() {
+        let field = format!("{at_user}.tokenFile");
+        let bytes = check_file(file, &field, at)?;
+        let token = String::from_utf8_lossy(&bytes);
+        check_header(Some(token.trim()), &field, at)?;
+    }
+    let command = auth.exec.as_ref().and_then(|e| e.command.as_deref());
     if let Some(command) = command.filter(|c| !on_path(c)) {
         let what = format!(
             "no such command {} (the credential plugin is not installed?)",
             names::quote(command)
         );
         return Err(at.fail(format!("{at_user}.exec.command"), what));
+    }
+    Ok(())
+}
+
+/// The user's values that kube sends as headers (a token, impersonation, basic auth).
+fn check_auth_headers(auth: &kube::config::AuthInfo, at_user: &str, at: &Where) -> Result<()> {
+    use secrecy::ExposeSecret;
+    let token = auth.token.as_ref().map(|t| t.expose_secret());
+    check_header(token, &format!("{at_user}.token"), at)?;
+    check_header(auth.username.as_deref(), &format!("{at_user}.username"), at)?;
+    let password = auth.password.as_ref().map(|p| p.expose_secret());
+    check_header(password, &format!("{at_user}.password"), at)?;
+    check_header(auth.impersonate.as_deref(), &format!("{at_user}.as"), at)?;
+    check_header(
+        auth.impersonate_uid.as_deref(),
+        &format!("{at_user}.as-uid"),
+        at,
+    )?;
+    for group in auth.impersonate_groups.iter().flatten() {
+        check_header(Some(group), &format!("{at_user}.as-groups"), at)?;
     }
     Ok(())
 }
@@ -331,11 +396,29 @@ fn check_built(config: &kube::Config, server: &str, at_cluster: &str, at: &Where
         );
         return Err(at.fail(format!("{at_cluster}.server"), what));
     }
+    if let Some(port) = url.authority().and_then(|a| explicit_port(a.as_str())) {
+        if !port.parse::<u16>().is_ok_and(|p| p > 0) {
+            let what = format!(
+                "the port {} is not a number from 1 to 65535",
+                names::quote(port)
+            );
+            return Err(at.fail(format!("{at_cluster}.server"), what));
+        }
+    }
     if config.root_cert.as_ref().is_some_and(Vec::is_empty) {
         let what = "holds no PEM certificate (-----BEGIN CERTIFICATE-----)";
         return Err(at.fail(format!("{at_cluster}.certificate-authority"), what));
     }
     Ok(())
+}
+
+/// The port an authority (`user@host:port`, `[::1]:port`) spells out, if any. The URL parser
+/// drops a port it cannot read (99999) and kube would then connect to 443: not what was meant.
+fn explicit_port(authority: &str) -> Option<&str> {
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let (host, port) = host_port.rsplit_once(':')?;
+    // `[::1]` alone: the colons are the address's.
+    (!host_port.ends_with(']') && (host.starts_with('[') == host.ends_with(']'))).then_some(port)
 }
 
 /// The field a kube configuration error is about.
@@ -368,14 +451,38 @@ pub async fn resolve_kubeconfig(
     context: Option<&str>,
     origin: &str,
 ) -> Result<kube::Config> {
+    Ok(resolve(kubeconfig, context, origin).await?.0)
+}
+
+/// [`resolve_kubeconfig`], and where the configuration came from.
+async fn resolve(
+    kubeconfig: Kubeconfig,
+    context: Option<&str>,
+    origin: &str,
+) -> Result<(kube::Config, Source)> {
     let at = Where { origin };
     let (name, ctx) = pick_context(&kubeconfig, context, &at)?;
     let (at_context, at_cluster) = (context_field(&name), cluster_field(&ctx.cluster));
     let cluster = pick_cluster(&kubeconfig, &name, &ctx, &at)?;
-    check_user(&kubeconfig, &ctx, &at)?;
+    check_user(&kubeconfig, &name, &ctx, &at)?;
+    if let Some(file) = cluster.certificate_authority.as_deref() {
+        // Only what kube's own read cannot survive: kube names a file that is not there.
+        match crate::files::read_capped(Path::new(file), MAX_CREDENTIAL_FILE_BYTES) {
+            Ok(_) | Err(crate::files::ReadError::Io(_)) => {}
+            Err(e) => {
+                let field = format!("{at_cluster}.certificate-authority");
+                return Err(at.fail(field, format!("cannot read {}: {e}", names::quote(file))));
+            }
+        }
+    }
     if let Some(ns) = ctx.namespace.as_deref().filter(|n| !n.is_empty()) {
         names::dns_label(ns).map_err(|m| at.fail(format!("{at_context}.namespace"), m))?;
     }
+    let source = Source {
+        origin: format!("kubeconfig {origin}, context {}", names::quote(&name)),
+        user: ctx.user.clone(),
+        at: origin.to_string(),
+    };
     let options = KubeConfigOptions {
         context: Some(name),
         ..Default::default()
@@ -389,7 +496,17 @@ pub async fn resolve_kubeconfig(
         &at_cluster,
         &at,
     )?;
-    Ok(config)
+    Ok((config, source))
+}
+
+/// Where a configuration came from, for messages: `kubeconfig FILE, context "NAME"`.
+#[derive(Clone, Debug)]
+struct Source {
+    origin: String,
+    /// The context's user (whose exec plugin runs).
+    user: Option<String>,
+    /// The kubeconfig, as errors about its fields start.
+    at: String,
 }
 
 /// The kubeconfig files kjenv reads without an explicit one: `KUBECONFIG`'s, else
@@ -414,13 +531,13 @@ async fn from_files(
     files: &[PathBuf],
     origin: &str,
     context: Option<&str>,
-) -> Result<kube::Config> {
+) -> Result<(kube::Config, Source)> {
     let merged = files.iter().try_fold(Kubeconfig::default(), |merged, f| {
         merged
             .merge(read_kubeconfig(f)?)
             .map_err(|e| config_error(format!("{origin}: {e}")))
     })?;
-    resolve_kubeconfig(merged, context, origin).await
+    resolve(merged, context, origin).await
 }
 
 /// Without a kubeconfig: the in-cluster service account, unless a context was asked for.
@@ -443,7 +560,7 @@ fn in_cluster(target: &Target, mut tried: Vec<String>) -> Result<kube::Config> {
 }
 
 /// The configuration from the default sources, in kube's `Config::infer` order.
-async fn infer_config(target: &Target) -> Result<kube::Config> {
+async fn infer_config(target: &Target) -> Result<(kube::Config, Source)> {
     let context = target.context.as_deref();
     let (files, env_origin) = default_files();
     if files.is_empty() {
@@ -451,12 +568,23 @@ async fn infer_config(target: &Target) -> Result<kube::Config> {
             Some(h) => format!("{} (does not exist)", h.display()),
             None => "~/.kube/config (HOME is not set)".to_string(),
         };
-        return in_cluster(target, vec!["KUBECONFIG (not set)".to_string(), home]);
+        return in_cluster(target, vec!["KUBECONFIG (not set)".to_string(), home])
+            .map(|c| (c, Source::in_cluster()));
     }
     let origin = env_origin.unwrap_or_else(|| files[0].display().to_string());
     match from_files(&files, &origin, context).await {
-        Ok(config) => Ok(config),
-        Err(e) => in_cluster(target, vec![e.to_string()]),
+        Ok(found) => Ok(found),
+        Err(e) => in_cluster(target, vec![e.to_string()]).map(|c| (c, Source::in_cluster())),
+    }
+}
+
+impl Source {
+    fn in_cluster() -> Source {
+        Source {
+            origin: "the in-cluster service account".to_string(),
+            user: None,
+            at: "in-cluster".to_string(),
+        }
     }
 }
 
@@ -465,46 +593,146 @@ async fn infer_config(target: &Target) -> Result<kube::Config> {
 /// # Errors
 /// [`Error::ClusterConfig`] naming every source that was tried and why it did not work.
 pub async fn load_config(target: &Target) -> Result<kube::Config> {
-    let mut config = match &target.kubeconfig {
+    Ok(load(target).await?.0)
+}
+
+/// [`load_config`], and where the configuration came from.
+async fn load(target: &Target) -> Result<(kube::Config, Source)> {
+    let (mut config, source) = match &target.kubeconfig {
         Some(path) => {
             let kubeconfig = read_kubeconfig(path)?;
             let origin = path.display().to_string();
-            resolve_kubeconfig(kubeconfig, target.context.as_deref(), &origin).await?
+            resolve(kubeconfig, target.context.as_deref(), &origin).await?
         }
         None => infer_config(target).await?,
     };
     // kjenv retries transient failures itself, with a bounded budget (see `retry`).
     config.default_retry = false;
     config.connect_timeout = Some(Duration::from_secs(10));
-    Ok(config)
+    Ok((config, source))
+}
+
+/// Run the user's exec credential plugin, if it has one, and give kube its token instead (see
+/// [`crate::exec_plugin`] for why kube does not run it). Until when the token holds.
+async fn exec_credential(config: &mut kube::Config, source: &Source) -> Result<Option<SystemTime>> {
+    let Some(exec) = config.auth_info.exec.take() else {
+        return Ok(None);
+    };
+    let user = names::quote(source.user.as_deref().unwrap_or_default());
+    let field = format!("{}: users[{user}].user.exec", source.at);
+    let timeout = crate::exec_plugin::timeout_from_env(&|k| std::env::var(k).ok());
+    let credential = crate::exec_plugin::run(&exec, &field, timeout).await?;
+    let Some(token) = credential.token else {
+        return Err(config_error(format!(
+            "{field}: the credential plugin answered with a client certificate; kjenv supports tokens only"
+        )));
+    };
+    config.auth_info.token = Some(token.into());
+    Ok(credential.expires)
+}
+
+/// A connection failure, named by where the configuration pointed: the URL, the kubeconfig and
+/// context, and whether the connection was refused or timed out.
+#[derive(Debug)]
+struct ConnectError {
+    place: Arc<str>,
+    how: String,
+    source: tower::BoxError,
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot connect to {}: {}", self.place, self.how)
+    }
+}
+
+impl std::error::Error for ConnectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// What went wrong in a transport error, in a few words: whether the connection was refused or
+/// timed out, else the innermost cause.
+fn how(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut at: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    let mut last = err;
+    while let Some(e) = at {
+        if e.is::<tower::timeout::error::Elapsed>() {
+            return "timed out (no response within the request time limit)".into();
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return "connection refused".into(),
+                std::io::ErrorKind::TimedOut => return "connection timed out".into(),
+                _ => {}
+            }
+        }
+        last = e;
+        at = e.source();
+    }
+    last.to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Errors of the transport become [`ConnectError`]s naming `place`; kube's own pass unchanged.
+fn describe(place: Arc<str>) -> impl Fn(tower::BoxError) -> tower::BoxError + Clone {
+    move |err| {
+        if err.is::<kube::Error>() {
+            return err;
+        }
+        let how = how(&*err);
+        Box::new(ConnectError {
+            place: place.clone(),
+            how,
+            source: err,
+        })
+    }
 }
 
 /// A client whose requests each get their response headers within `header_timeout`. Only the
 /// headers: a watch or a followed log then streams as long as it lasts. kube leaves a request
 /// that never answers unbounded, and a watcher's list has no other time limit.
-fn client(config: kube::Config, header_timeout: Duration) -> Result<kube::Client> {
+fn client(config: kube::Config, header_timeout: Duration, source: &Source) -> Result<kube::Client> {
+    let place: Arc<str> = format!("{} ({})", config.cluster_url, source.origin).into();
     let builder =
         kube::client::ClientBuilder::try_from(config).map_err(|e| Error::ClusterConfig {
             message: format!("cannot build a Kubernetes client: {e}"),
         })?;
     let timeout = tower::timeout::TimeoutLayer::new(header_timeout);
-    Ok(builder.with_layer(&timeout).build())
+    let named = tower::util::MapErrLayer::new(describe(place));
+    Ok(builder.with_layer(&timeout).with_layer(&named).build())
 }
 
-/// The client for `target`, made once per configuration and reused. A request that gets no
-/// response headers within `request_timeout` (and a little more, so that a retried call's own
-/// time limit comes first) fails as a connection error.
+/// A cached connection and until when its credential holds (an exec plugin's token).
+type Cached = (Connection, Option<SystemTime>);
+
+/// Whether a credential that holds until `expires` should be renewed now (a little early, so
+/// that it does not expire during a request).
+fn expired(expires: Option<SystemTime>) -> bool {
+    expires.is_some_and(|t| SystemTime::now() + Duration::from_secs(30) >= t)
+}
+
+/// The client for `target`, made once per configuration and reused (until its exec plugin's
+/// token expires). A request that gets no response headers within `request_timeout` (and a
+/// little more, so that a retried call's own time limit comes first) fails as a connection error.
 ///
 /// # Errors
-/// [`Error::ClusterConfig`] when no configuration can be loaded or the client cannot be built.
+/// [`Error::ClusterConfig`] when no configuration can be loaded, its credential plugin fails or
+/// the client cannot be built.
 pub async fn connect(target: &Target, request_timeout: Duration) -> Result<Connection> {
     let key = cache_key(target, request_timeout);
-    if let Some(conn) = CLIENTS.with(|c| c.borrow().get(&key).cloned()) {
+    let cached = CLIENTS.with(|c| c.borrow().get(&key).cloned());
+    if let Some((conn, _)) = cached.filter(|(_, e)| !expired(*e)) {
         return Ok(conn);
     }
-    let config = load_config(target).await?;
+    let (mut config, source) = load(target).await?;
+    let expires = exec_credential(&mut config, &source).await?;
     let default_namespace = config.default_namespace.clone();
-    let client = client(config, request_timeout + Duration::from_secs(1))?;
+    let client = client(config, request_timeout + Duration::from_secs(1), &source)?;
     let conn = Connection {
         client,
         default_namespace,
@@ -513,7 +741,8 @@ pub async fn connect(target: &Target, request_timeout: Duration) -> Result<Conne
         let mut map = c.borrow_mut();
         // Clients of this process for an earlier state of the same files are stale.
         map.retain(|(t, e, _, pid, _), _| *pid == std::process::id() && (t, e) != (&key.0, &key.1));
-        Ok(map.entry(key).or_insert(conn).clone())
+        map.insert(key, (conn.clone(), expires));
+        Ok(conn)
     })
 }
 
@@ -547,7 +776,7 @@ pub fn default_namespace(target: &Target) -> Option<String> {
 mod tests {
     use super::*;
 
-    const KUBECONFIG: &str = "current-context: dev\nclusters:\n- name: local\n  cluster:\n    server: https://127.0.0.1:6443\ncontexts:\n- name: dev\n  context:\n    cluster: local\n    namespace: team-a\n";
+    const KUBECONFIG: &str = "current-context: dev\nclusters:\n- name: local\n  cluster:\n    server: https://127.0.0.1:6443\ncontexts:\n- name: dev\n  context:\n    cluster: local\n    namespace: team-a\n    user: me\nusers:\n- name: me\n  user:\n    token: t\n";
 
     fn resolve(text: &str, context: Option<&str>) -> Result<kube::Config> {
         let kubeconfig = parse_kubeconfig(text, "kc")?;

@@ -128,6 +128,10 @@ pub enum Error {
     /// A wait was interrupted (Ctrl-C).
     #[error("interrupted")]
     Interrupted,
+
+    /// A bug: the core (or a library under it) panicked; the bindings catch it (the message).
+    #[error("internal error in kjenv: {0}; please report it (KJENV_BACKTRACE=1 shows where)")]
+    Panicked(String),
 }
 
 fn spec_message(location: &SpecLocation, message: &str) -> String {

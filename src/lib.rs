@@ -9,6 +9,8 @@
 pub mod cluster;
 pub mod context;
 pub mod error;
+pub mod exec_plugin;
+pub mod files;
 pub mod incontainer;
 pub mod job;
 pub mod naming;

@@ -53,7 +53,14 @@ where
     F: Future<Output = crate::Result<T>> + Send,
     T: Send,
 {
-    py.detach(|| -> PyResult<T> {
+    // A panic in the core (or in a library under it) becomes a KjenvError, not a
+    // PanicException (a BaseException that escapes `except Exception`).
+    let future = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(future));
+    let future = futures::FutureExt::map(future, |r| {
+        r.unwrap_or_else(|payload| Err(crate::Error::Panicked(panic_message(&*payload))))
+    });
+    super::errors::guard(|| {
+        py.detach(|| -> PyResult<T> {
         crate::runtime::block_on(async move {
             let mut future = std::pin::pin!(future);
             // The first check comes after one period: a quick call never takes the GIL back.
@@ -87,6 +94,22 @@ where
             }
         })?
     })
+    })
+}
+
+/// A panic's message, one line.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string());
+    what.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect()
 }
 
 fn write_lines(lines: &[String]) -> PyResult<()> {

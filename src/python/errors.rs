@@ -77,6 +77,7 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("KubeApiError", e.kube_api_error.bind(py))?;
     module.add("JobFailedError", e.job_failed_error.bind(py))?;
     module.add("JobTimeoutError", e.job_timeout_error.bind(py))?;
+    install_panic_hook();
     Ok(())
 }
 
@@ -208,10 +209,43 @@ fn to_python(py: Python<'_>, ex: &Exceptions, err: Error) -> PyErr {
             ];
             raise(py, &ex.job_failed_error, message, &attrs)
         }
-        Error::Runtime(_) | Error::UnexpectedAnswer { .. } => {
+        Error::Runtime(_) | Error::UnexpectedAnswer { .. } | Error::Panicked(_) => {
             raise(py, &ex.kjenv_error, message, &[])
         }
         Error::JobTimeout(_) => raise(py, &ex.job_timeout_error, message, &[]),
         Error::Interrupted => pyo3::exceptions::PyKeyboardInterrupt::new_err(message),
     }
+}
+
+/// Whether the user asked for Rust backtraces (`KJENV_BACKTRACE=1`, or `RUST_BACKTRACE` set).
+fn backtrace_wanted() -> bool {
+    std::env::var("KJENV_BACKTRACE").is_ok_and(|v| v == "1")
+        || std::env::var_os("RUST_BACKTRACE").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// A panic is turned into a `KjenvError` at the binding boundary ([`internal_error`]); the
+/// default hook would first print its message and, with `RUST_BACKTRACE`, a backtrace to
+/// stderr. It stays quiet unless a backtrace was asked for.
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if backtrace_wanted() {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// The `KjenvError` for a panic caught at the binding boundary: one line, the panic's message
+/// (kjenv never panics with a secret in it), and a request to report it.
+pub(crate) fn internal_error(payload: &(dyn std::any::Any + Send)) -> PyErr {
+    kjenv_error(Error::Panicked(super::blocking::panic_message(payload)).to_string())
+}
+
+/// Run `f`, a call into the core, turning a panic into [`internal_error`].
+pub(crate) fn guard<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|payload| Err(internal_error(&*payload)))
 }

@@ -95,14 +95,19 @@ pub fn from_file(path: &Path) -> Result<Value> {
             }
         }
     };
-    let meta = std::fs::metadata(path).map_err(io_error)?;
-    if meta.is_dir() {
-        return Err(Error::spec_document("expected a YAML file, got a directory").in_file(path));
-    }
-    if meta.len() > MAX_SPEC_BYTES as u64 {
-        return Err(too_large(meta.len()).in_file(path));
-    }
-    let bytes = std::fs::read(path).map_err(io_error)?;
+    let bytes = crate::files::read_capped(path, MAX_SPEC_BYTES as u64).map_err(|e| match e {
+        crate::files::ReadError::Io(source) => io_error(source),
+        crate::files::ReadError::NotRegular("a directory") => {
+            Error::spec_document("expected a YAML file, got a directory").in_file(path)
+        }
+        crate::files::ReadError::NotRegular(what) => {
+            Error::spec_document(format!("not a regular file ({what}); expected a YAML file"))
+                .in_file(path)
+        }
+        crate::files::ReadError::TooLarge(_) => {
+            too_large(format!("more than {MAX_SPEC_BYTES}")).in_file(path)
+        }
+    })?;
     let text = std::str::from_utf8(&bytes).map_err(|e| {
         Error::spec_document(format!(
             "the job spec is not valid UTF-8 (invalid byte at offset {})",
