@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result, SpecLocation};
 use node::Node;
+pub(crate) use validate::{display_path, integer_out_of_range, non_finite};
 
 /// The largest job spec file kjenv reads. Kubernetes objects are capped at ~1.5 MB by etcd.
 pub const MAX_SPEC_BYTES: usize = 8 * 1024 * 1024;
@@ -61,18 +62,24 @@ pub fn from_yaml(text: &str, file: Option<&Path>) -> Result<Value> {
     }
     let tree = Node::parse(text, yaml_options()).map_err(|e| attach(yaml_error(&e)))?;
     let mut value = tree.to_value();
-    validate::check(&mut value).map_err(|(path, message)| {
-        let at = tree.locate(&path);
-        attach(Error::JobSpec {
-            location: SpecLocation {
-                file: None,
-                line: (at.line > 0).then_some(at.line),
-                column: (at.line > 0).then_some(at.column),
-                field: (!path.is_empty()).then(|| validate::display_path(&path)),
-            },
-            message,
-        })
-    })?;
+    let oversized = tree
+        .oversized_integer(text)
+        .map(|(path, literal)| (path, integer_out_of_range(&literal)));
+    oversized
+        .map_or(Ok(()), Err)
+        .and_then(|()| validate::check(&mut value))
+        .map_err(|(path, message)| {
+            let at = tree.locate(&path);
+            attach(Error::JobSpec {
+                location: SpecLocation {
+                    file: None,
+                    line: (at.line > 0).then_some(at.line),
+                    column: (at.line > 0).then_some(at.column),
+                    field: (!path.is_empty()).then(|| validate::display_path(&path)),
+                },
+                message,
+            })
+        })?;
     Ok(value)
 }
 
