@@ -146,7 +146,10 @@ fn yaml_error(err: &serde_saphyr::Error) -> Error {
         serde_saphyr::Error::MultipleDocuments { .. } => {
             "the file holds several YAML documents; kjenv takes exactly one Job".to_string()
         }
-        _ => clean_parser_message(&err.to_string()),
+        _ => {
+            let text = err.to_string();
+            overflowing_integer(&text).unwrap_or_else(|| clean_parser_message(&text))
+        }
     };
     Error::JobSpec {
         location: SpecLocation {
@@ -159,7 +162,24 @@ fn yaml_error(err: &serde_saphyr::Error) -> Error {
     }
 }
 
-/// The parser's own text, on one line, without the position it also prints (we print our own).
+/// The parser refuses an integer literal too large even for a float as a "non-finite float":
+/// say what it is, like the integers it does read as floats (see `Node::oversized_integer`).
+fn overflowing_integer(parser_text: &str) -> Option<String> {
+    let literal = parser_text
+        .split_once("non-finite float `")?
+        .1
+        .split_once('`')?
+        .0;
+    let digits = literal.strip_prefix(['-', '+']).unwrap_or(literal);
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| integer_out_of_range(literal))
+}
+
+/// The longest parser message kept: the parser may quote a whole scalar of the user's.
+const PARSER_MESSAGE_CHARS: usize = 200;
+
+/// The parser's own text, on one line, without the position it also prints (we print our own),
+/// shortened in the middle when it quotes a long value.
 pub(crate) fn clean_parser_message(text: &str) -> String {
     let first = text
         .lines()
@@ -173,7 +193,10 @@ pub(crate) fn clean_parser_message(text: &str) -> String {
         .unwrap_or(first.len());
     let msg = first[..cut].trim_end_matches([',', '.', ':', ' ']).trim();
     let msg = msg.strip_prefix("error: ").unwrap_or(msg);
-    format!("invalid YAML: {msg}")
+    format!(
+        "invalid YAML: {}",
+        names::shorten(msg, PARSER_MESSAGE_CHARS)
+    )
 }
 
 #[cfg(test)]
