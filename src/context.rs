@@ -98,10 +98,6 @@ pub struct Resolved {
     pub flow_file_path: String,
 }
 
-fn first(options: impl IntoIterator<Item = Option<String>>) -> Option<String> {
-    options.into_iter().flatten().find(|s| !s.is_empty())
-}
-
 /// The first non-empty candidate and the name of where it came from.
 fn first_from<const N: usize>(
     options: [(Option<String>, &'static str); N],
@@ -111,7 +107,8 @@ fn first_from<const N: usize>(
         .find_map(|(v, from)| v.filter(|s| !s.is_empty()).map(|v| (v, from)))
 }
 
-/// Check a resolved value with `rule`; the error names the value and where it came from.
+/// Check a resolved value with `rule`, then with [`text_rule`] (every string argument follows
+/// it); the error names the value and where it came from.
 fn check(
     field: &str,
     from: &str,
@@ -119,7 +116,31 @@ fn check(
     value: &str,
 ) -> Result<()> {
     rule(value)
+        .and_then(|()| text_rule(value))
         .map_err(|expected| Error::InvalidArgument(format!("{field}: {expected} (from {from})")))
+}
+
+/// The one rule every string argument follows: no control characters (a NUL, a newline or an
+/// escape would end up in a pod's command line, a header or a terminal).
+///
+/// # Errors
+/// What was expected, for a message.
+pub fn text_rule(value: &str) -> Result<(), String> {
+    if value.chars().any(char::is_control) {
+        return Err(format!(
+            "expected text without control characters, got {}",
+            names::quote(value)
+        ));
+    }
+    Ok(())
+}
+
+/// [`text_rule`] for an argument given directly (a kubeconfig path, a context name).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming the argument.
+pub fn check_text(field: &str, value: &str) -> Result<()> {
+    text_rule(value).map_err(|expected| Error::InvalidArgument(format!("{field}: {expected}")))
 }
 
 /// An image reference the API server takes: no whitespace or control characters.
@@ -183,12 +204,20 @@ pub fn resolve(c: &Candidates, env: &dyn Fn(&str) -> Option<String>) -> Result<R
         }
         None => "default".into(),
     };
-    let flow_file_path = first([
-        c.flow_file_path.clone(),
-        c.storage_flow_file_path.clone(),
-        env("PREFECT__CONTEXT__FLOW_FILE_PATH"),
-    ])
-    .unwrap_or_else(|| DEFAULT_FLOW_FILE_PATH.into());
+    let flow_file_path = match first_from([
+        (c.flow_file_path.clone(), "the flow_file_path argument"),
+        (c.storage_flow_file_path.clone(), "the flow's storage"),
+        (
+            env("PREFECT__CONTEXT__FLOW_FILE_PATH"),
+            "PREFECT__CONTEXT__FLOW_FILE_PATH",
+        ),
+    ]) {
+        Some((path, from)) => {
+            check("flow_file_path", from, |_| Ok(()), &path)?;
+            path
+        }
+        None => DEFAULT_FLOW_FILE_PATH.into(),
+    };
     Ok(Resolved {
         image,
         flow_run_id,
@@ -314,5 +343,45 @@ mod tests {
             ..bare
         };
         assert_eq!(resolve(&s, &env).unwrap().flow_file_path, "/storage/flow");
+    }
+
+    #[test]
+    fn every_string_refuses_control_characters() {
+        let base = Candidates {
+            image: Some("i".into()),
+            ..Default::default()
+        };
+        let nul_path = Candidates {
+            flow_file_path: Some("/flows/a\0b.py".into()),
+            ..base.clone()
+        };
+        let err = resolve(&nul_path, &no_env).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "flow_file_path: expected text without control characters, got \"/flows/a\\0b.py\" \
+             (from the flow_file_path argument)"
+        );
+        let env = |k: &str| (k == "PREFECT__CONTEXT__FLOW_FILE_PATH").then(|| "/a\nb".to_string());
+        let err = resolve(&base, &env).unwrap_err().to_string();
+        assert!(
+            err.ends_with("(from PREFECT__CONTEXT__FLOW_FILE_PATH)"),
+            "{err}"
+        );
+        let storage = Candidates {
+            storage_flow_file_path: Some("/a\u{1b}[2J".into()),
+            ..base.clone()
+        };
+        assert!(resolve(&storage, &no_env).is_err());
+        // A space is not a control character: a path may hold one.
+        let spaced = Candidates {
+            flow_file_path: Some("/my flows/f.py".into()),
+            ..base
+        };
+        assert_eq!(
+            resolve(&spaced, &no_env).unwrap().flow_file_path,
+            "/my flows/f.py"
+        );
+        assert!(check_text("context", "dev\r\n").is_err());
+        assert!(check_text("context", "dev").is_ok());
     }
 }

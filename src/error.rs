@@ -16,7 +16,7 @@ impl std::fmt::Display for SpecLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut wrote = false;
         if let Some(file) = &self.file {
-            write!(f, "{}", file.display())?;
+            write!(f, "{}", crate::spec::names::shown_path(file))?;
             wrote = true;
         }
         if let Some(line) = self.line {
@@ -56,7 +56,7 @@ pub enum Error {
     },
 
     /// The job spec file does not exist.
-    #[error("job spec file not found: {}", .path.display())]
+    #[error("job spec file not found: {}", crate::spec::names::shown_path(.path))]
     FileNotFound {
         path: PathBuf,
         #[source]
@@ -64,7 +64,7 @@ pub enum Error {
     },
 
     /// The job spec file exists but could not be read.
-    #[error("cannot read job spec file {}: {source}", .path.display())]
+    #[error("cannot read job spec file {}: {source}", crate::spec::names::shown_path(.path))]
     Io {
         path: PathBuf,
         #[source]

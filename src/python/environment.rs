@@ -12,10 +12,11 @@ use serde_json::Value;
 
 use super::job_run::PyJobRun;
 use super::{blocking, prefect};
-use crate::context::Candidates;
+use crate::context::{check_text, Candidates};
 use crate::naming::{JOB_API_VERSION, JOB_KIND};
 use crate::run::{self, ConfigNamespace, Inputs};
 use crate::settings::Settings;
+use crate::spec::names;
 
 /// The per-call arguments of `render` / `execute`.
 struct CallArgs<'a, 'py> {
@@ -60,26 +61,139 @@ fn empty_spec() -> Arc<Value> {
     Arc::new(serde_json::json!({"apiVersion": JOB_API_VERSION, "kind": JOB_KIND}))
 }
 
-/// `set(labels)`, as Prefect does, with a TypeError that names the argument.
+/// `set(labels)`, as Prefect does, with a TypeError that names the argument, or the first
+/// element that is not a string (Prefect's labels are strings: `serialize()` sorts them).
 fn label_set(labels: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
     let items = labels
         .try_iter()
         .and_then(|it| it.collect::<PyResult<Vec<_>>>());
-    let set = items.and_then(|items| PySet::new(labels.py(), items));
-    match set {
-        Ok(set) => Ok(set.into_any().unbind()),
-        Err(_) => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+    let Ok(items) = items else {
+        return Err(PyTypeError::new_err(format!(
             "labels: expected an iterable of label strings, got {}",
             labels.get_type().name()?
+        )));
+    };
+    if let Some(bad) = items.iter().find(|l| !l.is_instance_of::<PyString>()) {
+        return Err(PyTypeError::new_err(format!(
+            "labels: expected label strings, got {} ({})",
+            names::shorten(&bad.repr()?.to_cow()?, 64),
+            bad.get_type().name()?
+        )));
+    }
+    Ok(PySet::new(labels.py(), items)?.into_any().unbind())
+}
+
+/// `metadata` as the environment keeps it: a dict (None is Prefect's default, `{}`), whose
+/// `"image"`, when set, is a string.
+fn checked_metadata(py: Python<'_>, metadata: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+    let Some(metadata) = metadata.filter(|m| !m.is_none()) else {
+        return Ok(PyDict::new(py).into_any().unbind());
+    };
+    metadata_image(metadata)?;
+    Ok(metadata.clone().unbind())
+}
+
+/// `metadata["image"]`: absent or None is no candidate; anything but a string is a TypeError
+/// (it would otherwise be read as "no image" and the cause hidden).
+fn metadata_image(metadata: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+    if !metadata.is_instance_of::<pyo3::types::PyMapping>() {
+        return Err(PyTypeError::new_err(format!(
+            "metadata: expected a dict, got {}",
+            metadata.get_type().name()?
+        )));
+    }
+    let image = metadata.call_method1("get", ("image",))?;
+    if image.is_none() {
+        return Ok(None);
+    }
+    match image.cast::<PyString>() {
+        Ok(text) => Ok(Some(text.to_cow()?.into_owned())),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "metadata[\"image\"]: expected a string (the flow's image), got {}",
+            image.get_type().name()?
         ))),
     }
 }
 
-/// Refuse a `job_spec` object nested deeper than a job spec may be, before converting it: the
-/// conversion recurses, and a 10,000-deep (or self-containing) dict would overflow the stack.
-fn check_depth(obj: &Bound<'_, PyAny>) -> PyResult<()> {
-    let mut todo = vec![(obj.clone(), 1)];
-    while let Some((item, depth)) = todo.pop() {
+/// Where a node of a `job_spec` object sits in its parent: a key or an index.
+enum Segment<'py> {
+    Key(Bound<'py, PyAny>),
+    Index(usize),
+}
+
+/// The field path of node `at` (an index into `steps`: each entry is its parent and segment).
+fn field_path(steps: &[(usize, Segment<'_>)], mut at: usize) -> String {
+    let mut path = Vec::new();
+    while at != usize::MAX {
+        let (parent, segment) = &steps[at];
+        path.push(match segment {
+            Segment::Key(k) => k.str().map(|s| s.to_string()).unwrap_or_default(),
+            Segment::Index(i) => i.to_string(),
+        });
+        at = *parent;
+    }
+    path.reverse();
+    crate::spec::display_path(&path)
+}
+
+/// What is wrong with a scalar of a `job_spec` object, if anything: an integer beyond 64 bits
+/// (converted, it would become a float) or a NaN or infinity (it would become null).
+fn scalar_problem(item: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+    if item.is_instance_of::<pyo3::types::PyBool>() {
+        return Ok(None);
+    }
+    if item.is_instance_of::<pyo3::types::PyInt>() {
+        if item.extract::<i64>().is_ok() || item.extract::<u64>().is_ok() {
+            return Ok(None);
+        }
+        // Python refuses to print an int of more than 4300 digits: say how large it is instead.
+        let shown = match item.str() {
+            Ok(s) => s.to_string(),
+            Err(_) => format!("of {} bits", item.call_method0("bit_length")?),
+        };
+        return Ok(Some(crate::spec::integer_out_of_range(&shown)));
+    }
+    if let Ok(f) = item.cast::<pyo3::types::PyFloat>() {
+        let v = f.value();
+        if !v.is_finite() {
+            return Ok(Some(crate::spec::non_finite(&item.repr()?.to_cow()?)));
+        }
+    }
+    Ok(None)
+}
+
+/// The children of a mapping or list node, with their segments (none for a scalar).
+fn children<'py>(item: &Bound<'py, PyAny>) -> PyResult<Vec<(Segment<'py>, Bound<'py, PyAny>)>> {
+    let pairs = |items: Bound<'py, PyAny>| -> PyResult<Vec<_>> {
+        items
+            .try_iter()?
+            .map(|pair| {
+                let (k, v): (Bound<'py, PyAny>, Bound<'py, PyAny>) = pair?.extract()?;
+                Ok((Segment::Key(k), v))
+            })
+            .collect()
+    };
+    if let Ok(d) = item.cast::<PyDict>() {
+        Ok(d.iter().map(|(k, v)| (Segment::Key(k), v)).collect())
+    } else if item.cast::<PyList>().is_ok() || item.cast::<PyTuple>().is_ok() {
+        item.try_iter()?
+            .enumerate()
+            .map(|(i, c)| Ok((Segment::Index(i), c?)))
+            .collect()
+    } else if item.is_instance_of::<pyo3::types::PyMapping>() {
+        pairs(item.call_method0("items")?)
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+/// Check a `job_spec` object before converting it: not nested deeper than a job spec may be
+/// (the conversion recurses, and a 10,000-deep or self-containing dict would overflow the
+/// stack), and no value the conversion would change, named by its field path.
+fn check_tree(obj: &Bound<'_, PyAny>) -> PyResult<()> {
+    let mut steps: Vec<(usize, Segment<'_>)> = Vec::new();
+    let mut todo = vec![(obj.clone(), 1, usize::MAX)];
+    while let Some((item, depth, at)) = todo.pop() {
         if depth > crate::spec::MAX_DEPTH {
             return Err(crate::Error::spec_document(format!(
                 "the job spec is nested more than {} levels deep",
@@ -87,18 +201,17 @@ fn check_depth(obj: &Bound<'_, PyAny>) -> PyResult<()> {
             ))
             .into());
         }
-        let children: Vec<Bound<'_, PyAny>> = if let Ok(d) = item.cast::<PyDict>() {
-            d.values().iter().collect()
-        } else if item.cast::<PyList>().is_ok() || item.cast::<PyTuple>().is_ok() {
-            item.try_iter()?.collect::<PyResult<_>>()?
-        } else if item.is_instance_of::<pyo3::types::PyMapping>() {
-            item.call_method0("values")?
-                .try_iter()?
-                .collect::<PyResult<_>>()?
-        } else {
-            continue;
-        };
-        todo.extend(children.into_iter().map(|c| (c, depth + 1)));
+        if let Some(message) = scalar_problem(&item)? {
+            return Err(match at {
+                usize::MAX => crate::Error::spec_document(message),
+                at => crate::Error::spec(field_path(&steps, at), message),
+            }
+            .into());
+        }
+        for (segment, child) in children(&item)? {
+            steps.push((at, segment));
+            todo.push((child, depth + 1, steps.len() - 1));
+        }
     }
     Ok(())
 }
@@ -123,7 +236,7 @@ fn load_spec(file: Option<&PathBuf>, job_spec: Option<&Bound<'_, PyAny>>) -> PyR
                 return Ok(Arc::new(crate::spec::from_yaml(&text, None)?));
             }
             if obj.cast::<PyDict>().is_ok() || obj.is_instance_of::<pyo3::types::PyMapping>() {
-                check_depth(obj)?;
+                check_tree(obj)?;
                 let value: Value = depythonize(obj).map_err(|e| {
                     crate::Error::spec_document(format!(
                         "job_spec cannot be read as a Kubernetes object: {e}"
@@ -138,12 +251,6 @@ fn load_spec(file: Option<&PathBuf>, job_spec: Option<&Bound<'_, PyAny>>) -> PyR
         }
         (None, None) => Ok(empty_spec()),
     }
-}
-
-fn opt_string(py: Python<'_>, obj: &Py<PyAny>, key: &str) -> Option<String> {
-    let dict = obj.bind(py).cast::<PyDict>().ok()?;
-    let item = dict.get_item(key).ok()??;
-    item.extract::<String>().ok()
 }
 
 impl PyKubernetesJobEnvironment {
@@ -184,7 +291,7 @@ impl PyKubernetesJobEnvironment {
         };
         let candidates = Candidates {
             image: args.image,
-            metadata_image: opt_string(py, &self.metadata, "image"),
+            metadata_image: metadata_image(self.metadata.bind(py))?,
             storage_image: from_flow.image,
             flow_run_id: args.flow_run_id,
             context_flow_run_id: ctx.flow_run_id,
@@ -257,6 +364,22 @@ impl PyKubernetesJobEnvironment {
         kubeconfig: Option<PathBuf>,
         context: Option<String>,
     ) -> PyResult<()> {
+        // One rule for every string argument (the call's are checked in `run::plan`).
+        for (field, value) in [
+            (
+                "job_spec_file",
+                job_spec_file.as_ref().map(|p| p.to_string_lossy()),
+            ),
+            (
+                "kubeconfig",
+                kubeconfig.as_ref().map(|p| p.to_string_lossy()),
+            ),
+            ("context", context.as_deref().map(Into::into)),
+        ] {
+            if let Some(value) = value {
+                check_text(field, &value)?;
+            }
+        }
         let job_spec_file = match job_spec_file {
             Some(p) => Some(std::path::absolute(&p).map_err(|e| crate::Error::Io {
                 path: p.clone(),
@@ -274,10 +397,7 @@ impl PyKubernetesJobEnvironment {
         };
         self.on_start = on_start.unwrap_or_else(|| py.None());
         self.on_exit = on_exit.unwrap_or_else(|| py.None());
-        self.metadata = match metadata {
-            Some(m) if !m.is_none() => m.clone().unbind(),
-            _ => PyDict::new(py).into_any().unbind(),
-        };
+        self.metadata = checked_metadata(py, metadata)?;
         self.namespace = namespace;
         self.kubeconfig =
             kubeconfig.map(|p| std::path::absolute(&p).unwrap_or(p).display().to_string());
@@ -310,8 +430,9 @@ impl PyKubernetesJobEnvironment {
     }
 
     #[setter]
-    fn set_metadata(&mut self, metadata: Py<PyAny>) {
-        self.metadata = metadata;
+    fn set_metadata(&mut self, metadata: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.metadata = checked_metadata(metadata.py(), Some(metadata))?;
+        Ok(())
     }
 
     /// A uuid made with the environment; the Job and its pods carry it as `identifier`.
@@ -396,6 +517,9 @@ impl PyKubernetesJobEnvironment {
             namespace,
         };
         let inputs = self.inputs(py, args)?;
+        // The plan is made again once connected (with the kubeconfig's namespace); made now,
+        // without I/O, it refuses a bad value before the connection and the first request.
+        run::plan(&inputs, ConfigNamespace::Known(None))?;
         let (target, settings) = (self.target(), self.settings.clone());
         // Ctrl-C during the submission deletes a Secret whose Job was not created.
         let (job_run, plan) = blocking::run_undoable(py, |interrupted| async move {
@@ -490,7 +614,7 @@ impl PyKubernetesJobEnvironment {
             this.spec = if spec.is_none() {
                 empty_spec()
             } else {
-                check_depth(&spec)?;
+                check_tree(&spec)?;
                 Arc::new(crate::spec::from_value(
                     depythonize(&spec).map_err(|e| crate::Error::spec_document(e.to_string()))?,
                 )?)

@@ -177,7 +177,8 @@ fn to_python(py: Python<'_>, ex: &Exceptions, err: Error) -> PyErr {
         Error::FileNotFound { path, .. } => PyFileNotFoundError::new_err((
             2,
             "No such file or directory",
-            path.display().to_string(),
+            // Python's message quotes the file name: a long one is shortened in the middle.
+            crate::spec::names::shown_path(&path),
         )),
         Error::Io { .. } => PyOSError::new_err(message),
         Error::MissingValue(_) | Error::InvalidArgument(_) => PyValueError::new_err(message),

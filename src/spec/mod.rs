@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result, SpecLocation};
 use node::Node;
+pub(crate) use validate::{display_path, integer_out_of_range, non_finite};
 
 /// The largest job spec file kjenv reads. Kubernetes objects are capped at ~1.5 MB by etcd.
 pub const MAX_SPEC_BYTES: usize = 8 * 1024 * 1024;
@@ -61,18 +62,24 @@ pub fn from_yaml(text: &str, file: Option<&Path>) -> Result<Value> {
     }
     let tree = Node::parse(text, yaml_options()).map_err(|e| attach(yaml_error(&e)))?;
     let mut value = tree.to_value();
-    validate::check(&mut value).map_err(|(path, message)| {
-        let at = tree.locate(&path);
-        attach(Error::JobSpec {
-            location: SpecLocation {
-                file: None,
-                line: (at.line > 0).then_some(at.line),
-                column: (at.line > 0).then_some(at.column),
-                field: (!path.is_empty()).then(|| validate::display_path(&path)),
-            },
-            message,
-        })
-    })?;
+    let oversized = tree
+        .oversized_integer(text)
+        .map(|(path, literal)| (path, integer_out_of_range(&literal)));
+    oversized
+        .map_or(Ok(()), Err)
+        .and_then(|()| validate::check(&mut value))
+        .map_err(|(path, message)| {
+            let at = tree.locate(&path);
+            attach(Error::JobSpec {
+                location: SpecLocation {
+                    file: None,
+                    line: (at.line > 0).then_some(at.line),
+                    column: (at.line > 0).then_some(at.column),
+                    field: (!path.is_empty()).then(|| validate::display_path(&path)),
+                },
+                message,
+            })
+        })?;
     Ok(value)
 }
 
@@ -144,7 +151,10 @@ fn yaml_error(err: &serde_saphyr::Error) -> Error {
         serde_saphyr::Error::MultipleDocuments { .. } => {
             "the file holds several YAML documents; kjenv takes exactly one Job".to_string()
         }
-        _ => clean_parser_message(&err.to_string()),
+        _ => {
+            let text = err.to_string();
+            overflowing_integer(&text).unwrap_or_else(|| clean_parser_message(&text))
+        }
     };
     Error::JobSpec {
         location: SpecLocation {
@@ -157,7 +167,24 @@ fn yaml_error(err: &serde_saphyr::Error) -> Error {
     }
 }
 
-/// The parser's own text, on one line, without the position it also prints (we print our own).
+/// The parser refuses an integer literal too large even for a float as a "non-finite float":
+/// say what it is, like the integers it does read as floats (see `Node::oversized_integer`).
+fn overflowing_integer(parser_text: &str) -> Option<String> {
+    let literal = parser_text
+        .split_once("non-finite float `")?
+        .1
+        .split_once('`')?
+        .0;
+    let digits = literal.strip_prefix(['-', '+']).unwrap_or(literal);
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| integer_out_of_range(literal))
+}
+
+/// The longest parser message kept: the parser may quote a whole scalar of the user's.
+const PARSER_MESSAGE_CHARS: usize = 200;
+
+/// The parser's own text, on one line, without the position it also prints (we print our own),
+/// shortened in the middle when it quotes a long value.
 pub(crate) fn clean_parser_message(text: &str) -> String {
     let first = text
         .lines()
@@ -171,7 +198,10 @@ pub(crate) fn clean_parser_message(text: &str) -> String {
         .unwrap_or(first.len());
     let msg = first[..cut].trim_end_matches([',', '.', ':', ' ']).trim();
     let msg = msg.strip_prefix("error: ").unwrap_or(msg);
-    format!("invalid YAML: {msg}")
+    format!(
+        "invalid YAML: {}",
+        names::shorten(msg, PARSER_MESSAGE_CHARS)
+    )
 }
 
 #[cfg(test)]

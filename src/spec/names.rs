@@ -2,15 +2,34 @@
 //! container names, namespaces, label keys and values, env var names), so a bad one fails when
 //! the spec is loaded, with the field's path, instead of at submission.
 
-/// The longest user value quoted in a message; longer ones are cut with `…`.
+/// The longest user value quoted in a message; longer ones lose their middle to `…`.
 const QUOTE_CHARS: usize = 64;
 
-/// `"value"` for a message, cut to a readable length.
-pub fn quote(value: &str) -> String {
-    match value.char_indices().nth(QUOTE_CHARS) {
-        Some((cut, _)) => format!("{:?}…", &value[..cut]),
-        None => format!("{value:?}"),
+/// The longest path shown in a message (a message stays near 300 characters).
+pub const PATH_CHARS: usize = 160;
+
+/// `value` at most `max` characters long: a longer one keeps its start and its end (where a
+/// path's file name and an image's tag are) around a `…`.
+pub fn shorten(value: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    let count = value.chars().count();
+    if count <= max {
+        return value.into();
     }
+    let head = max.saturating_sub(1) * 2 / 3;
+    let tail = max.saturating_sub(1) - head;
+    let start: String = value.chars().take(head).collect();
+    let end: String = value.chars().skip(count - tail).collect();
+    format!("{start}…{end}").into()
+}
+
+/// A path for a message, shortened in the middle (see [`shorten`]).
+pub fn shown_path(path: &std::path::Path) -> String {
+    shorten(&path.display().to_string(), PATH_CHARS).into_owned()
+}
+
+/// `"value"` for a message, shortened in the middle to a readable length.
+pub fn quote(value: &str) -> String {
+    format!("{:?}", shorten(value, QUOTE_CHARS))
 }
 
 fn is_dns_label_chars(s: &str) -> bool {
@@ -145,11 +164,20 @@ mod tests {
     }
 
     #[test]
-    fn quotes_are_cut() {
-        let long = "é".repeat(100);
+    fn quotes_are_cut_in_the_middle() {
+        let long = format!("{}{}", "é".repeat(100), "tag");
         let q = quote(&long);
-        assert!(q.ends_with('…'));
-        assert_eq!(q.chars().filter(|c| *c == 'é').count(), QUOTE_CHARS);
+        assert!(q.ends_with("tag\""), "{q}");
+        assert_eq!(q.chars().filter(|c| *c == '…').count(), 1);
+        assert_eq!(q.chars().count(), QUOTE_CHARS + 2);
         assert_eq!(quote("a\"b"), r#""a\"b""#);
+        assert_eq!(shorten("short", 10), "short");
+        let path = std::path::PathBuf::from("/x".repeat(2500) + "/job.yaml");
+        let shown = shown_path(&path);
+        assert_eq!(shown.chars().count(), PATH_CHARS);
+        assert!(
+            shown.starts_with("/x/x") && shown.ends_with("/job.yaml"),
+            "{shown}"
+        );
     }
 }

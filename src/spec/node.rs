@@ -8,6 +8,9 @@ use serde_saphyr::Spanned;
 pub(crate) struct Node {
     pub line: u64,
     pub column: u64,
+    /// Where the scalar's text starts in the source, in bytes (when the parser knows): a number
+    /// the parser could only hold as a float is told apart from a float by its literal.
+    pub byte_offset: Option<usize>,
     pub kind: NodeKind,
 }
 
@@ -27,6 +30,11 @@ enum Raw {
 impl From<Spanned<Raw>> for Node {
     fn from(spanned: Spanned<Raw>) -> Self {
         let (line, column) = (spanned.referenced.line(), spanned.referenced.column());
+        let byte_offset = spanned
+            .defined
+            .span()
+            .byte_offset()
+            .and_then(|o| usize::try_from(o).ok());
         let kind = match spanned.value {
             Raw::Scalar(v) => NodeKind::Scalar(v),
             Raw::Seq(items) => NodeKind::Seq(items.into_iter().map(Node::from).collect()),
@@ -37,7 +45,12 @@ impl From<Spanned<Raw>> for Node {
                     .collect(),
             ),
         };
-        Node { line, column, kind }
+        Node {
+            line,
+            column,
+            byte_offset,
+            kind,
+        }
     }
 }
 
@@ -63,6 +76,35 @@ impl Node {
                 }
                 Value::Object(map)
             }
+        }
+    }
+
+    /// The first integer literal of `text` (the source of this tree) that does not fit in 64
+    /// bits, with its field path: the parser gives such a literal as a float (`1e+29`), which
+    /// would silently change the user's value.
+    pub(crate) fn oversized_integer(&self, text: &str) -> Option<(Vec<String>, String)> {
+        match &self.kind {
+            NodeKind::Scalar(Value::Number(n)) if n.is_f64() => {
+                let literal = self.byte_offset.and_then(|o| text.get(o..))?;
+                let end = literal
+                    .find(|c: char| c.is_whitespace() || matches!(c, ',' | ']' | '}' | '#'))
+                    .unwrap_or(literal.len());
+                let literal = &literal[..end];
+                let digits = literal.strip_prefix(['-', '+']).unwrap_or(literal);
+                (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| (Vec::new(), literal.to_string()))
+            }
+            NodeKind::Scalar(_) => None,
+            NodeKind::Seq(items) => items.iter().enumerate().find_map(|(i, item)| {
+                let (mut path, literal) = item.oversized_integer(text)?;
+                path.insert(0, i.to_string());
+                Some((path, literal))
+            }),
+            NodeKind::Map(entries) => entries.iter().find_map(|(key, item)| {
+                let (mut path, literal) = item.oversized_integer(text)?;
+                path.insert(0, key.clone());
+                Some((path, literal))
+            }),
         }
     }
 

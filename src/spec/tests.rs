@@ -146,3 +146,45 @@ fn filled_in_kind_and_api_version_come_first() {
     let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["apiVersion", "kind", "metadata"]);
 }
+
+#[test]
+fn integers_beyond_64_bits_are_refused_where_they_are() {
+    let e = err("kind: Job\nspec:\n  backoffLimit: 99999999999999999999999999999\n");
+    assert!(
+        e.starts_with(
+            "job.yaml:3:17: spec.backoffLimit: the integer 99999999999999999999999999999 does \
+             not fit in 64 bits"
+        ),
+        "{e}"
+    );
+    let e = err("kind: Job\nspec:\n  x: [1, {y: -9223372036854775809}]\n");
+    assert!(
+        e.contains(": spec.x[1].y: the integer -9223372036854775809 "),
+        "{e}"
+    );
+    // Too large even for a float (the parser refuses it): the same message, shortened.
+    let e = err(&format!("kind: Job\nspec:\n  x: {}\n", "9".repeat(5000)));
+    assert!(
+        e.contains("the integer 9999") && e.contains("does not fit in 64 bits"),
+        "{e}"
+    );
+    assert!(e.len() < 300, "{e}");
+    let e = err(&format!("kind: Job\nspec:\n  x: 1e{}\n", "9".repeat(5000)));
+    assert!(e.contains("non-finite float") && e.len() < 300, "{e}");
+}
+
+#[test]
+fn numbers_within_64_bits_and_floats_stay_as_written() {
+    let v = from_yaml(
+        "spec:\n  a: 18446744073709551615\n  b: -9223372036854775808\n  c: 1e29\n  d: 2.5\n",
+        None,
+    )
+    .unwrap();
+    assert_eq!(v["spec"]["a"].as_u64(), Some(u64::MAX));
+    assert_eq!(v["spec"]["b"].as_i64(), Some(i64::MIN));
+    assert_eq!(v["spec"]["c"].as_f64(), Some(1e29));
+    assert_eq!(v["spec"]["d"].as_f64(), Some(2.5));
+    // A quoted number is a string, whatever its size.
+    let v = from_yaml("spec:\n  a: \"99999999999999999999999\"\n", None).unwrap();
+    assert_eq!(v["spec"]["a"], "99999999999999999999999");
+}

@@ -22,6 +22,24 @@ pub(crate) fn describe(value: &Value) -> &'static str {
     }
 }
 
+/// The message for an integer beyond 64 bits (`shown` is its digits, or how many bits it has):
+/// the API server's numbers are 64-bit, and a float in its place would change the value.
+pub(crate) fn integer_out_of_range(shown: &str) -> String {
+    format!(
+        "the integer {} does not fit in 64 bits (Kubernetes integers are 64-bit; quote it if \
+         it is meant as a string)",
+        names::shorten(shown, 40)
+    )
+}
+
+/// The message for a NaN or an infinity (`shown` as Python or YAML writes it).
+pub(crate) fn non_finite(shown: &str) -> String {
+    format!(
+        "expected a finite number, got {shown} (a Kubernetes object is JSON, which has no NaN \
+         or infinity)"
+    )
+}
+
 /// The longest path segment (a user's mapping key) shown in a field path; longer ones are cut.
 const SEGMENT_CHARS: usize = 64;
 
