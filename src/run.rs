@@ -17,7 +17,6 @@ use crate::job::{submit as post, JobRef};
 use crate::naming;
 use crate::secret::SecretString;
 use crate::settings::Settings;
-use crate::spec::names;
 use crate::transform::{self, RenderOptions};
 
 /// What a run is made of, as the bindings read it from the environment, its arguments, the
@@ -108,12 +107,7 @@ pub fn plan(inputs: &Inputs, config: ConfigNamespace) -> Result<Plan> {
             storage: inputs.storage.as_deref(),
         },
     );
-    naming::check_job_name(&rendered.name).map_err(|m| {
-        crate::Error::spec(
-            "metadata.name",
-            format!("{}: {m}", names::quote(&rendered.name)),
-        )
-    })?;
+    naming::check_job_name(&rendered.name).map_err(|m| crate::Error::spec("metadata.name", m))?;
     let secret = match (rendered.secret_name, &inputs.cloud.auth_token) {
         (Some(name), Some(token)) if inputs.cloud.mode() == Mode::Cloud => Some(PlannedSecret {
             name,
@@ -131,7 +125,8 @@ pub fn plan(inputs: &Inputs, config: ConfigNamespace) -> Result<Plan> {
     })
 }
 
-/// Connect to `target`, plan with its default namespace and submit: one call, one connection.
+/// Plan (exactly as [`plan`] for `render()`), connect to `target` and submit: one call, one
+/// connection.
 ///
 /// # Errors
 /// As [`plan`] and [`submit`], and [`crate::Error::ClusterConfig`] when no configuration loads.
@@ -141,9 +136,10 @@ pub async fn execute(
     settings: &Settings,
     stop: impl Future<Output = ()>,
 ) -> Result<(JobRun, Plan)> {
+    // Planned before connecting, as `render()` plans: every value is checked before the first
+    // request, and the kubeconfig's namespace is read from its files (no network).
+    let plan = plan(inputs, ConfigNamespace::Lookup(target.clone()))?;
     let conn = cluster::connect(target, settings.retry.attempt_timeout).await?;
-    let known = ConfigNamespace::Known(Some(conn.default_namespace.clone()));
-    let plan = plan(inputs, known)?;
     let job = post::submit(&conn, &plan, &settings.retry, stop).await?;
     Ok((JobRun::new(job, target.clone(), settings.clone()), plan))
 }

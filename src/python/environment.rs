@@ -11,7 +11,7 @@ use pythonize::{depythonize, pythonize};
 use serde_json::Value;
 
 use super::job_run::PyJobRun;
-use super::{blocking, prefect};
+use super::{blocking, errors, prefect};
 use crate::context::{check_text, Candidates};
 use crate::naming::{JOB_API_VERSION, JOB_KIND};
 use crate::run::{self, ConfigNamespace, Inputs};
@@ -486,7 +486,8 @@ impl PyKubernetesJobEnvironment {
             namespace,
         };
         let inputs = self.inputs(py, args)?;
-        let plan = run::plan(&inputs, ConfigNamespace::Lookup(self.target()))?;
+        let target = self.target();
+        let plan = errors::guard(|| Ok(run::plan(&inputs, ConfigNamespace::Lookup(target))?))?;
         self.warn_replaced(py, &plan.replaced)?;
         Ok(pythonize(py, &plan.job)?)
     }
@@ -517,11 +518,9 @@ impl PyKubernetesJobEnvironment {
             namespace,
         };
         let inputs = self.inputs(py, args)?;
-        // The plan is made again once connected (with the kubeconfig's namespace); made now,
-        // without I/O, it refuses a bad value before the connection and the first request.
-        run::plan(&inputs, ConfigNamespace::Known(None))?;
         let (target, settings) = (self.target(), self.settings.clone());
-        // Ctrl-C during the submission deletes a Secret whose Job was not created.
+        // Ctrl-C during the submission deletes a Job whose Secret was not made. The plan, made
+        // first, refuses a bad value before any request.
         let (job_run, plan) = blocking::run_undoable(py, |interrupted| async move {
             let stop = async move {
                 let _ = interrupted.await;
