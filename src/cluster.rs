@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::error::{Error, Result};
+use crate::header::header_safe;
 use crate::spec::names;
 
 /// The largest kubeconfig file kjenv reads; real ones, certificates included, are kilobytes.
@@ -292,14 +293,6 @@ pub const MAX_CREDENTIAL_FILE_BYTES: u64 = 1024 * 1024;
 fn check_file(file: &str, field: &str, at: &Where) -> Result<Vec<u8>> {
     crate::files::read_capped(Path::new(file), MAX_CREDENTIAL_FILE_BYTES)
         .map_err(|e| at.fail(field, format!("cannot read {}: {e}", names::quote(file))))
-}
-
-/// Whether `value` can be sent in an HTTP header as is: visible ASCII, spaces and tabs. kube
-/// builds its headers with `HeaderValue` and panics on anything else (a CR/LF in a token).
-pub(crate) fn header_safe(value: &str) -> bool {
-    value
-        .bytes()
-        .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
 }
 
 /// A value that becomes a header must be [`header_safe`]; the error names the field, never

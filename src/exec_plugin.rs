@@ -213,7 +213,7 @@ fn parse(out: &[u8]) -> std::result::Result<Credential, String> {
     let token = status.token.filter(|t| !t.is_empty());
     if token
         .as_deref()
-        .is_some_and(|t| !crate::cluster::header_safe(t))
+        .is_some_and(|t| !crate::header::header_safe(t))
     {
         return Err("printed a status.token with a control or non-ASCII character".into());
     }

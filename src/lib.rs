@@ -11,6 +11,7 @@ pub mod context;
 pub mod error;
 pub mod exec_plugin;
 pub mod files;
+mod header;
 pub mod incontainer;
 pub mod job;
 pub mod naming;

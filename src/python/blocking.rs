@@ -57,7 +57,11 @@ where
     // PanicException (a BaseException that escapes `except Exception`).
     let future = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(future));
     let future = futures::FutureExt::map(future, |r| {
-        r.unwrap_or_else(|payload| Err(crate::Error::Panicked(panic_message(&*payload))))
+        r.unwrap_or_else(|payload| {
+            Err(crate::Error::Panicked(super::errors::panic_message(
+                &*payload,
+            )))
+        })
     });
     super::errors::guard(|| {
         py.detach(|| -> PyResult<T> {
@@ -95,21 +99,6 @@ where
         })?
     })
     })
-}
-
-/// A panic's message, one line.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    let what = payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic".to_string());
-    what.lines()
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .take(200)
-        .collect()
 }
 
 fn write_lines(lines: &[String]) -> PyResult<()> {

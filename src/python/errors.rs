@@ -242,11 +242,26 @@ fn install_panic_hook() {
 /// The `KjenvError` for a panic caught at the binding boundary: one line, the panic's message
 /// (kjenv never panics with a secret in it), and a request to report it.
 pub(crate) fn internal_error(payload: &(dyn std::any::Any + Send)) -> PyErr {
-    kjenv_error(Error::Panicked(super::blocking::panic_message(payload)).to_string())
+    kjenv_error(Error::Panicked(panic_message(payload)).to_string())
 }
 
 /// Run `f`, a call into the core, turning a panic into [`internal_error`].
 pub(crate) fn guard<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
         .unwrap_or_else(|payload| Err(internal_error(&*payload)))
+}
+
+/// A panic's message, one line.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string());
+    what.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect()
 }
