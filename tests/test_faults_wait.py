@@ -62,10 +62,11 @@ def _run_id() -> str:
     return f"run-{uuid.uuid4().hex[:12]}"
 
 
-def _running_job(k, name: str):
-    """A Job whose pod keeps running (a sidecar sleeps), and its run."""
-    spec = job_spec(unique(name), sidecar=["sleep", "60"])
-    return k.env(spec).execute(image="img:1", flow_run_id=_run_id())
+def _running_job(k, name: str, directory):
+    """A Job whose flow keeps running for a minute, and its run."""
+    path = flow_file(directory, PrintFlow(["started"], sleep=60))
+    spec = job_spec(unique(name))
+    return k.env(spec).execute(flow_location=path, image="img:1", flow_run_id=_run_id())
 
 
 # ---- class 5: a wait on a broken or vanished API ends -----------------------------------------
@@ -76,9 +77,9 @@ def _running_job(k, name: str):
     [({"status": 500}, 500), ({"status": 503}, 503), ({"reset": True}, "Unreachable")],
     ids=["500", "503", "reset"],
 )
-def test_a_failing_job_watch_ends_the_wait(cluster, cloud, short_budget, fault, expect):
+def test_a_failing_job_watch_ends_the_wait(cluster, cloud, short_budget, tmp_path, fault, expect):
     k = local_kube(cluster)
-    run = _running_job(k, "wbroken")
+    run = _running_job(k, "wbroken", tmp_path)
     cluster.inject_fault(method="GET", path="*/jobs*", times=100000, **fault)
     start = time.monotonic()
     with pytest.raises(KubeApiError) as info:
@@ -97,9 +98,9 @@ def test_a_failing_job_watch_ends_the_wait(cluster, cloud, short_budget, fault, 
     delete_and_assert_nothing_left(k, run)
 
 
-def test_a_failing_pod_watch_ends_the_wait(cluster, short_budget):
+def test_a_failing_pod_watch_ends_the_wait(cluster, short_budget, tmp_path):
     k = local_kube(cluster)
-    run = _running_job(k, "wpods")
+    run = _running_job(k, "wpods", tmp_path)
     cluster.inject_fault(503, method="GET", path="*/pods*", times=100000)
     with pytest.raises(KubeApiError) as info:
         bounded(run.wait, HANG, "wait")
@@ -116,7 +117,7 @@ def test_a_stopped_cluster_ends_the_wait_as_unreachable(short_budget, monkeypatc
     with LocalCluster() as own:
         k = local_kube(own)
         with auth_token(monkeypatch, TOKEN):
-            run = _running_job(k, "wstop")
+            run = _running_job(k, "wstop", tmp_path)
         assert_one_job_and_owned_secret(k, run)
         wait_until(lambda: run.status()["phase"] == "Running", timeout=30, what="the pod to run")
         stopper = threading.Timer(1.0, own.stop)
@@ -185,7 +186,13 @@ def _two_part_run(k, tmp_path, pause: float):
 
 
 def _first_half_logged(run):
-    return lambda: LINES[19] in run.logs()
+    def logged():
+        try:
+            return LINES[19] in run.logs()
+        except KubeApiError:  # the container is not started yet
+            return False
+
+    return logged
 
 
 def test_a_wait_streams_every_line_once_across_a_dropped_connection(cluster, tmp_path, capfd):
