@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::{AsyncBufReadExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, LogParams};
+use kube::api::{Api, ListParams, LogParams};
 
 use super::verdict::flow_status;
 use crate::error::{Error, Result};
@@ -177,14 +177,15 @@ impl Follow {
     }
 
     /// Whether the container has terminated (or its pod is gone): its log has no more lines.
+    /// (A list by name, not a get: the submitter's Role grants list and watch on pods.)
     async fn terminated(&self, policy: &Policy) -> Result<bool> {
-        match retry(policy, || self.api.get(&self.pod)).await {
-            Ok(pod) => Ok(flow_status(&pod, &self.container)
+        let by_name = ListParams::default().fields(&format!("metadata.name={}", self.pod));
+        let pods = retry(policy, || self.api.list(&by_name)).await?.items;
+        Ok(pods.first().is_none_or(|pod| {
+            flow_status(pod, &self.container)
                 .and_then(|c| c.state.as_ref())
-                .is_some_and(|s| s.terminated.is_some())),
-            Err(Error::KubeApi { status: 404, .. }) => Ok(true),
-            Err(e) => Err(e),
-        }
+                .is_some_and(|s| s.terminated.is_some())
+        }))
     }
 
     /// Read what the log has beyond the cursor, without following (once a followed stream
