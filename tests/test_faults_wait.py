@@ -98,6 +98,19 @@ def test_a_failing_job_watch_ends_the_wait(cluster, cloud, short_budget, tmp_pat
     delete_and_assert_nothing_left(k, run)
 
 
+def test_a_hung_server_ends_the_wait_as_unreachable(cluster, short_budget, tmp_path):
+    # Every list and watch answers only after 300 s: each request hits its time limit.
+    k = local_kube(cluster)
+    run = _running_job(k, "whung", tmp_path)
+    cluster.inject_fault(latency=300, method="GET", path="*/jobs*", times=100000)
+    with pytest.raises(KubeApiError) as info:
+        bounded(run.wait, HANG, "wait")
+    assert info.value.reason == "Unreachable" and "job watch" in str(info.value)
+    cluster.clear_faults()
+    assert [j.metadata.uid for j in jobs_of_run(k, run.flow_run_id)] == [run.uid]
+    delete_and_assert_nothing_left(k, run)
+
+
 def test_a_failing_pod_watch_ends_the_wait(cluster, short_budget, tmp_path):
     k = local_kube(cluster)
     run = _running_job(k, "wpods", tmp_path)

@@ -55,8 +55,19 @@ pub(crate) struct Budget {
     /// How long list and watch requests may fail in a row before the watch gives up.
     pub period: Duration,
     /// The time limit of one request: with the longest pause, how far apart two failures of
-    /// one run of failures can be (further apart, a request succeeded in between).
+    /// one run of failures can be (further apart, a request succeeded in between; see
+    /// [`Budget::gap`]).
     pub request_timeout: Duration,
+}
+
+impl Budget {
+    /// The longest time between two failures of one run: a request that hangs until its time
+    /// limit (the client allows it a second more), then the longest pause, with room for a
+    /// loaded machine's scheduling. Twice the limit, so that a hung server's failures never
+    /// look like separate runs.
+    fn gap(&self) -> Duration {
+        self.request_timeout * 2 + Quick::MAX + Duration::from_secs(5)
+    }
 }
 
 /// The failures in a row so far.
@@ -74,7 +85,7 @@ impl Failing {
     /// Count one failure; the error that ends the watch once the budget is spent.
     fn fail(&mut self, budget: &Budget, err: watcher::Error) -> Option<Error> {
         let now = Instant::now();
-        let gap = budget.request_timeout + Quick::MAX + Duration::from_secs(1);
+        let gap = budget.gap();
         let first = match self.run {
             Some((first, last)) if now.duration_since(last) <= gap => first,
             _ => {
