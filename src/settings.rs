@@ -4,9 +4,12 @@
 
 use std::time::Duration;
 
-use crate::job::wait::WaitOptions;
+use crate::job::wait::{WaitOptions, DEFAULT_WAIT_RETRY_BUDGET};
 use crate::retry::Policy;
 pub use crate::retry::{DEFAULT_REQUEST_TIMEOUT, REQUEST_TIMEOUT_ENV};
+
+/// The environment variable that sets [`WaitOptions::retry_budget`], in seconds.
+pub const WAIT_RETRY_BUDGET_ENV: &str = "KJENV_WAIT_RETRY_BUDGET";
 
 /// Everything a run's requests and waits are tuned by.
 #[derive(Debug, Clone)]
@@ -39,14 +42,20 @@ impl Settings {
     }
 
     /// Read the settings from the environment (`env` looks a variable up): a positive number of
-    /// seconds in [`REQUEST_TIMEOUT_ENV`], else [`DEFAULT_REQUEST_TIMEOUT`].
+    /// seconds in [`REQUEST_TIMEOUT_ENV`], else [`DEFAULT_REQUEST_TIMEOUT`]; and in
+    /// [`WAIT_RETRY_BUDGET_ENV`], else [`DEFAULT_WAIT_RETRY_BUDGET`].
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Settings {
-        let timeout = env(REQUEST_TIMEOUT_ENV)
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|s| *s > 0.0)
-            .and_then(|s| Duration::try_from_secs_f64(s).ok())
-            .unwrap_or(DEFAULT_REQUEST_TIMEOUT);
-        Settings::with_request_timeout(timeout)
+        let seconds = |name: &str| {
+            env(name)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|s| *s > 0.0)
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        };
+        let timeout = seconds(REQUEST_TIMEOUT_ENV).unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+        let mut settings = Settings::with_request_timeout(timeout);
+        settings.wait.retry_budget =
+            seconds(WAIT_RETRY_BUDGET_ENV).unwrap_or(DEFAULT_WAIT_RETRY_BUDGET);
+        settings
     }
 
     /// Read the settings from this process's environment.
@@ -85,6 +94,26 @@ mod tests {
             let s = Settings::from_env(&env(bad));
             assert_eq!(s.retry.attempt_timeout, DEFAULT_REQUEST_TIMEOUT, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_wait_retry_budget_comes_from_the_environment_once() {
+        let env =
+            |v: &'static str| move |k: &str| (k == WAIT_RETRY_BUDGET_ENV).then(|| v.to_string());
+        assert_eq!(
+            Settings::from_env(&env("2.5")).wait.retry_budget,
+            Duration::from_millis(2500)
+        );
+        for bad in ["0", "-1", "x", ""] {
+            let s = Settings::from_env(&env(bad));
+            assert_eq!(s.wait.retry_budget, DEFAULT_WAIT_RETRY_BUDGET, "{bad:?}");
+        }
+        let o = Settings::from_env(&env("3")).wait_options(None, None, None);
+        assert_eq!(
+            o.retry_budget,
+            Duration::from_secs(3),
+            "a wait keeps the budget"
+        );
     }
 
     #[test]

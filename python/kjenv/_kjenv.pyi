@@ -182,17 +182,21 @@ class JobRun:
                 (image pull past the grace period, container config or create error, OOM kill,
                 unschedulable past the start timeout), or the Job was deleted.
             JobTimeoutError: ``timeout`` passed first (a ``TimeoutError``).
-            KubeApiError: The API refused a request.
+            KubeApiError: The API refused a request, or the watches' requests kept failing for
+                ``KJENV_WAIT_RETRY_BUDGET`` seconds (default 60; the last HTTP status, or reason
+                ``Unreachable``).
         """
     def logs(self, follow: bool = False, container: str | None = None) -> str:
         """The log of the Job's newest pod: the flow container's, or ``container``'s.
 
         Args:
-            follow: Wait until the container ends and return the whole log.
+            follow: Wait until the container ends and return the whole log (a failed or dropped
+                stream is resumed from the last line's timestamp, no line lost or repeated).
             container: Another container of the pod.
 
         Raises:
-            KubeApiError: No pod yet (404), or the API refused.
+            KubeApiError: No pod yet (404), or the API refused (a followed stream: after
+                the retry policy's attempts failed in a row).
         """
     def events(self) -> list[dict[str, Any]]:
         """Events of the Job and of its pods, oldest first.

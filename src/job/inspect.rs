@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PropagationPolicy};
 use serde::Serialize;
 
+use super::follow::Follow;
 use super::JobRef;
 use crate::cluster::Connection;
 use crate::error::{Error, Result};
@@ -171,10 +172,13 @@ pub async fn status(conn: &Connection, job: &JobRef, policy: &Policy) -> Result<
     })
 }
 
-/// The log of a container (the flow container by default) of the Job's newest pod.
+/// The log of a container (the flow container by default) of the Job's newest pod. Followed,
+/// it is the whole log once the container has ended, resumed after a failed or dropped stream
+/// without a line lost or repeated.
 ///
 /// # Errors
-/// [`Error::KubeApi`] when there is no pod yet or the container has not started.
+/// [`Error::KubeApi`] when there is no pod yet or the container has not started; the last
+/// error when a followed stream failed the policy's attempts in a row without a new line.
 pub async fn logs(
     conn: &Connection,
     job: &JobRef,
@@ -198,10 +202,27 @@ pub async fn logs(
     };
     let name = pod.metadata.name.clone().unwrap_or_default();
     if follow {
-        // A followed log is one long request: no attempt timeout.
-        return api.logs(&name, &params).await.map_err(Error::from);
+        return follow_log(
+            api,
+            &name,
+            params.container.as_deref().unwrap_or_default(),
+            policy,
+        )
+        .await;
     }
     retry(policy, || api.logs(&name, &params)).await
+}
+
+/// The whole log of a container, followed to its end through faults.
+async fn follow_log(api: Api<Pod>, pod: &str, container: &str, policy: &Policy) -> Result<String> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    Follow::new(api, pod, container, tx).run(policy).await?;
+    let mut text = String::new();
+    while let Ok(line) = rx.try_recv() {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    Ok(text)
 }
 
 /// Events of the Job and of its pods, oldest first.

@@ -1,6 +1,7 @@
 //! A Job on a cluster: submitting it ([`submit`]), waiting for it ([`wait`]) and looking at it
 //! ([`inspect`]: status, logs, events, delete).
 
+mod follow;
 pub mod inspect;
 pub mod submit;
 pub mod verdict;

@@ -3,10 +3,9 @@
 //! deleted, timed out). This module acts on it: it streams the flow container's log lines as
 //! they come and explains a failure with the failed container's exit code and log tail.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use futures::AsyncBufReadExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, LogParams};
@@ -14,11 +13,13 @@ use kube::runtime::watcher;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use super::follow::{stream_policy, Follow};
 use super::verdict::{explaining_pod, flow_status, summarize, verdict, Outcome, Rules, Snapshot};
 use super::watch::{self, Seen};
 use super::JobRef;
 use crate::cluster::Connection;
 use crate::error::{Error, Result};
+use crate::retry::Policy;
 
 pub use super::verdict::Finished;
 
@@ -35,6 +36,12 @@ pub struct WaitOptions {
     pub tail_lines: i64,
     /// The time limit of one API request (how long a list or watch request may hang).
     pub request_timeout: Duration,
+    /// The retry budget of the Job's and pods' watches: once their list and watch requests have
+    /// failed in a row for this long (and at least 3 times), the wait ends with the last error:
+    /// [`Error::KubeApi`] with its HTTP status (a persistent 500 or 503), or
+    /// [`Error::Unreachable`] (connection refused or reset, no answer). Default 60 s; set by
+    /// `KJENV_WAIT_RETRY_BUDGET` (seconds, read once by [`crate::settings::Settings`]).
+    pub retry_budget: Duration,
 }
 
 impl Default for WaitOptions {
@@ -45,9 +52,13 @@ impl Default for WaitOptions {
             start_timeout: Duration::from_secs(300),
             tail_lines: 20,
             request_timeout: crate::retry::DEFAULT_REQUEST_TIMEOUT,
+            retry_budget: DEFAULT_WAIT_RETRY_BUDGET,
         }
     }
 }
+
+/// [`WaitOptions::retry_budget`] when `KJENV_WAIT_RETRY_BUDGET` does not set one.
+pub const DEFAULT_WAIT_RETRY_BUDGET: Duration = Duration::from_secs(60);
 
 /// How often the verdict is taken without news (the time limits pass without events).
 const TICK: Duration = Duration::from_millis(200);
@@ -60,8 +71,9 @@ const EXPLAIN_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// # Errors
 /// [`Error::JobFailed`] (the Kubernetes reason, the failed container's exit code and the tail
-/// of its log), [`Error::JobTimeout`], an API error from inspecting a failure, or the error of
-/// a list the API refuses for good (403 Forbidden).
+/// of its log), [`Error::JobTimeout`], an API error from inspecting a failure, the error of
+/// a list the API refuses for good (403 Forbidden), or the last error of watches that kept
+/// failing for [`WaitOptions::retry_budget`] (the API gone or broken).
 pub async fn wait(
     conn: &Connection,
     job: &JobRef,
@@ -78,7 +90,7 @@ pub async fn wait(
         run_secret: crate::naming::secret_name(&job.name),
     };
     let mut snapshot = Snapshot::new(rules, &job.uid);
-    let mut streams = LogStreams::new(conn, job, logs);
+    let mut streams = LogStreams::new(conn, job, options, logs);
     let mut tick = tokio::time::interval(TICK);
     loop {
         tokio::select! {
@@ -112,9 +124,14 @@ fn start_watches(
     let (pod_tx, pod_rx) = mpsc::channel(256);
     let by_name = watcher::Config::default().fields(&format!("metadata.name={}", job.name));
     let by_uid = watcher::Config::default().labels(&job.pod_selector());
+    let budget = |what| watch::Budget {
+        what,
+        period: o.retry_budget,
+        request_timeout: o.request_timeout,
+    };
     let mut tasks = JoinSet::new();
-    tasks.spawn(watch::run(jobs, by_name, o.request_timeout, job_tx));
-    tasks.spawn(watch::run(pods, by_uid, o.request_timeout, pod_tx));
+    tasks.spawn(watch::run(jobs, by_name, budget("job watch"), job_tx));
+    tasks.spawn(watch::run(pods, by_uid, budget("pod watch"), pod_tx));
     (tasks, job_rx, pod_rx)
 }
 
@@ -173,59 +190,86 @@ async fn conclude(
     }
 }
 
-/// The flow container's log streams, one per pod, started once the container runs.
+/// The flow container's log streams, one per pod, started once the container runs; each
+/// resumes after a fault without losing or repeating a line ([`Follow`]).
 struct LogStreams {
     pods: Api<Pod>,
     container: String,
     tx: Option<mpsc::UnboundedSender<String>>,
-    started: HashSet<String>,
-    tasks: JoinSet<()>,
+    policy: Policy,
+    started: HashMap<String, Follow>,
+    /// Each stream's task, answering with its pod's name when it read the log to its end.
+    tasks: JoinSet<Option<String>>,
 }
 
 impl LogStreams {
-    fn new(conn: &Connection, job: &JobRef, tx: Option<mpsc::UnboundedSender<String>>) -> Self {
+    fn new(
+        conn: &Connection,
+        job: &JobRef,
+        o: &WaitOptions,
+        tx: Option<mpsc::UnboundedSender<String>>,
+    ) -> Self {
         LogStreams {
             pods: Api::namespaced(conn.client.clone(), &job.namespace),
             container: job.flow_container.clone(),
             tx,
-            started: HashSet::new(),
+            // A stream retries for as long as the wait lasts: the wait's watches bound it.
+            policy: Policy {
+                attempts: u32::MAX,
+                ..stream_policy(o.request_timeout)
+            },
+            started: HashMap::new(),
             tasks: JoinSet::new(),
         }
     }
 
     /// Start following the pods whose flow container has started (when logs are wanted).
     fn follow_started(&mut self, snapshot: &Snapshot) {
-        let Some(tx) = &self.tx else { return };
-        for (name, track) in &snapshot.pods {
-            if !self.started.contains(name) && flow_started(&track.pod, &self.container) {
-                self.started.insert(name.clone());
-                let (pods, container) = (self.pods.clone(), self.container.clone());
-                self.tasks
-                    .spawn(stream_log(pods, name.clone(), container, tx.clone()));
-            }
+        for track in snapshot.pods.values() {
+            self.start(&track.pod);
         }
     }
 
     /// Start reading the pods whose flow container started but whose log was not followed yet.
     fn catch_up(&mut self, pods: &[Pod]) {
-        let Some(tx) = &self.tx else { return };
         for pod in pods {
-            let name = pod.metadata.name.clone().unwrap_or_default();
-            if flow_started(pod, &self.container) && self.started.insert(name.clone()) {
-                let (api, container) = (self.pods.clone(), self.container.clone());
-                self.tasks
-                    .spawn(stream_log(api, name, container, tx.clone()));
-            }
+            self.start(pod);
         }
     }
 
-    /// Let the streams deliver what they still have (bounded), then stop them.
+    fn start(&mut self, pod: &Pod) {
+        let Some(tx) = &self.tx else { return };
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        if self.started.contains_key(&name) || !flow_started(pod, &self.container) {
+            return;
+        }
+        let follow = Follow::new(self.pods.clone(), &name, &self.container, tx.clone());
+        self.started.insert(name.clone(), follow.clone());
+        let policy = self.policy;
+        self.tasks
+            .spawn(async move { follow.run(&policy).await.ok().map(|()| name) });
+    }
+
+    /// Let the streams deliver what they still have (bounded), then stop them; a log whose
+    /// stream did not reach its end is read once more from where it stopped.
     async fn finish(&mut self) {
+        let mut complete = HashSet::new();
         let _ = tokio::time::timeout(LOG_DRAIN, async {
-            while self.tasks.join_next().await.is_some() {}
+            while let Some(done) = self.tasks.join_next().await {
+                complete.extend(done.ok().flatten());
+            }
         })
         .await;
         self.tasks.abort_all();
+        let policy = Policy {
+            attempts: 3,
+            ..self.policy
+        };
+        for (name, follow) in &self.started {
+            if !complete.contains(name) {
+                let _ = tokio::time::timeout(EXPLAIN_TIMEOUT, follow.read_rest(&policy)).await;
+            }
+        }
     }
 }
 
@@ -233,28 +277,6 @@ fn flow_started(pod: &Pod, container: &str) -> bool {
     flow_status(pod, container)
         .and_then(|c| c.state.as_ref())
         .is_some_and(|s| s.running.is_some() || s.terminated.is_some())
-}
-
-async fn stream_log(
-    pods: Api<Pod>,
-    pod: String,
-    container: String,
-    tx: mpsc::UnboundedSender<String>,
-) {
-    let params = LogParams {
-        container: Some(container),
-        follow: true,
-        ..LogParams::default()
-    };
-    let Ok(reader) = pods.log_stream(&pod, &params).await else {
-        return;
-    };
-    let mut lines = std::pin::pin!(reader.lines());
-    while let Some(Ok(line)) = futures::StreamExt::next(&mut lines).await {
-        if tx.send(line).is_err() {
-            return;
-        }
-    }
 }
 
 /// Build the failure error: reason, message, the failed container's exit code and log tail.

@@ -1,0 +1,260 @@
+//! Following a container's log through faults: the stream is read with timestamps, and a stream
+//! that fails (a 503, a reset, a cut connection) is opened again from the last timestamp seen
+//! (`sinceTime`), skipping the lines already delivered, until the stream ends cleanly and the
+//! container has terminated. Lines are passed on without their timestamps.
+//! (`sinceTime` has whole seconds and the kubelet's timestamps nanoseconds: the reopened stream
+//! repeats the start of that second, which [`Cursor`] skips by timestamp and count.)
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{AsyncBufReadExt, StreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams, LogParams};
+
+use super::verdict::flow_status;
+use crate::error::{Error, Result};
+use crate::retry::{classify, retry, Policy, Verdict};
+
+/// Where a log was delivered up to: the last line's timestamp, and how many lines had it.
+#[derive(Debug, Default)]
+pub(crate) struct Cursor {
+    last: Option<Timestamp>,
+    at_last: usize,
+    /// Lines at `last` the current stream still repeats (set when a stream is opened).
+    replay: usize,
+}
+
+impl Cursor {
+    /// A stream is opened from [`Cursor::since`]: it repeats the lines at `last`.
+    fn reopen(&mut self) {
+        self.replay = self.at_last;
+    }
+
+    /// Where a reopened stream starts: the last timestamp's whole second (kube rounds
+    /// `sinceTime` to the second, and rounding up would skip lines).
+    fn since(&self) -> Option<Timestamp> {
+        self.last
+            .and_then(|t| Timestamp::from_second(t.as_second()).ok())
+    }
+
+    /// Take one timestamped line: its text when it was not delivered before.
+    pub(crate) fn take(&mut self, raw: &str) -> Option<String> {
+        let (stamp, text) = raw.split_once(' ').unwrap_or((raw, ""));
+        let Ok(at) = stamp.parse::<Timestamp>() else {
+            // Not a timestamped line (a server without timestamps): pass it on as it is.
+            return Some(raw.to_string());
+        };
+        match self.last {
+            Some(last) if at < last => return None,
+            Some(last) if at == last => {
+                if self.replay > 0 {
+                    self.replay -= 1;
+                    return None;
+                }
+                self.at_last += 1;
+            }
+            _ => {
+                self.last = Some(at);
+                self.at_last = 1;
+                self.replay = 0;
+            }
+        }
+        Some(text.to_string())
+    }
+}
+
+/// One container's log, followed into `tx`.
+#[derive(Clone)]
+pub(crate) struct Follow {
+    pub api: Api<Pod>,
+    pub pod: String,
+    pub container: String,
+    pub cursor: Arc<Mutex<Cursor>>,
+    pub tx: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+/// How a stream ended.
+enum End {
+    /// The server ended it: the container may have terminated.
+    Clean,
+    /// The receiver is gone.
+    Dropped,
+}
+
+impl Follow {
+    pub(crate) fn new(
+        api: Api<Pod>,
+        pod: &str,
+        container: &str,
+        tx: tokio::sync::mpsc::UnboundedSender<String>,
+    ) -> Follow {
+        Follow {
+            api,
+            pod: pod.to_string(),
+            container: container.to_string(),
+            cursor: Arc::default(),
+            tx,
+        }
+    }
+
+    /// Follow until the container has terminated and its log was read to the end.
+    ///
+    /// # Errors
+    /// A final error (the pod gone, the container not started), or the last transient one after
+    /// `policy.attempts` failures in a row without a new line.
+    pub(crate) async fn run(&self, policy: &Policy) -> Result<()> {
+        let mut failures = 0u32;
+        let mut pause = policy.first_delay;
+        loop {
+            let before = self.delivered();
+            let failed = match self.pass().await {
+                Ok(End::Dropped) => return Ok(()),
+                Ok(End::Clean) => match self.terminated(policy).await {
+                    Ok(true) => return Ok(()),
+                    Ok(false) => None,
+                    Err(e) => Some(e),
+                },
+                Err(e) if matches!(classify(&e), Verdict::Final) => return Err(Error::from(e)),
+                Err(e) => Some(Error::from(e)),
+            };
+            if self.delivered() != before {
+                (failures, pause) = (0, policy.first_delay);
+            }
+            if let Some(err) = failed {
+                failures += 1;
+                if failures >= policy.attempts.max(1) {
+                    return Err(err);
+                }
+            }
+            // Also after a clean end of a running container's log: no busy loop on a server
+            // that ends streams early.
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(policy.max_delay);
+        }
+    }
+
+    /// What was delivered so far (for telling progress).
+    fn delivered(&self) -> (Option<Timestamp>, usize) {
+        let c = self.cursor.lock().unwrap_or_else(|e| e.into_inner());
+        (c.last, c.at_last)
+    }
+
+    fn params(&self, follow: bool) -> LogParams {
+        let mut cursor = self.cursor.lock().unwrap_or_else(|e| e.into_inner());
+        cursor.reopen();
+        LogParams {
+            container: Some(self.container.clone()),
+            follow,
+            timestamps: true,
+            since_time: cursor.since(),
+            ..LogParams::default()
+        }
+    }
+
+    /// One followed stream, from the cursor to its end or failure.
+    async fn pass(&self) -> Result<End, kube::Error> {
+        let reader = self.api.log_stream(&self.pod, &self.params(true)).await?;
+        let mut lines = std::pin::pin!(reader.lines());
+        while let Some(line) = lines.next().await {
+            let line = line.map_err(kube::Error::ReadEvents)?;
+            if !self.deliver(&line) {
+                return Ok(End::Dropped);
+            }
+        }
+        Ok(End::Clean)
+    }
+
+    /// Pass one raw line on if it is new; false when the receiver is gone.
+    fn deliver(&self, raw: &str) -> bool {
+        // The lock is held across the send: an abort between the two cannot lose the line.
+        let mut cursor = self.cursor.lock().unwrap_or_else(|e| e.into_inner());
+        match cursor.take(raw) {
+            Some(text) => self.tx.send(text).is_ok(),
+            None => true,
+        }
+    }
+
+    /// Whether the container has terminated (or its pod is gone): its log has no more lines.
+    /// (A list by name, not a get: the submitter's Role grants list and watch on pods.)
+    async fn terminated(&self, policy: &Policy) -> Result<bool> {
+        let by_name = ListParams::default().fields(&format!("metadata.name={}", self.pod));
+        let pods = retry(policy, || self.api.list(&by_name)).await?.items;
+        Ok(pods.first().is_none_or(|pod| {
+            flow_status(pod, &self.container)
+                .and_then(|c| c.state.as_ref())
+                .is_some_and(|s| s.terminated.is_some())
+        }))
+    }
+
+    /// Read what the log has beyond the cursor, without following (once a followed stream
+    /// could not finish: the lines it missed).
+    ///
+    /// # Errors
+    /// The read's error, after the policy's retries.
+    pub(crate) async fn read_rest(&self, policy: &Policy) -> Result<()> {
+        let text = retry(policy, || {
+            let params = self.params(false);
+            async move { self.api.logs(&self.pod, &params).await }
+        })
+        .await?;
+        for line in text.lines() {
+            if !self.deliver(line) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The retry policy of a log stream within a wait: `timeout` per request.
+pub(crate) fn stream_policy(timeout: Duration) -> Policy {
+    Policy {
+        attempt_timeout: timeout,
+        ..Policy::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(n: u32) -> String {
+        format!("2026-01-01T00:00:0{}.{:09}Z", n / 10, n % 10 * 100)
+    }
+
+    #[test]
+    fn lines_are_passed_on_without_their_timestamps() {
+        let mut c = Cursor::default();
+        assert_eq!(
+            c.take(&format!("{} hello world", stamp(1))).as_deref(),
+            Some("hello world")
+        );
+        assert_eq!(c.take(&format!("{} ", stamp(2))).as_deref(), Some(""));
+        assert_eq!(c.take("no stamp here").as_deref(), Some("no stamp here"));
+    }
+
+    #[test]
+    fn a_reopened_stream_repeats_nothing_and_misses_nothing() {
+        // Two lines share a timestamp; the stream fails after the first of them.
+        let log = [(1, "a"), (2, "b"), (3, "c"), (3, "d"), (4, "e")];
+        let raw: Vec<String> = log
+            .iter()
+            .map(|(t, s)| format!("{} {s}", stamp(*t)))
+            .collect();
+        let mut c = Cursor::default();
+        let mut out: Vec<String> = raw[..3].iter().filter_map(|l| c.take(l)).collect();
+        c.reopen();
+        assert_eq!(c.since(), Timestamp::from_second(1767225600).ok());
+        // The server answers from the second's start: everything again.
+        out.extend(raw.iter().filter_map(|l| c.take(l)));
+        assert_eq!(out, ["a", "b", "c", "d", "e"]);
+        c.reopen();
+        assert_eq!(
+            raw.iter().filter_map(|l| c.take(l)).count(),
+            0,
+            "all delivered"
+        );
+    }
+}
