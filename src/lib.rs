@@ -15,6 +15,7 @@ mod header;
 pub mod incontainer;
 pub mod job;
 pub mod naming;
+pub mod report;
 pub mod retry;
 pub mod run;
 pub mod runtime;

@@ -77,7 +77,9 @@ def _running_job(k, name: str, directory):
     [({"status": 500}, 500), ({"status": 503}, 503), ({"reset": True}, "Unreachable")],
     ids=["500", "503", "reset"],
 )
-def test_a_failing_job_watch_ends_the_wait(cluster, cloud, short_budget, tmp_path, fault, expect):
+def test_a_failing_job_watch_ends_the_wait(
+    cluster, cloud, short_budget, tmp_path, caplog, fault, expect
+):
     k = local_kube(cluster)
     run = _running_job(k, "wbroken", tmp_path)
     cluster.inject_fault(method="GET", path="*/jobs*", times=100000, **fault)
@@ -92,6 +94,10 @@ def test_a_failing_job_watch_ends_the_wait(cluster, cloud, short_budget, tmp_pat
     message = str(info.value)
     assert "\n" not in message and len(message) <= 300, message
     assert "job watch" in message and "KJENV_WAIT_RETRY_BUDGET" in message, message
+    # On the way, it said (at WARNING, on the kjenv logger) that it was retrying and why.
+    retrying = [r for r in caplog.records if r.name == "kjenv" and "retrying" in r.getMessage()]
+    assert retrying and all(r.levelname == "WARNING" for r in retrying), caplog.text
+    assert "job watch" in retrying[0].getMessage(), retrying[0].getMessage()
     cluster.clear_faults()
     # The wait gave up; the Job and its Secret are untouched.
     assert_one_job_and_owned_secret(k, run)
@@ -150,11 +156,6 @@ def test_a_stopped_cluster_ends_the_wait_as_unreachable(short_budget, monkeypatc
     assert "KJENV_WAIT_RETRY_BUDGET" in str(error) and len(str(error)) <= 300
 
 
-@pytest.mark.xfail(
-    reason="the emulator's stop() kills the pods while its API still serves, so the API itself "
-    "reports the Job failed (exit 137) before it goes: localcluster must stop serving first",
-    strict=False,
-)
 def test_a_stopped_cluster_running_a_pod_is_no_job_failure(short_budget, monkeypatch, tmp_path):
     with LocalCluster() as own:
         k = local_kube(own)

@@ -184,7 +184,8 @@ class JobRun:
             JobTimeoutError: ``timeout`` passed first (a ``TimeoutError``).
             KubeApiError: The API refused a request, or the watches' requests kept failing for
                 ``KJENV_WAIT_RETRY_BUDGET`` seconds (default 60; the last HTTP status, or reason
-                ``Unreachable``).
+                ``Unreachable``). While it retries, it says so at WARNING on the ``kjenv``
+                logger.
         """
     def logs(self, follow: bool = False, container: str | None = None) -> str:
         """The log of the Job's newest pod: the flow container's, or ``container``'s.

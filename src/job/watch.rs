@@ -95,6 +95,16 @@ impl Failing {
         };
         self.run = Some((first, now));
         self.count += 1;
+        if self.count == 1 || self.count.is_multiple_of(10) {
+            crate::report::warn(&format!(
+                "the wait's {} failed ({} in a row), retrying for up to {:.0?} \
+                 (KJENV_WAIT_RETRY_BUDGET): {}",
+                budget.what,
+                self.count,
+                budget.period,
+                crate::spec::names::shorten(&err.to_string(), 200)
+            ));
+        }
         let spent = now.duration_since(first);
         (spent >= budget.period && self.count >= MIN_FAILURES)
             .then(|| give_up(budget, self.count, spent, err))

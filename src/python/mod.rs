@@ -15,6 +15,7 @@ use pyo3::prelude::*;
 fn _kjenv(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
+    crate::report::set_warning_sink(warn_in_python);
     m.add_class::<environment::PyKubernetesJobEnvironment>()?;
     m.add_class::<cluster::PyLocalCluster>()?;
     m.add_class::<job_run::PyJobRun>()?;
@@ -22,6 +23,20 @@ fn _kjenv(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dump_yaml, m)?)?;
     m.add_function(wrap_pyfunction!(incontainer::flow_context, m)?)?;
     Ok(())
+}
+
+/// The core's warnings go to Python's `kjenv` logger (taking the GIL: the core runs with it
+/// released, see `blocking`).
+fn warn_in_python(message: &str) {
+    Python::attach(|py| {
+        let logged = py
+            .import("logging")
+            .and_then(|l| l.call_method1("getLogger", ("kjenv",)))
+            .and_then(|l| l.call_method1("warning", (message,)));
+        if let Err(e) = logged {
+            e.write_unraisable(py, None);
+        }
+    });
 }
 
 /// A non-negative number of seconds, or a `ValueError` naming the argument.
