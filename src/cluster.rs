@@ -107,7 +107,7 @@ fn decode(bytes: &[u8]) -> Option<String> {
 /// # Errors
 /// [`Error::ClusterConfig`] naming the file: unreadable, too large, not text, invalid.
 pub fn read_kubeconfig(path: &Path) -> Result<Kubeconfig> {
-    let shown = path.display();
+    let shown = names::shown_path(path);
     let bytes = crate::files::read_capped(path, MAX_KUBECONFIG_BYTES).map_err(|e| match e {
         crate::files::ReadError::TooLarge(_) => config_error(format!(
             "kubeconfig {shown} is too large (more than {MAX_KUBECONFIG_BYTES} bytes)"

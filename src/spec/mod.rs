@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result, SpecLocation};
 use node::Node;
-pub(crate) use validate::{display_path, integer_out_of_range, non_finite};
+pub use validate::{display_path, integer_out_of_range, non_finite};
 
 /// The largest job spec file kjenv reads. Kubernetes objects are capped at ~1.5 MB by etcd.
 pub const MAX_SPEC_BYTES: usize = 8 * 1024 * 1024;

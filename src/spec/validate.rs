@@ -24,7 +24,7 @@ pub(crate) fn describe(value: &Value) -> &'static str {
 
 /// The message for an integer beyond 64 bits (`shown` is its digits, or how many bits it has):
 /// the API server's numbers are 64-bit, and a float in its place would change the value.
-pub(crate) fn integer_out_of_range(shown: &str) -> String {
+pub fn integer_out_of_range(shown: &str) -> String {
     format!(
         "the integer {} does not fit in 64 bits (Kubernetes integers are 64-bit; quote it if \
          it is meant as a string)",
@@ -33,7 +33,7 @@ pub(crate) fn integer_out_of_range(shown: &str) -> String {
 }
 
 /// The message for a NaN or an infinity (`shown` as Python or YAML writes it).
-pub(crate) fn non_finite(shown: &str) -> String {
+pub fn non_finite(shown: &str) -> String {
     format!(
         "expected a finite number, got {shown} (a Kubernetes object is JSON, which has no NaN \
          or infinity)"
@@ -44,7 +44,7 @@ pub(crate) fn non_finite(shown: &str) -> String {
 const SEGMENT_CHARS: usize = 64;
 
 /// `spec.template.spec.containers[0].env[2].name`
-pub(crate) fn display_path(path: &[String]) -> String {
+pub fn display_path(path: &[String]) -> String {
     let mut out = String::new();
     for segment in path {
         // A user's key may hold anything: quoted when it has control characters (the message
