@@ -130,6 +130,12 @@ fn give_up(budget: &Budget, count: u32, spent: Duration, err: watcher::Error) ->
         budget.what,
         crate::settings::WAIT_RETRY_BUDGET_ENV
     );
+    // One line of at most ~300 characters in all: the cause (a TLS library's message can carry
+    // a URL of its own) is cut in the middle.
+    let short = |cause: &str| {
+        let one_line = cause.split_whitespace().collect::<Vec<_>>().join(" ");
+        crate::spec::names::shorten(&one_line, CAUSE_CHARS).into_owned()
+    };
     match cause {
         Error::KubeApi {
             status,
@@ -138,15 +144,18 @@ fn give_up(budget: &Budget, count: u32, spent: Duration, err: watcher::Error) ->
         } => Error::KubeApi {
             status,
             reason,
-            message: format!("{context}: {message}"),
+            message: format!("{context}: {}", short(&message)),
         },
         Error::Unreachable { detail, source } => Error::Unreachable {
-            detail: format!("{context}: {detail}"),
+            detail: format!("{context}: {}", short(&detail)),
             source,
         },
         other => other,
     }
 }
+
+/// How much of the last failure a give-up message quotes.
+const CAUSE_CHARS: usize = 140;
 
 /// Watch `api` with these selectors (`config`), sending every change to `tx` until the receiver
 /// is gone. Transient errors are retried within `budget`; its request time limit is added to
