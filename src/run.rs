@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::cluster::{self, Connection, Target};
-use crate::context::{self, Candidates, CloudSettings, Mode};
+use crate::context::{self, Candidates, CloudSettings};
 use crate::error::Result;
 use crate::job::inspect::{self, EventView, JobStatus, Propagation};
 use crate::job::wait::{self, Finished, WaitOptions};
@@ -108,8 +108,9 @@ pub fn plan(inputs: &Inputs, config: ConfigNamespace) -> Result<Plan> {
         },
     );
     naming::check_job_name(&rendered.name).map_err(|m| crate::Error::spec("metadata.name", m))?;
+    // The render names a Secret in Cloud mode only, which is the mode with a token.
     let secret = match (rendered.secret_name, &inputs.cloud.auth_token) {
-        (Some(name), Some(token)) if inputs.cloud.mode() == Mode::Cloud => Some(PlannedSecret {
+        (Some(name), Some(token)) => Some(PlannedSecret {
             name,
             token: token.clone(),
         }),

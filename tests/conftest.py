@@ -16,6 +16,15 @@ def fixture_path():
     return lambda name: str(FIXTURES / name)
 
 
+@pytest.fixture
+def cluster(local_cluster):
+    """The session's local cluster (the kjenv.testing plugin's), with no fault left armed after
+    the test: for the fault tests."""
+    local_cluster.clear_faults()
+    yield local_cluster
+    local_cluster.clear_faults()
+
+
 @pytest.fixture(autouse=True)
 def _clean_prefect_env(monkeypatch, tmp_path):
     """No test sees the developer's Prefect settings or Kubernetes configuration."""

@@ -36,14 +36,6 @@ TOKEN = "fault-token-not-for-anyone"
 
 
 @pytest.fixture
-def cluster(local_cluster):
-    """The session's local cluster, with no fault left armed after the test."""
-    local_cluster.clear_faults()
-    yield local_cluster
-    local_cluster.clear_faults()
-
-
-@pytest.fixture
 def cloud(monkeypatch):
     """Cloud mode: a token is configured, so every execute creates the run's Secret."""
     with auth_token(monkeypatch, TOKEN):

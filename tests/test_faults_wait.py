@@ -37,14 +37,6 @@ LINES = [f"line {i:02d}" for i in range(40)]
 
 
 @pytest.fixture
-def cluster(local_cluster):
-    """The session's local cluster, with no fault left armed after the test."""
-    local_cluster.clear_faults()
-    yield local_cluster
-    local_cluster.clear_faults()
-
-
-@pytest.fixture
 def cloud(monkeypatch):
     """Cloud mode: every execute creates the run's Secret, owned by its Job."""
     with auth_token(monkeypatch, TOKEN):
@@ -56,6 +48,12 @@ def short_budget(monkeypatch):
     """A short wait retry budget and request time limit, so that a give-up shows quickly."""
     monkeypatch.setenv("KJENV_WAIT_RETRY_BUDGET", str(BUDGET))
     monkeypatch.setenv("KJENV_REQUEST_TIMEOUT", "1")
+
+
+def _only_its_job_then_nothing_left(k, run) -> None:
+    """The run's Job, and only it, is there (with the official client); after delete, nothing."""
+    assert [j.metadata.uid for j in jobs_of_run(k, run.flow_run_id)] == [run.uid]
+    delete_and_assert_nothing_left(k, run)
 
 
 def _run_id() -> str:
@@ -113,8 +111,7 @@ def test_a_hung_server_ends_the_wait_as_unreachable(cluster, short_budget, tmp_p
         bounded(run.wait, HANG, "wait")
     assert info.value.reason == "Unreachable" and "job watch" in str(info.value)
     cluster.clear_faults()
-    assert [j.metadata.uid for j in jobs_of_run(k, run.flow_run_id)] == [run.uid]
-    delete_and_assert_nothing_left(k, run)
+    _only_its_job_then_nothing_left(k, run)
 
 
 def test_a_failing_pod_watch_ends_the_wait(cluster, short_budget, tmp_path):
@@ -243,8 +240,7 @@ def test_a_wait_streams_every_line_once_across_a_dropped_connection(cluster, tmp
     waiting.join(HANG)
     assert not waiting.is_alive(), "wait did not return"
     _printed_once(capfd.readouterr().out, LINES)
-    assert [j.metadata.uid for j in jobs_of_run(k, run.flow_run_id)] == [run.uid]
-    delete_and_assert_nothing_left(k, run)
+    _only_its_job_then_nothing_left(k, run)
 
 
 def test_logs_follow_resumes_after_a_dropped_connection(cluster, tmp_path):
@@ -259,8 +255,7 @@ def test_logs_follow_resumes_after_a_dropped_connection(cluster, tmp_path):
     follower.join(HANG)
     assert not follower.is_alive(), "logs(follow=True) did not return"
     _printed_once(result["text"], LINES)
-    assert [j.metadata.uid for j in jobs_of_run(k, run.flow_run_id)] == [run.uid]
-    delete_and_assert_nothing_left(k, run)
+    _only_its_job_then_nothing_left(k, run)
 
 
 def test_logs_follow_retries_a_failed_first_read(cluster, tmp_path):
