@@ -17,6 +17,9 @@ pub struct FlowContext {
     pub storage: Option<String>,
     /// Cloud mode: an auth token is present (its value is never read here).
     pub cloud: bool,
+    /// The GraphQL endpoint of the backend the run reports to (Cloud or Server); `None`
+    /// backend-less, where the transformation writes an empty `PREFECT__CLOUD__GRAPHQL`.
+    pub backend: Option<String>,
 }
 
 impl FlowContext {
@@ -35,6 +38,7 @@ impl FlowContext {
                 .unwrap_or_else(|| "prefect.engine.task_runner.TaskRunner".into()),
             storage: get(crate::transform::STORAGE_ENV),
             cloud: get("PREFECT__CLOUD__AUTH_TOKEN").is_some(),
+            backend: get("PREFECT__CLOUD__GRAPHQL"),
         }
     }
 }
@@ -57,6 +61,15 @@ mod tests {
         assert_eq!(ctx.namespace, None);
         assert_eq!(ctx.flow_runner, "prefect.engine.flow_runner.FlowRunner");
         assert!(!ctx.cloud);
+        assert_eq!(ctx.backend, None, "backend-less");
+        let server = |k: &str| {
+            (k == "PREFECT__CLOUD__GRAPHQL").then(|| "http://127.0.0.1:4200/graphql".to_string())
+        };
+        let ctx = FlowContext::from_env(&server);
+        assert_eq!(
+            ctx.backend.as_deref(),
+            Some("http://127.0.0.1:4200/graphql")
+        );
         let bare = FlowContext::from_env(&|_| None);
         assert_eq!(bare.flow_file_path, DEFAULT_FLOW_FILE_PATH);
     }

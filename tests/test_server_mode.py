@@ -2,9 +2,9 @@
 with ``PREFECT__BACKEND=server`` pointing at a listener of this test on 127.0.0.1, and the
 CloudFlowRunner's GraphQL requests arrive there.
 
-The listener is no Prefect Server: it answers every query with a GraphQL error, so the flow run
-itself fails (the runner cannot read its flow run) and the Job fails. What this test proves is
-that the pod reports to the backend the submitter was configured with.
+The listener (``prefect_server.py``) is no Prefect Server: it answers every query with a GraphQL
+error, so the flow run itself fails (the runner cannot read its flow run) and the Job fails. What
+this test proves is that the pod reports to the backend the submitter was configured with.
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import uuid
 import warnings
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import cloudpickle
 import pytest
+from prefect_server import listening
 
 ROOT = Path(__file__).parent.parent
 SEED_SPEC = str(ROOT / "examples" / "job_spec.yaml")
@@ -28,41 +27,10 @@ SEED_SPEC = str(ROOT / "examples" / "job_spec.yaml")
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    requests: list[dict]
-    lock: threading.Lock
-
-    def do_POST(self):  # noqa: N802 (http.server's naming)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode("utf-8", "replace")
-        with self.lock:
-            self.requests.append(
-                {"path": self.path, "body": body, "auth": self.headers.get("Authorization")}
-            )
-        reply = json.dumps({"errors": [{"message": "kjenv test listener: not a Prefect Server"}]})
-        data = reply.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def listener():
-    handler = type("Recorder", (_Recorder,), {"requests": [], "lock": threading.Lock()})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server, handler
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=60)
+    with listening() as served:
+        yield served
 
 
 def test_server_mode_flow_run_sends_its_graphql_to_the_server(local_cluster, listener, tmp_path):
@@ -81,8 +49,7 @@ def test_server_mode_flow_run_sends_its_graphql_to_the_server(local_cluster, lis
     with open(flow_path, "wb") as f:
         cloudpickle.dump(flow, f)
 
-    server, recorder = listener
-    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    endpoint, recorder = listener
     flow_run_id = str(uuid.uuid4())
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT__")}
     env.update({"PREFECT__BACKEND": "server", "PREFECT__SERVER__ENDPOINT": endpoint})
@@ -131,8 +98,7 @@ def test_server_mode_flow_run_sends_its_graphql_to_the_server(local_cluster, lis
         text=True,
         timeout=600,
     )
-    with recorder.lock:
-        seen = list(recorder.requests)
+    seen = recorder.seen()
     # The listener answers with errors, so the flow run fails and so does the Job.
     assert done.returncode == 1, done.stdout + done.stderr
     assert seen, f"no request reached the Server; pod log:\n{done.stdout}\n{done.stderr}"

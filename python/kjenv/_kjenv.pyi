@@ -43,13 +43,16 @@ class _FlowContext(TypedDict):
     task_runner: str
     storage: str | None
     cloud: bool
+    backend: str | None
+    """The GraphQL endpoint of the backend the run reports to (Cloud or Server); None
+    backend-less."""
 
 def flow_context() -> _FlowContext:
     """The flow container's run context, read from its environment variables.
 
     Returns:
         ``{"flow_file_path", "flow_run_id", "namespace", "image", "flow_runner",
-        "task_runner", "storage", "cloud"}``; unset values are None.
+        "task_runner", "storage", "cloud", "backend"}``; unset values are None.
     """
 
 @type_check_only

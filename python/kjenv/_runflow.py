@@ -27,14 +27,13 @@ def run_flow(default_env: KubernetesJobEnvironment) -> None:
     setup_logging()
     logger = logging.getLogger("kjenv")
     try:
-        flow, secrets = _load(ctx)
+        flow, secrets, source = _load(ctx)
     except FlowLoadError as exc:
         sys.stderr.write(f"kjenv: {exc}\n")
         raise SystemExit(EXIT_FAILED) from None
     stored = _stored_environment(flow)
     env = default_env if stored is None else stored
     on_start, on_exit, executor = env.on_start, env.on_exit, env.executor
-    source = "its storage" if ctx["storage"] is not None else ctx["flow_file_path"]
     run_id = ctx["flow_run_id"] or "unknown"
     logger.info("kjenv: running flow from %s (flow run %s)", source, run_id)
     try:
@@ -57,12 +56,17 @@ def run_flow(default_env: KubernetesJobEnvironment) -> None:
     logger.info("kjenv: flow run succeeded")
 
 
-def _load(ctx: Mapping[str, Any]) -> tuple[Any, dict | None]:
-    """The flow and its storage's secrets (None for a flow file in the image)."""
-    if ctx["storage"] is not None:
-        flow, secrets = _storage.load(ctx["storage"])
-        return flow, secrets
-    return load_flow(ctx["flow_file_path"]), None
+def _load(ctx: Mapping[str, Any]) -> tuple[Any, dict | None, str]:
+    """The flow, its storage's secrets (None for a flow file in the image) and where it came
+    from, for the log. A flow kept outside the image is found as Prefect finds it: with a
+    backend, from the storage the backend holds for the flow run."""
+    description = ctx["storage"]
+    if description is None:
+        path = ctx["flow_file_path"]
+        return load_flow(path), None, path
+    if ctx["backend"] is not None and ctx["flow_run_id"] is not None:
+        return _storage.load_from_backend(ctx["flow_run_id"], description)
+    return _storage.load(description)
 
 
 def _stored_environment(flow: Any) -> KubernetesJobEnvironment | None:

@@ -10,7 +10,7 @@ use crate::incontainer::FlowContext;
 ///
 /// Returns:
 ///     ``{"flow_file_path", "flow_run_id", "namespace", "image", "flow_runner",
-///     "task_runner", "storage", "cloud"}``; unset values are None.
+///     "task_runner", "storage", "cloud", "backend"}``; unset values are None.
 #[pyfunction]
 pub(crate) fn flow_context(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let ctx = FlowContext::from_env(&|k| std::env::var(k).ok());
@@ -23,5 +23,6 @@ pub(crate) fn flow_context(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     out.set_item("task_runner", ctx.task_runner)?;
     out.set_item("storage", ctx.storage)?;
     out.set_item("cloud", ctx.cloud)?;
+    out.set_item("backend", ctx.backend)?;
     Ok(out)
 }
