@@ -7,6 +7,7 @@ pub mod gc;
 pub mod job;
 pub mod patch;
 pub mod pod_log;
+pub mod protobuf;
 pub mod router;
 pub mod selectors;
 pub mod server;

@@ -7,8 +7,8 @@ use hyper::{header, Method, Response, StatusCode};
 
 use super::target::{negotiate, parse_target, Format};
 use super::{
-    binding, crud, discovery, error_response, full, json_response, pod_log, success, watch, Body,
-    Req,
+    binding, crud, discovery, error_response, full, json_response, pod_log, protobuf, success,
+    watch, Body, Req,
 };
 use crate::error::ApiError;
 use crate::faults::FaultRule;
@@ -96,7 +96,28 @@ async fn admin(
     }
 }
 
+/// A resource request in whichever body format the client speaks: protobuf bodies are
+/// turned into JSON before the handlers and answers into protobuf when the client asks.
 async fn resource(
+    cluster: &Arc<Cluster>,
+    req: Req,
+    group: &str,
+    rest: &[&str],
+) -> Result<Response<Body>, ApiError> {
+    let proto_out =
+        protobuf::accepts_protobuf_first(req.header(header::ACCEPT)) && !req.flag("watch");
+    let answer = match protobuf::json_request(req) {
+        Ok(req) => resource_json(cluster, req, group, rest).await,
+        Err(e) => Err(e),
+    };
+    if !proto_out {
+        return answer;
+    }
+    let resp = answer.unwrap_or_else(|e| error_response(&e));
+    Ok(protobuf::protobuf_response(resp).await)
+}
+
+async fn resource_json(
     cluster: &Arc<Cluster>,
     req: Req,
     group: &str,
