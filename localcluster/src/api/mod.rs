@@ -5,6 +5,7 @@ pub mod crud;
 pub mod discovery;
 pub mod gc;
 pub mod job;
+pub mod openapi;
 pub mod patch;
 pub mod pod_log;
 pub mod protobuf;
