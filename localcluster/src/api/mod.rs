@@ -3,6 +3,7 @@
 pub mod binding;
 pub mod crud;
 pub mod discovery;
+pub mod field_validation;
 pub mod gc;
 pub mod job;
 pub mod openapi;

@@ -89,10 +89,7 @@ pub fn json_request(mut req: Req) -> Result<Req, ApiError> {
     req.body = serde_json::to_vec(&json)
         .map_err(ApiError::internal)?
         .into();
-    req.headers.insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
+    // The Content-Type stays: field validation skips protobuf bodies, as the API server does.
     Ok(req)
 }
 
