@@ -257,7 +257,7 @@ async fn protobuf_secrets_keep_their_bytes_and_errors_are_protobuf_statuses() {
     .await;
     assert_eq!(
         a.json()["message"],
-        "provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]"
+        "the object provided is unrecognized (must be of type Secret): provided data does not appear to be a protobuf message, expected prefix [107 56 115 0] ({})"
     );
 }
 
@@ -298,6 +298,18 @@ async fn openapi_documents_are_served_with_their_hashes_and_etags() {
     )
     .await;
     assert_eq!(a.status, 304);
+    // A stale hash is redirected to the current one, uncached.
+    let a = send(
+        &client,
+        "GET",
+        "/openapi/v3/apis/batch/v1?hash=0",
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(a.status, 301);
+    assert_eq!(a.header("location"), url);
+    assert_eq!(a.header("cache-control"), "no-cache, private");
     assert_eq!(
         send(&client, "GET", "/openapi/v3/apis/apps/v1", &[], vec![])
             .await

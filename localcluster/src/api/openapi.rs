@@ -165,7 +165,8 @@ pub fn v2(req: &Req) -> Response<Body> {
 }
 
 /// `GET /openapi/v3` (the index, as the API server sends it: `text/plain`) and
-/// `GET /openapi/v3/<group version>`; `?hash=` answers are cacheable for a year.
+/// `GET /openapi/v3/<group version>`; `?hash=` answers are cacheable for a year, and a stale
+/// hash is redirected (301) to the current one.
 pub fn v3(req: &Req, rest: &[&str]) -> Response<Body> {
     let d = docs();
     if rest.is_empty() {
@@ -180,6 +181,24 @@ pub fn v3(req: &Req, rest: &[&str]) -> Response<Body> {
         return respond(StatusCode::NOT_FOUND, None, Vec::new());
     };
     let etag = format!("\"{}\"", doc.hash);
+    let hash = req.param("hash").filter(|h| !h.is_empty());
+    if hash.is_some_and(|h| h != doc.hash) {
+        // A stale hash: the API server redirects to the current one.
+        let mut r = respond(
+            StatusCode::MOVED_PERMANENTLY,
+            Some("application/json"),
+            Vec::new(),
+        );
+        set(
+            &mut r,
+            header::LOCATION,
+            &format!("/openapi/v3/{path}?hash={}", doc.hash),
+        );
+        set(&mut r, header::ETAG, &etag);
+        set(&mut r, header::CACHE_CONTROL, "no-cache, private");
+        set(&mut r, header::VARY, "Accept");
+        return r;
+    }
     let media = media_types(req);
     let json_ok = media.is_empty()
         || media
@@ -194,7 +213,7 @@ pub fn v3(req: &Req, rest: &[&str]) -> Response<Body> {
     };
     set(&mut r, header::ETAG, &etag);
     set(&mut r, header::VARY, "Accept");
-    if r.status() == StatusCode::OK && req.param("hash").is_some() {
+    if r.status() == StatusCode::OK && hash.is_some() {
         set(&mut r, header::CACHE_CONTROL, "public, immutable");
         let year = chrono::Utc::now() + chrono::Duration::days(365);
         set(

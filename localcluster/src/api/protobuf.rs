@@ -77,7 +77,7 @@ fn schema() -> &'static Schema {
 ///
 /// # Errors
 /// 400 for a malformed protobuf body; 415 for a protobuf PATCH (no such patch type).
-pub fn json_request(mut req: Req) -> Result<Req, ApiError> {
+pub fn json_request(mut req: Req, kind: Option<&str>) -> Result<Req, ApiError> {
     let ct = req.header(header::CONTENT_TYPE).unwrap_or("");
     if !is_protobuf(ct) || req.body.is_empty() {
         return Ok(req);
@@ -85,12 +85,26 @@ pub fn json_request(mut req: Req) -> Result<Req, ApiError> {
     if req.method == hyper::Method::PATCH {
         return Err(ApiError::unsupported_media_type(ct));
     }
-    let json = decode_body(&req.body)?;
+    let json = decode_body(&req.body).map_err(|e| unrecognized(e, kind, &req.body))?;
     req.body = serde_json::to_vec(&json)
         .map_err(ApiError::internal)?
         .into();
     // The Content-Type stays: field validation skips protobuf bodies, as the API server does.
     Ok(req)
+}
+
+/// kube-apiserver's wording for a body it cannot decode: the expected kind, then the error and
+/// the body's first 30 bytes.
+fn unrecognized(mut e: ApiError, kind: Option<&str>, body: &[u8]) -> ApiError {
+    if let Some(kind) = kind.filter(|_| !body.starts_with(MAGIC)) {
+        let head = String::from_utf8_lossy(&body[..body.len().min(30)]).into_owned();
+        let more = if body.len() > 30 { " ..." } else { "" };
+        e.message = format!(
+            "the object provided is unrecognized (must be of type {kind}): {} ({head}{more})",
+            e.message
+        );
+    }
+    e
 }
 
 /// A JSON response re-encoded as protobuf (status and headers kept); responses without a
@@ -326,6 +340,8 @@ fn keep(f: &Field, v: &Value) -> bool {
     match v {
         Value::Array(a) => !a.is_empty(),
         Value::Object(m) if !matches!(f.label, Label::Optional) => !m.is_empty(),
+        // A zero Time (null) of a non-pointer field is `omitzero` in the API's Go types.
+        Value::Null => f.pointer || !f.omitempty,
         _ if f.pointer || !f.omitempty => true,
         Value::String(s) => !s.is_empty(),
         Value::Bool(b) => *b,
