@@ -14,6 +14,7 @@ use serde_json::{Map, Number, Value};
 
 use super::{full, Body, Req};
 use crate::error::ApiError;
+use crate::kind::Kind;
 
 /// The protobuf media type of built-in kinds.
 pub const MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf";
@@ -21,6 +22,8 @@ pub const MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf";
 const MAGIC: &[u8] = b"k8s\0";
 const SCHEMA_JSON: &str = include_str!("../../data/protobuf-schema.json");
 const META: &str = "k8s.io.apimachinery.pkg.apis.meta.v1";
+/// Go's io.ErrUnexpectedEOF, the API server's word for a truncated protobuf body.
+const EOF: &str = "unexpected EOF";
 /// Deepest message nesting decoded (a hostile body cannot recurse without bound).
 const MAX_DEPTH: usize = 64;
 
@@ -77,7 +80,7 @@ fn schema() -> &'static Schema {
 ///
 /// # Errors
 /// 400 for a malformed protobuf body; 415 for a protobuf PATCH (no such patch type).
-pub fn json_request(mut req: Req, kind: Option<&str>) -> Result<Req, ApiError> {
+pub fn json_request(mut req: Req, kind: Option<Kind>) -> Result<Req, ApiError> {
     let ct = req.header(header::CONTENT_TYPE).unwrap_or("");
     if !is_protobuf(ct) || req.body.is_empty() {
         return Ok(req);
@@ -85,26 +88,12 @@ pub fn json_request(mut req: Req, kind: Option<&str>) -> Result<Req, ApiError> {
     if req.method == hyper::Method::PATCH {
         return Err(ApiError::unsupported_media_type(ct));
     }
-    let json = decode_body(&req.body).map_err(|e| unrecognized(e, kind, &req.body))?;
+    let json = decode_body(&req.body, kind)?;
     req.body = serde_json::to_vec(&json)
         .map_err(ApiError::internal)?
         .into();
     // The Content-Type stays: field validation skips protobuf bodies, as the API server does.
     Ok(req)
-}
-
-/// kube-apiserver's wording for a body it cannot decode: the expected kind, then the error and
-/// the body's first 30 bytes.
-fn unrecognized(mut e: ApiError, kind: Option<&str>, body: &[u8]) -> ApiError {
-    if let Some(kind) = kind.filter(|_| !body.starts_with(MAGIC)) {
-        let head = String::from_utf8_lossy(&body[..body.len().min(30)]).into_owned();
-        let more = if body.len() > 30 { " ..." } else { "" };
-        e.message = format!(
-            "the object provided is unrecognized (must be of type {kind}): {} ({head}{more})",
-            e.message
-        );
-    }
-    e
 }
 
 /// A JSON response re-encoded as protobuf (status and headers kept); responses without a
@@ -169,27 +158,42 @@ fn message_of(api_version: &str, kind: &str) -> Option<String> {
     candidates.into_iter().find(|c| schema().contains_key(c))
 }
 
-fn bad(detail: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request(format!("error decoding protobuf body: {detail}"))
-}
-
-/// Decodes a protobuf request body into the JSON object a JSON client would have sent.
+/// Decodes a protobuf request body into the JSON object a JSON client would have sent;
+/// `expected` (the kind of the endpoint) fills a missing type and words the errors.
 ///
 /// # Errors
-/// 400 when the envelope or the message is malformed, or the kind is not one served here.
-pub fn decode_body(body: &[u8]) -> Result<Value, ApiError> {
-    let inner = body.strip_prefix(MAGIC).ok_or_else(|| {
-        ApiError::bad_request(
-            "provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]",
-        )
-    })?;
-    let (api_version, kind, raw) = unknown_parts(inner)?;
+/// 400 in kube-apiserver's words when the envelope or the message is malformed, or the kind
+/// is not one served here.
+pub fn decode_body(body: &[u8], expected: Option<Kind>) -> Result<Value, ApiError> {
+    let want = expected.map_or("object", Kind::kind);
+    let unrecognized = |e: String| {
+        ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {want}): {e} ({})",
+            snippet(body)
+        ))
+    };
+    let Some(inner) = body.strip_prefix(MAGIC) else {
+        return Err(unrecognized(
+            "provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]".into(),
+        ));
+    };
+    let (mut api_version, mut kind, raw) = unknown_parts(inner).map_err(unrecognized)?;
+    if let (true, Some(k)) = (kind.is_empty(), expected) {
+        kind = k.kind().to_string();
+        if api_version.is_empty() {
+            api_version = k.api_version().to_string();
+        }
+    }
     let message = message_of(&api_version, &kind).ok_or_else(|| {
         ApiError::bad_request(format!(
             "no kind \"{kind}\" is registered for version \"{api_version}\""
         ))
     })?;
-    let decoded = decode_message(&raw, &message, 0).map_err(bad)?;
+    let decoded = decode_message(&raw, &message, 0).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{want} in version \"v1\" cannot be handled as a {want}: {e}"
+        ))
+    })?;
     let mut out = Map::new();
     out.insert("kind".into(), Value::String(kind));
     out.insert("apiVersion".into(), Value::String(api_version));
@@ -199,15 +203,31 @@ pub fn decode_body(body: &[u8]) -> Result<Value, ApiError> {
     Ok(Value::Object(out))
 }
 
+/// The body's first 30 bytes as the API server quotes them: text, or hex when binary.
+fn snippet(body: &[u8]) -> String {
+    let head = &body[..body.len().min(30)];
+    let more = if body.len() > 30 { " ..." } else { "" };
+    let text = std::str::from_utf8(head)
+        .ok()
+        .filter(|t| !t.chars().any(|c| c.is_control() && !c.is_whitespace()));
+    match text {
+        Some(t) => format!("{t}{more}"),
+        None => {
+            let hex: String = head.iter().map(|b| format!("{b:02x}")).collect();
+            format!("{hex}{more}")
+        }
+    }
+}
+
 /// `runtime.Unknown`: (apiVersion, kind, raw).
-fn unknown_parts(bytes: &[u8]) -> Result<(String, String, Vec<u8>), ApiError> {
+fn unknown_parts(bytes: &[u8]) -> Result<(String, String, Vec<u8>), String> {
     let (mut api_version, mut kind, mut raw) = (String::new(), String::new(), Vec::new());
     let mut r = Reader { buf: bytes, pos: 0 };
-    while let Some((number, value)) = r.field().map_err(bad)? {
+    while let Some((number, value)) = r.field()? {
         match (number, value) {
             (1, Wire::Bytes(tm)) => {
                 let mut t = Reader { buf: tm, pos: 0 };
-                while let Some((n, v)) = t.field().map_err(bad)? {
+                while let Some((n, v)) = t.field()? {
                     match (n, v) {
                         (1, Wire::Bytes(b)) => api_version = String::from_utf8_lossy(b).into(),
                         (2, Wire::Bytes(b)) => kind = String::from_utf8_lossy(b).into(),
@@ -217,18 +237,13 @@ fn unknown_parts(bytes: &[u8]) -> Result<(String, String, Vec<u8>), ApiError> {
             }
             (2, Wire::Bytes(b)) => raw = b.to_vec(),
             (3, Wire::Bytes(b)) if !b.is_empty() => {
-                return Err(bad(format!(
+                return Err(format!(
                     "content encoding {:?} is not supported",
                     String::from_utf8_lossy(b)
-                )))
+                ))
             }
             _ => {}
         }
-    }
-    if kind.is_empty() {
-        return Err(ApiError::bad_request(
-            "Object 'Kind' is missing in protobuf body",
-        ));
     }
     Ok((api_version, kind, raw))
 }
@@ -250,19 +265,19 @@ impl<'a> Reader<'a> {
     fn varint(&mut self) -> Result<u64, String> {
         let mut out = 0u64;
         for shift in (0..64).step_by(7) {
-            let b = *self.buf.get(self.pos).ok_or("truncated varint")?;
+            let b = *self.buf.get(self.pos).ok_or(EOF)?;
             self.pos += 1;
             out |= u64::from(b & 0x7f) << shift;
             if b < 0x80 {
                 return Ok(out);
             }
         }
-        Err("varint too long".into())
+        Err("proto: integer overflow".into())
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         let end = self.pos.checked_add(n).filter(|e| *e <= self.buf.len());
-        let end = end.ok_or("truncated field")?;
+        let end = end.ok_or(EOF)?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -282,7 +297,7 @@ impl<'a> Reader<'a> {
                 Wire::Bytes(self.take(n)?)
             }
             5 => Wire::Fixed32(u32::from_le_bytes(fixed(self.take(4)?))),
-            w => return Err(format!("unsupported wire type {w}")),
+            w => return Err(format!("proto: illegal wireType {w}")),
         };
         Ok(Some((key >> 3, value)))
     }
@@ -408,7 +423,7 @@ fn zero_of(ty: &str) -> Value {
 }
 
 fn decode_value(ty: &str, wire: Wire, depth: usize) -> Result<Value, String> {
-    let mismatch = || format!("wrong wire type for a {ty} field");
+    let mismatch = || format!("proto: wrong wireType for a {ty} field");
     Ok(match (ty, wire) {
         ("string", Wire::Bytes(b)) => Value::String(String::from_utf8_lossy(b).into()),
         ("bytes", Wire::Bytes(b)) => {
@@ -642,7 +657,7 @@ mod tests {
                     "resources": {"limits": {"cpu": "500m"}}, "ports": [{"containerPort": 80}]}]}}}});
         let bytes = encode_body(&job).unwrap();
         assert!(bytes.starts_with(MAGIC));
-        let back = decode_body(&bytes).unwrap();
+        let back = decode_body(&bytes, None).unwrap();
         assert_eq!(back["spec"]["backoffLimit"], 0);
         assert_eq!(
             back["metadata"]["creationTimestamp"],
@@ -658,10 +673,15 @@ mod tests {
     #[test]
     fn secrets_keep_bytes_and_bad_bodies_are_400() {
         let s = json!({"kind": "Secret", "apiVersion": "v1", "metadata": {"name": "s"}, "data": {"k": "aGk="}});
-        let back = decode_body(&encode_body(&s).unwrap()).unwrap();
+        let back = decode_body(&encode_body(&s).unwrap(), None).unwrap();
         assert_eq!(back["data"]["k"], "aGk=");
-        assert_eq!(decode_body(b"{}").unwrap_err().code, 400);
-        assert_eq!(decode_body(b"k8s\0\x0a\xff").unwrap_err().code, 400);
+        let e = decode_body(b"k8s\0\x0a\xff\xff", Some(Kind::Secret)).unwrap_err();
+        assert_eq!(e.message, "the object provided is unrecognized (must be of type Secret): unexpected EOF (6b3873000affff)");
+        let e = decode_body(b"k8s\0\x0a\x04\x0a\x02v1\x12\x02zz", Some(Kind::Secret)).unwrap_err();
+        assert_eq!(
+            e.message,
+            "Secret in version \"v1\" cannot be handled as a Secret: unexpected EOF"
+        );
         assert_eq!(go_duration(90_000_000_000), "1m30s");
     }
 }

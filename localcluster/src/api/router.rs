@@ -107,7 +107,7 @@ async fn resource(
 ) -> Result<Response<Body>, ApiError> {
     let proto_out =
         protobuf::accepts_protobuf_first(req.header(header::ACCEPT)) && !req.flag("watch");
-    let kind = parse_target(group, rest).map(|t| t.kind.kind());
+    let kind = parse_target(group, rest).map(|t| t.kind);
     let answer = match protobuf::json_request(req, kind) {
         Ok(req) => resource_json(cluster, req, group, rest).await,
         Err(e) => Err(e),
