@@ -243,7 +243,7 @@ async fn protobuf_secrets_keep_their_bytes_and_errors_are_protobuf_statuses() {
     )
     .await;
     assert_eq!(a.status, 400);
-    assert_eq!(a.json()["message"], "the object provided is unrecognized (must be of type Secret): unexpected EOF (6b3873000affff)");
+    assert_eq!(a.json()["message"], "the object provided is unrecognized (must be of type Secret): unexpected EOF (the body of a Secret is not quoted)");
     let a = send(
         &client,
         "POST",
@@ -254,7 +254,7 @@ async fn protobuf_secrets_keep_their_bytes_and_errors_are_protobuf_statuses() {
     .await;
     assert_eq!(
         a.json()["message"],
-        "the object provided is unrecognized (must be of type Secret): provided data does not appear to be a protobuf message, expected prefix [107 56 115 0] ({})"
+        "the object provided is unrecognized (must be of type Secret): provided data does not appear to be a protobuf message, expected prefix [107 56 115 0] (the body of a Secret is not quoted)"
     );
 }
 

@@ -167,9 +167,13 @@ fn message_of(api_version: &str, kind: &str) -> Option<String> {
 pub fn decode_body(body: &[u8], expected: Option<Kind>) -> Result<Value, ApiError> {
     let want = expected.map_or("object", Kind::kind);
     let unrecognized = |e: String| {
+        // The API server quotes the body's start; a Secret's never appears in an error here.
+        let quoted = match expected {
+            Some(Kind::Secret) => "the body of a Secret is not quoted".to_string(),
+            _ => snippet(body),
+        };
         ApiError::bad_request(format!(
-            "the object provided is unrecognized (must be of type {want}): {e} ({})",
-            snippet(body)
+            "the object provided is unrecognized (must be of type {want}): {e} ({quoted})"
         ))
     };
     let Some(inner) = body.strip_prefix(MAGIC) else {
@@ -675,8 +679,12 @@ mod tests {
         let s = json!({"kind": "Secret", "apiVersion": "v1", "metadata": {"name": "s"}, "data": {"k": "aGk="}});
         let back = decode_body(&encode_body(&s).unwrap(), None).unwrap();
         assert_eq!(back["data"]["k"], "aGk=");
+        let e = decode_body(b"k8s\0\x0a\xff\xff", Some(Kind::ConfigMap)).unwrap_err();
+        assert_eq!(e.message, "the object provided is unrecognized (must be of type ConfigMap): unexpected EOF (6b3873000affff)");
         let e = decode_body(b"k8s\0\x0a\xff\xff", Some(Kind::Secret)).unwrap_err();
-        assert_eq!(e.message, "the object provided is unrecognized (must be of type Secret): unexpected EOF (6b3873000affff)");
+        assert!(e
+            .message
+            .ends_with("unexpected EOF (the body of a Secret is not quoted)"));
         let e = decode_body(b"k8s\0\x0a\x04\x0a\x02v1\x12\x02zz", Some(Kind::Secret)).unwrap_err();
         assert_eq!(
             e.message,
