@@ -4,8 +4,9 @@ The newer kubectl is ``$KJENV_KUBECTL_NEW`` or ``/usr/bin/kubectl``. On these ma
 Google Cloud SDK's dispatcher (``v1.32.4-dispatcher``), which runs the kubectl matching the
 server's minor version: against the local cluster (v1.33) that is kubectl v1.33.1. The fixture
 asks the server-facing binary for its version and requires >= 1.27, the first to send
-``fieldValidation=Strict``; newer kubectl also sends protobuf bodies for built-in types and
-reads ``/openapi/v3`` for ``explain``. Neither binary may be missing (the tests fail, never skip).
+``fieldValidation=Strict`` and to read ``/openapi/v3`` for ``explain``; 1.32 and later also
+send protobuf bodies for built-in types. ``KJENV_KUBECTL_NEW`` may name any kubectl >= 1.27
+(e.g. the SDK's ``kubectl.1.27``). Neither binary may be missing (the tests fail, never skip).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from kube_cluster import wait_until as poll
 from test_conformance_kubectl import Kubectl, job_manifest, kubectl_binary, write_manifest
 
 PROTOBUF = "application/vnd.kubernetes.protobuf"
+# The first kubectl minor that sends `create` bodies as protobuf (1.31 still sends JSON).
+PROTOBUF_SINCE = 32
 
 
 def new_kubectl_binary() -> str:
@@ -66,15 +69,15 @@ def sent_protobuf(proc) -> bool:
 
 
 def test_create_job_secret_configmap_namespace(kubectl):
-    """``kubectl create job|secret generic|configmap|namespace``: newer kubectl sends these as
+    """``kubectl create job|secret generic|configmap|namespace``: kubectl >= 1.32 sends these as
     protobuf, and each object lands as a JSON client would have made it."""
     job, secret, cm, ns = (unique(p) for p in ("kn-job", "kn-secret", "kn-cm", "kn-ns"))
     run = kubectl.run("create", "job", job, "--image=busybox", "-v=8", "--", "sh", "-c", "echo hi")
     assert run.stdout.strip() == f"job.batch/{job} created"
-    assert sent_protobuf(run) == (kubectl.minor >= 27)
+    assert sent_protobuf(run) == (kubectl.minor >= PROTOBUF_SINCE)
     run = kubectl.run("create", "secret", "generic", secret, "--from-literal=token=s3cr3t", "-v=8")
     assert run.stdout.strip() == f"secret/{secret} created"
-    assert sent_protobuf(run) == (kubectl.minor >= 27)
+    assert sent_protobuf(run) == (kubectl.minor >= PROTOBUF_SINCE)
     out = kubectl.run("create", "configmap", cm, "--from-literal=key=value").stdout
     assert out.strip() == f"configmap/{cm} created"
     assert kubectl.run("create", "namespace", ns).stdout.strip() == f"namespace/{ns} created"
