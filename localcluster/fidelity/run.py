@@ -92,6 +92,7 @@ class Target:
             conn.request(method, path, body=body, headers=hdrs)
             resp = conn.getresponse()
             ctype = resp.getheader("Content-Type", "")
+            seen = {k.lower(): resp.msg.get_all(k) for k in resp.headers.keys()}
             if watch and resp.status == 200:
                 events: list[Any] = []
                 while len(events) < int(watch.get("events", 1)):
@@ -107,7 +108,7 @@ class Target:
                         break
                     if line.strip():
                         events.append(json.loads(line))
-                return Answer(resp.status, ctype, events)
+                return Answer(resp.status, ctype, events, seen)
             raw = resp.read()
         except (OSError, http.client.HTTPException) as exc:
             return Answer(0, "", f"request failed: {type(exc).__name__}: {exc}")
@@ -117,7 +118,7 @@ class Target:
             data: Any = json.loads(raw) if raw else ""
         except ValueError:
             data = raw.decode(errors="replace")
-        return Answer(resp.status, ctype, data)
+        return Answer(resp.status, ctype, data, seen)
 
 
 @dataclass
@@ -125,6 +126,7 @@ class Answer:
     status: int
     content_type: str
     body: Any
+    headers: dict[str, list[str]] = field(default_factory=dict)
 
     def media_type(self) -> str:
         return self.content_type.split(";")[0].strip()
@@ -371,6 +373,8 @@ def run_side(
             if body is not None:
                 body = fill(body, cur)
                 body = (body if isinstance(body, str) else json.dumps(body)).encode()
+            if entry.get("body_base64"):
+                body = base64.b64decode(entry["body_base64"])
             answer = target.send(
                 entry["method"],
                 fill(entry["path"], cur),
@@ -394,6 +398,10 @@ def compare(entry: dict[str, Any], real: Answer, local: Answer, run: str) -> Out
         out.diffs.append(("(status code)", real.status, local.status))
     if real.media_type() != local.media_type():
         out.diffs.append(("(content type)", real.media_type(), local.media_type()))
+    for name in entry.get("compare_headers") or []:
+        r, loc = (a.headers.get(name.lower(), []) for a in (real, local))
+        if r != loc:
+            out.diffs.append((f"(header {name})", r, loc))
     diff(normalise(real.body, run), normalise(local.body, run), "", out.diffs)
     return out
 

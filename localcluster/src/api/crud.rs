@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::target::{Format, Target};
 use super::validation::{check_quantities, default_pod_spec, validate_meta, validate_pod_spec};
-use super::{job, json_bytes, json_response, patch, table, Body, Req};
+use super::{field_validation, job, json_bytes, json_response, patch, table, Body, Req};
 use crate::error::{ApiError, Cause};
 use crate::store::{generate_name, meta_str, DeleteOptions, Kind, Propagation};
 use crate::Cluster;
@@ -214,7 +214,9 @@ pub fn create(cluster: &Arc<Cluster>, req: &Req, t: &Target) -> Result<Response<
     if t.kind.namespaced() && t.ns.is_none() {
         return Err(ApiError::method_not_allowed());
     }
+    let warnings = field_validation::check_body(req, t.kind, "CreateOptions")?;
     let mut obj = req.json_body(t.kind.kind())?;
+    field_validation::prune(t.kind, &mut obj);
     check_type(t.kind, &mut obj)?;
     check_namespace(t, &mut obj)?;
     let meta = meta_mut(&mut obj)?;
@@ -250,7 +252,11 @@ pub fn create(cluster: &Arc<Cluster>, req: &Req, t: &Target) -> Result<Response<
         m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         prepare_new(t.kind, &mut candidate)?;
         match cluster.store.create_opts(t.kind, candidate, dry_run) {
-            Ok(created) => return Ok(json_response(201, &created)),
+            Ok(created) => {
+                let mut resp = json_response(201, &created);
+                field_validation::add_warnings(&mut resp, &warnings);
+                return Ok(resp);
+            }
             Err(e) if e.reason == "AlreadyExists" && given.is_empty() && attempt < 8 => {
                 attempt += 1
             }
@@ -473,7 +479,9 @@ fn pod_spec_change_allowed(cur: &Value, new: &Value) -> bool {
 /// # Errors
 /// 400/404/409/422.
 pub fn replace(cluster: &Arc<Cluster>, req: &Req, t: &Target) -> Result<Response<Body>, ApiError> {
+    let warnings = field_validation::check_body(req, t.kind, "UpdateOptions")?;
     let mut body = req.json_body(t.kind.kind())?;
+    field_validation::prune(t.kind, &mut body);
     let name = name_of(t);
     if let Some(n) = body
         .pointer("/metadata/name")
@@ -493,7 +501,9 @@ pub fn replace(cluster: &Arc<Cluster>, req: &Req, t: &Target) -> Result<Response
         .update_opts(t.kind, ns_of(t), name, req.dry_run(), |cur| {
             apply_update(t.kind, sub, cur, body)
         })?;
-    Ok(json_response(200, &updated))
+    let mut resp = json_response(200, &updated);
+    field_validation::add_warnings(&mut resp, &warnings);
+    Ok(resp)
 }
 
 /// `PATCH` (merge, strategic-merge, JSON patch) of an object or its `/status`.
@@ -505,6 +515,8 @@ pub fn patch(cluster: &Arc<Cluster>, req: &Req, t: &Target) -> Result<Response<B
         .header(header::CONTENT_TYPE)
         .unwrap_or("application/merge-patch+json");
     let ptype = patch::PatchType::from_content_type(ct)?;
+    let mode = field_validation::mode(req, "PatchOptions")?;
+    let mut warnings = Vec::new();
     let body: Value = serde_json::from_slice(&req.body)
         .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
     let sub = t.sub.as_deref();
@@ -513,6 +525,9 @@ pub fn patch(cluster: &Arc<Cluster>, req: &Req, t: &Target) -> Result<Response<B
         .store
         .update_opts(kind, ns_of(t), name_of(t), req.dry_run(), |cur| {
             let mut patched = patch::apply(ptype, cur, &body)?;
+            let strategic = (ptype == patch::PatchType::Strategic).then_some(&body);
+            warnings = field_validation::check_patched(mode, kind, &patched, strategic)?;
+            field_validation::prune(kind, &mut patched);
             if let Some(m) = patched
                 .pointer_mut("/metadata")
                 .and_then(Value::as_object_mut)
@@ -526,7 +541,9 @@ pub fn patch(cluster: &Arc<Cluster>, req: &Req, t: &Target) -> Result<Response<B
             }
             apply_update(kind, sub, cur, patched)
         })?;
-    Ok(json_response(200, &updated))
+    let mut resp = json_response(200, &updated);
+    field_validation::add_warnings(&mut resp, &warnings);
+    Ok(resp)
 }
 
 fn delete_options(req: &Req) -> Result<(DeleteOptions, bool), ApiError> {

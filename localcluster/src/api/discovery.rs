@@ -1,9 +1,6 @@
-//! Discovery documents: `/version`, `/api`, `/apis`, the APIResourceLists, and the OpenAPI stub.
+//! Discovery documents: `/version`, `/api`, `/apis` and the APIResourceLists (OpenAPI: `openapi`).
 
-use hyper::{header, Response};
 use serde_json::{json, Value};
-
-use super::{full, Body};
 
 /// `GET /version`.
 pub fn version() -> Value {
@@ -131,16 +128,4 @@ pub fn batch_v1() -> Value {
             res("jobs/status", "", true, "Job", &["get", "patch", "update"], &[], &[]),
         ],
     })
-}
-
-/// `GET /openapi/v2`: an empty protobuf document (kubectl 1.20 then skips client validation).
-pub fn openapi_v2() -> Response<Body> {
-    let mut r = Response::new(full(""));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(
-            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
-        ),
-    );
-    r
 }

@@ -3,10 +3,13 @@
 pub mod binding;
 pub mod crud;
 pub mod discovery;
+pub mod field_validation;
 pub mod gc;
 pub mod job;
+pub mod openapi;
 pub mod patch;
 pub mod pod_log;
+pub mod protobuf;
 pub mod router;
 pub mod selectors;
 pub mod server;

@@ -7,8 +7,8 @@ use hyper::{header, Method, Response, StatusCode};
 
 use super::target::{negotiate, parse_target, Format};
 use super::{
-    binding, crud, discovery, error_response, full, json_response, pod_log, success, watch, Body,
-    Req,
+    binding, crud, discovery, error_response, full, json_response, openapi, pod_log, protobuf,
+    success, watch, Body, Req,
 };
 use crate::error::ApiError;
 use crate::faults::FaultRule;
@@ -43,7 +43,8 @@ async fn dispatch(cluster: &Arc<Cluster>, req: Req) -> Result<Response<Body>, Ap
         ["apis", "batch"] if get => Ok(json_response(200, &discovery::batch_group())),
         ["api", "v1"] if get => Ok(json_response(200, &discovery::core_v1())),
         ["apis", "batch", "v1"] if get => Ok(json_response(200, &discovery::batch_v1())),
-        ["openapi", "v2"] if get => Ok(discovery::openapi_v2()),
+        ["openapi", "v2"] if get => Ok(openapi::v2(&req)),
+        ["openapi", "v3", rest @ ..] if get => Ok(openapi::v3(&req, rest)),
         ["healthz" | "livez" | "readyz"] if get => {
             let mut r = Response::new(full("ok"));
             r.headers_mut().insert(
@@ -96,7 +97,29 @@ async fn admin(
     }
 }
 
+/// A resource request in whichever body format the client speaks: protobuf bodies are
+/// turned into JSON before the handlers and answers into protobuf when the client asks.
 async fn resource(
+    cluster: &Arc<Cluster>,
+    req: Req,
+    group: &str,
+    rest: &[&str],
+) -> Result<Response<Body>, ApiError> {
+    let proto_out =
+        protobuf::accepts_protobuf_first(req.header(header::ACCEPT)) && !req.flag("watch");
+    let kind = parse_target(group, rest).map(|t| t.kind);
+    let answer = match protobuf::json_request(req, kind) {
+        Ok(req) => resource_json(cluster, req, group, rest).await,
+        Err(e) => Err(e),
+    };
+    if !proto_out {
+        return answer;
+    }
+    let resp = answer.unwrap_or_else(|e| error_response(&e));
+    Ok(protobuf::protobuf_response(resp).await)
+}
+
+async fn resource_json(
     cluster: &Arc<Cluster>,
     req: Req,
     group: &str,

@@ -90,6 +90,8 @@ pub fn negotiate(accept: Option<&str>) -> Result<Format, ApiError> {
                 _ => return Ok(Format::Json),
             },
             "*/*" => return Ok(Format::Json),
+            // Protobuf answers are JSON answers re-encoded (api::protobuf).
+            m if super::protobuf::is_protobuf(m) => return Ok(Format::Json),
             _ => {}
         }
     }
