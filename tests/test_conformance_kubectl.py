@@ -249,10 +249,10 @@ def test_get_jobs_table(kubectl, tmp_path):
     kubectl.run("create", "-f", write_manifest(tmp_path, job_manifest(name, "true")))
     wait_job(kubectl, name)
     out = kubectl.run("get", "job", name).stdout.splitlines()
-    assert out[0].split() == ["NAME", "COMPLETIONS", "DURATION", "AGE"]
+    assert out[0].split() == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
     row = out[1].split()
     assert row[0] == name
-    assert row[1] == "1/1"
+    assert row[1:3] == ["Complete", "1/1"]
 
 
 def test_apply_twice_patches(kubectl, tmp_path):
