@@ -587,7 +587,7 @@ def test_describe_job_and_logs_follow_job(kubectl, tmp_path):
     assert "echo hi; sleep 0.5; echo bye" in out
 
     rows = [line.split() for line in kubectl.run("get", "all").stdout.splitlines() if line]
-    assert any(r[0] == f"job.batch/{name}" and r[1] == "1/1" for r in rows), rows
+    assert any(r[0] == f"job.batch/{name}" and r[1:3] == ["Complete", "1/1"] for r in rows), rows
     assert any(r[0].startswith(f"pod/{name}-") and r[2] == "Completed" for r in rows), rows
 
     assert kubectl.run("delete", "-f", path).stdout.strip() == f'job.batch "{name}" deleted'
