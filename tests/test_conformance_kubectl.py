@@ -249,10 +249,10 @@ def test_get_jobs_table(kubectl, tmp_path):
     kubectl.run("create", "-f", write_manifest(tmp_path, job_manifest(name, "true")))
     wait_job(kubectl, name)
     out = kubectl.run("get", "job", name).stdout.splitlines()
-    assert out[0].split() == ["NAME", "COMPLETIONS", "DURATION", "AGE"]
+    assert out[0].split() == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
     row = out[1].split()
     assert row[0] == name
-    assert row[1] == "1/1"
+    assert row[1:3] == ["Complete", "1/1"]
 
 
 def test_apply_twice_patches(kubectl, tmp_path):
@@ -587,7 +587,7 @@ def test_describe_job_and_logs_follow_job(kubectl, tmp_path):
     assert "echo hi; sleep 0.5; echo bye" in out
 
     rows = [line.split() for line in kubectl.run("get", "all").stdout.splitlines() if line]
-    assert any(r[0] == f"job.batch/{name}" and r[1] == "1/1" for r in rows), rows
+    assert any(r[0] == f"job.batch/{name}" and r[1:3] == ["Complete", "1/1"] for r in rows), rows
     assert any(r[0].startswith(f"pod/{name}-") and r[2] == "Completed" for r in rows), rows
 
     assert kubectl.run("delete", "-f", path).stdout.strip() == f'job.batch "{name}" deleted'

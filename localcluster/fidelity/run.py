@@ -494,7 +494,8 @@ def render(outcomes: list[Outcome], seconds: float, command: str, notes: list[st
         "",
         f"Differences: {sum(counts.values())} in {total - matched} requests — "
         + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-        + ". No emulator code changed in this round, so none is marked fixed. "
+        + ". A difference the emulator no longer shows leaves this report, and its mark "
+        "leaves `known.yaml`. "
         f"One run of both sides took {seconds:.0f} s.",
         "",
     ]

@@ -134,6 +134,36 @@ impl ApiError {
         self
     }
 
+    /// apimachinery's `NewGenericServerResponse` without a resource: its empty `details: {}`.
+    pub fn generic(code: u16, reason: &str, message: impl Into<String>) -> ApiError {
+        let mut e = ApiError::new(code, reason, message);
+        e.details = Some(Box::new(json!({})));
+        e
+    }
+
+    /// 404 of a path that names no served resource.
+    pub fn no_such_resource() -> ApiError {
+        ApiError::generic(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+    }
+
+    /// 415 of a PATCH whose media type is no patch type (kube-apiserver's bare text).
+    pub fn unsupported_patch_type() -> ApiError {
+        ApiError::generic(415, "UnsupportedMediaType", "415: Unsupported Media Type")
+    }
+
+    /// 422 of a JSON patch whose `test` operation failed (kube-apiserver says no more).
+    pub fn patch_test_failed() -> ApiError {
+        ApiError::generic(
+            422,
+            "Invalid",
+            "the server rejected our request due to an error in our request",
+        )
+    }
+
     /// 404 `jobs.batch "x" not found`.
     pub fn not_found(kind: Kind, name: &str) -> ApiError {
         ApiError::new(
@@ -197,7 +227,9 @@ impl ApiError {
             .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
             .collect();
         let mut d = Map::new();
-        d.insert("name".into(), json!(name));
+        if !name.is_empty() {
+            d.insert("name".into(), json!(name));
+        }
         if !kind.group().is_empty() {
             d.insert("group".into(), json!(kind.group()));
         }

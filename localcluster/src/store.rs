@@ -292,8 +292,13 @@ impl Store {
             }),
             tx,
         };
+        // The built-in namespaces, as a namespace create makes them (Active, with the label).
         for ns in ["default", "kube-system"] {
-            let _ = store.create(Kind::Namespace, json!({"metadata": {"name": ns}}));
+            let _ = store.create(
+                Kind::Namespace,
+                json!({"metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
+                       "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}),
+            );
         }
         store
     }
@@ -543,7 +548,7 @@ impl Store {
         if obj == *cur {
             return Ok(obj);
         }
-        if kind.has_generation() && obj.get("spec") != cur.get("spec") {
+        if kind.has_generation() && spec_changed(kind, &cur, &obj) {
             let gen = cur
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)
@@ -608,7 +613,14 @@ impl Store {
         let active_pod = pod_is_active(kind, &cur);
         let key = (ns, name.to_string());
         if fins.is_empty() && !active_pod {
-            return Ok(self.remove_now(&mut g, kind, key, (*cur).clone(), opts.dry_run));
+            // What kube-apiserver answers (and its DELETED event carries): a namespace
+            // Terminating, a pod marked deleted with no grace; other kinds as they were.
+            let last = match kind {
+                Kind::Namespace => terminating_namespace(&cur),
+                Kind::Pod => marked_deleting(kind, &cur, Vec::new(), false, opts),
+                _ => (*cur).clone(),
+            };
+            return Ok(self.remove_now(&mut g, kind, key, last, opts.dry_run));
         }
         let obj = marked_deleting(kind, &cur, fins, active_pod, opts);
         if obj == *cur || opts.dry_run {
@@ -704,8 +716,11 @@ fn finalizers_on_delete(
         Propagation::Foreground => Some("foregroundDeletion"),
         Propagation::Background => None,
     };
+    // Foreground always holds the object until the collector has seen its dependents gone
+    // (kube-apiserver answers it with the finalizer); orphaning only when there are any.
+    let always = matches!(policy, Propagation::Foreground);
     if let Some(f) = extra {
-        if g.has_dependents(uid) && !fins.iter().any(|x| x == f) {
+        if (always || g.has_dependents(uid)) && !fins.iter().any(|x| x == f) {
             fins.push(f.to_string());
         }
     }
@@ -726,6 +741,14 @@ fn marked_deleting(
     let meta = metadata_mut(&mut obj);
     if !was_deleting {
         meta.insert("deletionTimestamp".into(), json!(now_rfc3339()));
+        // kube-apiserver's BeforeDelete / markAsDeleting bump a set generation once.
+        if let Some(g) = meta
+            .get("generation")
+            .and_then(Value::as_i64)
+            .filter(|g| *g > 0)
+        {
+            meta.insert("generation".into(), json!(g + 1));
+        }
     }
     if kind == Kind::Pod {
         let grace = if active_pod {
@@ -753,6 +776,35 @@ fn marked_deleting(
         meta.insert("finalizers".into(), json!(fins));
     }
     obj
+}
+
+/// A namespace as its DELETE answers it: `deletionTimestamp` set and `Terminating` (the
+/// emulator's namespace controller then empties and removes it at once).
+fn terminating_namespace(cur: &Value) -> Value {
+    let mut obj = cur.clone();
+    metadata_mut(&mut obj).insert("deletionTimestamp".into(), json!(now_rfc3339()));
+    if !obj["status"].is_object() {
+        obj["status"] = json!({});
+    }
+    obj["status"]["phase"] = json!("Terminating");
+    obj
+}
+
+/// Whether an update changes the spec in a way that bumps `metadata.generation`: binding a
+/// pod to a node (`spec.nodeName`, the `pods/binding` subresource) does not.
+fn spec_changed(kind: Kind, cur: &Value, new: &Value) -> bool {
+    let (a, b) = (cur.get("spec"), new.get("spec"));
+    if kind != Kind::Pod || a == b {
+        return a != b;
+    }
+    let without_node = |s: Option<&Value>| {
+        let mut s = s.cloned().unwrap_or(Value::Null);
+        if let Some(m) = s.as_object_mut() {
+            m.remove("nodeName");
+        }
+        s
+    };
+    without_node(a) != without_node(b)
 }
 
 #[cfg(test)]

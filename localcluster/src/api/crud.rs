@@ -8,10 +8,14 @@ use hyper::{header, Response};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use super::admission::default_toleration_seconds;
+use super::listitem::ListItem;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::target::{Format, Target};
 use super::validation::{check_quantities, default_pod_spec, validate_meta, validate_pod_spec};
-use super::{field_validation, job, json_bytes, json_response, patch, table, Body, Req};
+use super::{
+    configdata, event, field_validation, job, json_bytes, json_response, patch, table, Body, Req,
+};
 use crate::error::{ApiError, Cause};
 use crate::store::{generate_name, meta_str, DeleteOptions, Kind, Propagation};
 use crate::Cluster;
@@ -132,6 +136,7 @@ fn prepare_new(kind: Kind, obj: &mut Value) -> Result<(), ApiError> {
                 obj["spec"] = json!({});
             }
             default_pod_spec(&mut obj["spec"], true);
+            default_toleration_seconds(&mut obj["spec"]);
             let mut causes = Vec::new();
             validate_meta(kind, obj, &mut causes);
             validate_pod_spec(&obj["spec"], "spec", false, &mut causes);
@@ -158,12 +163,24 @@ fn prepare_new(kind: Kind, obj: &mut Value) -> Result<(), ApiError> {
             let mut causes = Vec::new();
             validate_meta(kind, obj, &mut causes);
             invalid(causes)?;
-            fold_string_data(obj)
+            fold_string_data(obj)?;
+            let mut causes = Vec::new();
+            configdata::validate_keys(obj, &mut causes);
+            invalid(causes)
         }
-        Kind::ConfigMap | Kind::Event => {
+        Kind::ConfigMap => {
             let mut causes = Vec::new();
             validate_meta(kind, obj, &mut causes);
+            configdata::validate_keys(obj, &mut causes);
             invalid(causes)
+        }
+        Kind::Event => {
+            let mut causes = Vec::new();
+            validate_meta(kind, obj, &mut causes);
+            event::validate_namespace(obj, &mut causes);
+            invalid(causes)?;
+            event::default_fields(obj);
+            Ok(())
         }
     }
 }
@@ -191,19 +208,7 @@ fn fold_string_data(obj: &mut Value) -> Result<(), ApiError> {
             }
         }
     }
-    if let Some(d) = root.get("data").and_then(Value::as_object) {
-        for (k, v) in d {
-            let ok = v
-                .as_str()
-                .is_some_and(|s| base64::engine::general_purpose::STANDARD.decode(s).is_ok());
-            if !ok {
-                return Err(ApiError::bad_request(format!(
-                    "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at key {k:?}"
-                )));
-            }
-        }
-    }
-    Ok(())
+    configdata::check_base64(obj)
 }
 
 /// `POST` to a collection.
@@ -314,7 +319,7 @@ struct ListOut<'a> {
     #[serde(rename = "apiVersion")]
     api_version: &'static str,
     metadata: ListMeta,
-    items: Vec<&'a Value>,
+    items: Vec<ListItem<'a>>,
 }
 
 #[derive(Serialize)]
@@ -364,7 +369,7 @@ pub fn list(
         metadata: ListMeta {
             resource_version: rv.to_string(),
         },
-        items: selected,
+        items: selected.into_iter().map(ListItem).collect(),
     };
     Ok(json_bytes(
         200,
@@ -401,7 +406,10 @@ fn apply_update(
         Kind::Pod => {
             check_quantities(Kind::Pod, &new["spec"])?;
             default_pod_spec(&mut new["spec"], true);
-            if !pod_spec_change_allowed(&cur["spec"], &new["spec"]) {
+            // A stored pod has its create defaults; compare against them (older stores too).
+            let mut stored = cur["spec"].clone();
+            default_pod_spec(&mut stored, true);
+            if !pod_spec_change_allowed(&stored, &new["spec"]) {
                 causes.push(Cause::forbidden(
                     "spec",
                     "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
@@ -416,8 +424,17 @@ fn apply_update(
         Kind::Secret => {
             validate_meta(kind, &new, &mut causes);
             fold_string_data(&mut new)?;
+            configdata::validate_keys(&new, &mut causes);
         }
-        Kind::ConfigMap | Kind::Event => validate_meta(kind, &new, &mut causes),
+        Kind::ConfigMap => {
+            validate_meta(kind, &new, &mut causes);
+            configdata::validate_keys(&new, &mut causes);
+        }
+        Kind::Event => {
+            validate_meta(kind, &new, &mut causes);
+            event::validate_namespace(&new, &mut causes);
+            event::default_fields(&mut new);
+        }
     }
     if !causes.is_empty() {
         return Err(ApiError::invalid(kind, &name, causes));
@@ -674,8 +691,9 @@ pub fn delete_collection(
         }
     }
     let rv = cluster.store.current_rv();
+    let items: Vec<ListItem> = deleted.iter().map(ListItem).collect();
     Ok(json_response(
         200,
-        &json!({"kind": t.kind.list_kind(), "apiVersion": t.kind.api_version(), "metadata": {"resourceVersion": rv.to_string()}, "items": deleted}),
+        &json!({"kind": t.kind.list_kind(), "apiVersion": t.kind.api_version(), "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
     ))
 }

@@ -91,8 +91,25 @@ fn res(
         if !categories.is_empty() {
             m.insert("categories".into(), json!(categories));
         }
+        if let Some(h) = storage_version_hash(name) {
+            m.insert("storageVersionHash".into(), json!(h));
+        }
     }
     r
+}
+
+/// kube-apiserver's `storageVersionHash` of a resource (a hash of its storage version, the
+/// same in every cluster of a release; subresources have none).
+fn storage_version_hash(resource: &str) -> Option<&'static str> {
+    Some(match resource {
+        "configmaps" => "qFsyl6wFWjQ=",
+        "events" => "r2yiGXH7wu8=",
+        "namespaces" => "Q3oi5N2YM8M=",
+        "pods" => "xPOwRZ+Yhw8=",
+        "secrets" => "S6u1pOWzb84=",
+        "jobs" => "mudhfqk/qZY=",
+        _ => return None,
+    })
 }
 
 /// `GET /api/v1`.
@@ -100,9 +117,9 @@ pub fn core_v1() -> Value {
     let ns_verbs = &[
         "create", "delete", "get", "list", "patch", "update", "watch",
     ];
+    // The core group's list carries no apiVersion (kube-apiserver's, as of v1.37).
     json!({
         "kind": "APIResourceList",
-        "apiVersion": "v1",
         "groupVersion": "v1",
         "resources": [
             res("configmaps", "configmap", true, "ConfigMap", ALL_VERBS, &["cm"], &[]),

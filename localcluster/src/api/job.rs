@@ -115,7 +115,15 @@ pub fn default_job(job: &mut Value) -> Option<Value> {
     if !has_p {
         spec.insert("parallelism".into(), json!(1));
     }
-    set_default(spec, "backoffLimit", json!(6));
+    // With backoffLimitPerIndex the global limit is off unless set (kube-apiserver: MaxInt32).
+    let per_index = spec
+        .get("backoffLimitPerIndex")
+        .is_some_and(|v| !v.is_null());
+    set_default(
+        spec,
+        "backoffLimit",
+        json!(if per_index { i32::MAX } else { 6 }),
+    );
     set_default(spec, "completionMode", json!("NonIndexed"));
     set_default(spec, "suspend", json!(false));
     set_default(spec, "manualSelector", json!(false));
@@ -293,7 +301,13 @@ pub fn validate_job(job: &Value, user_selector: Option<&Value>) -> Vec<Cause> {
 /// Immutability checks of a Job update (after defaulting the new object).
 pub fn validate_job_update(old: &Value, new: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
+    if old["spec"]["suspend"] == true {
+        suspended_template_update(old, new, &mut causes);
+    }
     for field in ["selector", "template", "completionMode"] {
+        if field == "template" && old["spec"]["suspend"] == true {
+            continue;
+        }
         if old["spec"][field] != new["spec"][field] {
             causes.push(Cause::invalid(
                 format!("spec.{field}"),
@@ -312,6 +326,56 @@ pub fn validate_job_update(old: &Value, new: &Value) -> Vec<Cause> {
         ));
     }
     causes
+}
+
+/// A suspended Job's template may change its scheduling directives (labels, annotations,
+/// nodeSelector, tolerations, schedulingGates, node affinity) and its containers' resources;
+/// anything else is `spec.template.spec: field is immutable` (kube-apiserver v1.36+).
+fn suspended_template_update(old: &Value, new: &Value, causes: &mut Vec<Cause>) {
+    let strip = |t: &Value| {
+        let mut t = t.clone();
+        if let Some(m) = t["metadata"].as_object_mut() {
+            m.remove("labels");
+            m.remove("annotations");
+        }
+        if let Some(spec) = t["spec"].as_object_mut() {
+            for f in ["nodeSelector", "tolerations", "schedulingGates"] {
+                spec.remove(f);
+            }
+            if let Some(a) = spec.get_mut("affinity").and_then(Value::as_object_mut) {
+                a.remove("nodeAffinity");
+                if a.is_empty() {
+                    spec.remove("affinity");
+                }
+            }
+            for list in ["containers", "initContainers"] {
+                for c in spec
+                    .get_mut(list)
+                    .and_then(Value::as_array_mut)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(c) = c.as_object_mut() {
+                        c.remove("resources");
+                    }
+                }
+            }
+        }
+        t
+    };
+    let (a, b) = (
+        strip(&old["spec"]["template"]),
+        strip(&new["spec"]["template"]),
+    );
+    if a == b {
+        return;
+    }
+    let (field, value) = if a["spec"] != b["spec"] {
+        ("spec.template.spec", &new["spec"]["template"]["spec"])
+    } else {
+        ("spec.template", &new["spec"]["template"])
+    };
+    causes.push(Cause::invalid(field, value, "field is immutable"));
 }
 
 /// Defaults and validates a Job for create (name and uid already set).

@@ -1,11 +1,15 @@
 //! The HTTPS API server: request parsing, responses and the modules behind each endpoint.
 
+pub mod admission;
 pub mod binding;
+pub mod configdata;
 pub mod crud;
 pub mod discovery;
+pub mod event;
 pub mod field_validation;
 pub mod gc;
 pub mod job;
+pub mod listitem;
 pub mod openapi;
 pub mod patch;
 pub mod pod_log;

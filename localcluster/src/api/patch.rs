@@ -32,7 +32,7 @@ impl PatchType {
             "application/merge-patch+json" => Ok(PatchType::Merge),
             "application/strategic-merge-patch+json" => Ok(PatchType::Strategic),
             "application/json-patch+json" => Ok(PatchType::Json),
-            _ => Err(ApiError::unsupported_media_type(ct)),
+            _ => Err(ApiError::unsupported_patch_type()),
         }
     }
 }
@@ -316,7 +316,7 @@ fn json_patch(target: &Value, ops: &Value) -> Result<Value, ApiError> {
             }
             "test" => {
                 if *get_path(&doc, path)? != value()? {
-                    return Err(patch_error(format!("testing value {path} failed")));
+                    return Err(ApiError::patch_test_failed());
                 }
             }
             other => {

@@ -204,7 +204,10 @@ pub async fn serve(
     parse_query(req)?;
     let container = choose_container(req, &pod, &name)?;
     if pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty) {
-        return Ok(text_response(Bytes::new()));
+        // kube-apiserver answers the log of a pod no node runs with an empty 204.
+        let mut r = Response::new(super::full(Bytes::new()));
+        *r.status_mut() = hyper::StatusCode::NO_CONTENT;
+        return Ok(r);
     }
     serve_container(
         &cluster.logs,

@@ -126,11 +126,7 @@ async fn resource_json(
     rest: &[&str],
 ) -> Result<Response<Body>, ApiError> {
     let Some(target) = parse_target(group, rest) else {
-        return Err(ApiError::new(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        ));
+        return Err(ApiError::no_such_resource());
     };
     if target.sub.as_deref() == Some("log") {
         if req.method != Method::GET {

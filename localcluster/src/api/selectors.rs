@@ -24,9 +24,9 @@ pub struct LabelSelector {
 }
 
 fn bad_label(sel: &str, why: &str) -> ApiError {
-    ApiError::bad_request(format!(
-        "unable to parse requirement: {why} (selector {sel:?})"
-    ))
+    // apimachinery's words: the requirement's error only, not the whole selector.
+    let _ = sel;
+    ApiError::bad_request(format!("unable to parse requirement: {why}"))
 }
 
 /// Splits on commas outside parentheses.
@@ -67,10 +67,11 @@ fn check_value(sel: &str, v: &str) -> Result<String, ApiError> {
 
 fn parse_set(sel: &str, rest: &str) -> Result<Vec<String>, ApiError> {
     let rest = rest.trim();
+    let found = rest.split_whitespace().next().unwrap_or("");
     let inner = rest
         .strip_prefix('(')
         .and_then(|r| r.strip_suffix(')'))
-        .ok_or_else(|| bad_label(sel, "found '', expected: '('"))?;
+        .ok_or_else(|| bad_label(sel, &format!("found '{found}' expected: '('")))?;
     inner
         .split(',')
         .map(|v| check_value(sel, v.trim()))
@@ -153,10 +154,22 @@ fn split_word<'a>(p: &'a str, word: &str) -> Option<(&'a str, &'a str)> {
     let key = it.next()?.trim();
     let rest = it.next()?.trim_start();
     let after = rest.strip_prefix(word)?;
-    if after.trim_start().starts_with('(') {
+    if after.starts_with(char::is_whitespace) || after.starts_with('(') {
         Some((key, after))
     } else {
         None
+    }
+}
+
+/// The conversion error kube-apiserver gives for a field label a kind does not know (each
+/// kind's field-label conversion function has its own words).
+fn unsupported_field(kind: Kind, field: &str) -> String {
+    match kind {
+        Kind::Job => format!("field label {field:?} not supported for Job"),
+        Kind::ConfigMap => format!(
+            "{field:?} is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+        ),
+        _ => format!("field label not supported: {field}"),
     }
 }
 
@@ -282,11 +295,7 @@ impl FieldSelector {
                 || field == "metadata.namespace"
                 || supported_fields(kind).contains(&field.as_str());
             if !known {
-                return Err(ApiError::bad_request(format!(
-                    "field label \"{field}\" not supported for {}s: supported fields are metadata.name, metadata.namespace{}",
-                    kind.kind(),
-                    supported_fields(kind).iter().map(|f| format!(", {f}")).collect::<String>()
-                )));
+                return Err(ApiError::bad_request(unsupported_field(kind, &field)));
             }
             reqs.push(FieldReq {
                 field,

@@ -2,6 +2,7 @@
 //! exactly once (the `batch.kubernetes.io/job-tracking` finalizer), applies backoff,
 //! deadlines, suspension and TTL, and writes `Job.status`.
 
+mod failure_policy;
 mod sync;
 
 use std::collections::{HashMap, HashSet};

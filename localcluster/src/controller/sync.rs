@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
+use super::failure_policy::{self, Action};
 use super::{owner_job, JobKey, TRACKING_FINALIZER};
 use crate::error::ApiError;
 use crate::events;
@@ -21,6 +22,11 @@ const REASON_BACKOFF: &str = "BackoffLimitExceeded";
 const MSG_BACKOFF: &str = "Job has reached the specified backoff limit";
 const REASON_DEADLINE: &str = "DeadlineExceeded";
 const MSG_DEADLINE: &str = "Job was active longer than specified deadline";
+const REASON_POLICY: &str = "PodFailurePolicy";
+const REASON_INDEXES: &str = "FailedIndexes";
+const MSG_INDEXES: &str = "Job has failed indexes";
+const REASON_MAX_INDEXES: &str = "MaxFailedIndexesExceeded";
+const MSG_MAX_INDEXES: &str = "Job has exceeded the specified maximal number of failed indexes";
 
 /// What the controller remembers per Job (by uid) between syncs.
 #[derive(Debug, Default)]
@@ -34,6 +40,8 @@ struct JobMemory {
     tracked: HashSet<String>,
     /// When the last failed pod was counted (for the replacement backoff).
     last_failure: Option<Instant>,
+    /// Failures counted per completion index (`backoffLimitPerIndex`).
+    index_failures: HashMap<i64, i64>,
 }
 
 impl Memory {
@@ -120,6 +128,34 @@ fn condition(type_: &str, reason: &str, message: &str) -> Value {
         "reason": reason,
         "message": message,
     })
+}
+
+/// The job controller's `ensureJobConditionStatus`: updates a condition of this type in place
+/// when it differs, adds it only when `status` is not False; whether anything changed.
+fn ensure_condition(status: &mut Value, ty: &str, st: &str, reason: &str, message: &str) -> bool {
+    let mut c = condition(ty, reason, message);
+    c["status"] = json!(st);
+    let list = status.get_mut("conditions").and_then(Value::as_array_mut);
+    if let Some(old) = list.and_then(|l| l.iter_mut().find(|x| x["type"] == ty)) {
+        let same = old["status"] == st && old["reason"] == reason && old["message"] == message;
+        if !same {
+            *old = c;
+        }
+        return !same;
+    }
+    if st == "False" {
+        return false;
+    }
+    add_condition(status, c);
+    true
+}
+
+/// `spec.backoffLimitPerIndex` of an Indexed Job.
+fn per_index_limit(job: &Value) -> Option<i64> {
+    let spec = &job["spec"];
+    (spec["completionMode"] == "Indexed")
+        .then(|| spec["backoffLimitPerIndex"].as_i64())
+        .flatten()
 }
 
 fn has_condition(status: &Value, type_: &str) -> bool {
@@ -272,7 +308,10 @@ fn new_pod(job: &Value, index: Option<i64>) -> Value {
             }
         }
     }
-    // What the API server's pod strategy sets on create: a pod is Pending from its first version.
+    // What a pod created through the API gets: the pod strategy's defaults, admission's
+    // tolerations, and Pending from its first version.
+    crate::api::validation::default_pod_spec(&mut spec, true);
+    crate::api::admission::default_toleration_seconds(&mut spec);
     let qos = crate::resources::qos_class(&spec);
     json!({ "apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec,
             "status": {"phase": "Pending", "qosClass": qos} })
@@ -346,6 +385,10 @@ struct JobSync<'a> {
     /// `completionMode: Indexed`, with the indexes that succeeded.
     indexed: bool,
     completed: BTreeSet<i64>,
+    /// Indexes that failed for good (`FailIndex`, `backoffLimitPerIndex`).
+    failed_indexes: BTreeSet<i64>,
+    /// The message of a `FailJob` podFailurePolicy rule a failed pod matched.
+    policy_failure: Option<String>,
     /// Pods counted as active in `status.active` (changed by creates, deletes, suspension).
     active: i64,
     wake: Wake,
@@ -402,6 +445,8 @@ impl<'a> JobSync<'a> {
             failed: status["failed"].as_i64().unwrap_or(0),
             indexed: job["spec"]["completionMode"] == "Indexed",
             completed: parse_indexes(status["completedIndexes"].as_str().unwrap_or("")),
+            failed_indexes: parse_indexes(status["failedIndexes"].as_str().unwrap_or("")),
+            policy_failure: None,
             old_status,
             status,
             active: 0,
@@ -451,6 +496,10 @@ impl<'a> JobSync<'a> {
                     let text = format_indexes(&self.completed);
                     o.insert("completedIndexes".into(), json!(text));
                 }
+                if per_index_limit(self.job).is_some() {
+                    let text = format_indexes(&self.failed_indexes);
+                    o.insert("failedIndexes".into(), json!(text));
+                }
             }
         }
     }
@@ -458,19 +507,20 @@ impl<'a> JobSync<'a> {
     /// Counts one tracked pod if it has finished, or keeps tracking it.
     fn count_pod(&mut self, jm: &mut JobMemory, p: &Value) {
         let pod_uid = meta_str(p, "uid").to_owned();
+        let only_failed = self.spec()["podReplacementPolicy"] == "Failed";
         let succeeded = match phase(p) {
             "Succeeded" => true,
             "Failed" => false,
             // podReplacementPolicy TerminatingOrFailed: a pod deleted before it succeeded
             // counts as failed at once.
-            _ if is_deleting(p) => false,
+            _ if is_deleting(p) && !only_failed => false,
             _ => {
                 jm.tracked.insert(pod_uid);
                 return;
             }
         };
         if !succeeded {
-            self.note_failure(jm);
+            self.count_failed_pod(jm, p);
         } else if let Some(i) = pod_index(p).filter(|_| self.indexed) {
             self.completed.insert(i);
         } else {
@@ -478,6 +528,62 @@ impl<'a> JobSync<'a> {
         }
         jm.tracked.remove(&pod_uid);
         release(self.cluster, p);
+    }
+
+    /// A failed pod, as `spec.podFailurePolicy` (if any) and `backoffLimitPerIndex` say.
+    fn count_failed_pod(&mut self, jm: &mut JobMemory, p: &Value) {
+        let policy = &self.spec()["podFailurePolicy"];
+        let action = if policy.is_object() {
+            failure_policy::match_pod(policy, p)
+        } else {
+            Action::Count
+        };
+        let index = pod_index(p).filter(|_| self.indexed);
+        match action {
+            Action::Ignore => return,
+            Action::FailJob(message) => {
+                self.policy_failure.get_or_insert(message);
+            }
+            Action::FailIndex => {
+                if let Some(i) = index.filter(|_| per_index_limit(self.job).is_some()) {
+                    self.failed_indexes.insert(i);
+                }
+            }
+            Action::Count => {
+                if let (Some(i), Some(limit)) = (index, per_index_limit(self.job)) {
+                    let n = jm.index_failures.entry(i).or_insert(0);
+                    *n += 1;
+                    if *n > limit {
+                        self.failed_indexes.insert(i);
+                    }
+                }
+            }
+        }
+        self.note_failure(jm);
+    }
+
+    /// Suspended=True (`Suspended` event) or, on resume, Suspended=False (`Resumed` event,
+    /// a new start time), as the job controller sets them.
+    fn track_suspension(&mut self, suspended: bool) {
+        let (status, reason, message) = if suspended {
+            ("True", "JobSuspended", "Job suspended")
+        } else {
+            ("False", "JobResumed", "Job resumed")
+        };
+        if !ensure_condition(&mut self.status, "Suspended", status, reason, message) {
+            return;
+        }
+        let store = &self.cluster.store;
+        if suspended {
+            events::record(store, self.job, "Normal", "Suspended", "Job suspended");
+            // MutableSchedulingDirectivesForSuspendedJobs (on by default since v1.36).
+            if let Some(o) = self.status.as_object_mut() {
+                o.remove("startTime");
+            }
+        } else {
+            events::record(store, self.job, "Normal", "Resumed", "Job resumed");
+            self.status["startTime"] = json!(now_rfc3339());
+        }
     }
 
     /// Step 2: fail, complete, suspend, or create/delete pods toward the wanted count.
@@ -493,14 +599,7 @@ impl<'a> JobSync<'a> {
         } else if suspended {
             self.suspend(active_pods);
         } else {
-            // get_mut, not IndexMut: indexing would insert `"conditions": null`.
-            if let Some(list) = self
-                .status
-                .get_mut("conditions")
-                .and_then(Value::as_array_mut)
-            {
-                list.retain(|c| c["type"] != "Suspended");
-            }
+            self.track_suspension(false);
             self.scale(jm, active_pods);
         }
     }
@@ -511,6 +610,9 @@ impl<'a> JobSync<'a> {
         if let Some(c) = condition_of(&self.status, "FailureTarget") {
             let text = |k: &str| c[k].as_str().unwrap_or("").to_owned();
             return Some((text("reason"), text("message")));
+        }
+        if let Some(m) = &self.policy_failure {
+            return Some((REASON_POLICY.to_owned(), m.clone()));
         }
         let spec = self.spec();
         let suspended = self.suspended();
@@ -534,6 +636,21 @@ impl<'a> JobSync<'a> {
             };
         if self.failed > backoff_limit || past_on_failure {
             return Some((REASON_BACKOFF.to_owned(), MSG_BACKOFF.to_owned()));
+        }
+        self.index_failure()
+    }
+
+    /// `backoffLimitPerIndex`: too many failed indexes, or every index done and some failed.
+    fn index_failure(&self) -> Option<(String, String)> {
+        per_index_limit(self.job)?;
+        let failed = self.failed_indexes.len() as i64;
+        let max = self.spec()["maxFailedIndexes"].as_i64();
+        let completions = self.spec()["completions"].as_i64().unwrap_or(0);
+        if max.is_some_and(|m| failed > m) {
+            return Some((REASON_MAX_INDEXES.to_owned(), MSG_MAX_INDEXES.to_owned()));
+        }
+        if failed > 0 && failed + self.completed.len() as i64 >= completions {
+            return Some((REASON_INDEXES.to_owned(), MSG_INDEXES.to_owned()));
         }
         None
     }
@@ -590,10 +707,7 @@ impl<'a> JobSync<'a> {
     fn suspend(&mut self, active_pods: &[&Value]) {
         self.delete_all(active_pods);
         self.active = 0;
-        if !has_condition(&self.status, "Suspended") {
-            let c = condition("Suspended", "JobSuspended", "Job suspended");
-            add_condition(&mut self.status, c);
-        }
+        self.track_suspension(true);
     }
 
     /// Creates the missing pods (after the failure backoff) or deletes the extra ones.
@@ -638,7 +752,11 @@ impl<'a> JobSync<'a> {
         let running: HashSet<i64> = active_pods.iter().filter_map(|p| pod_index(p)).collect();
         let completions = self.spec()["completions"].as_i64().unwrap_or(0);
         let free: Vec<i64> = (0..completions)
-            .filter(|i| !self.completed.contains(i) && !running.contains(i))
+            .filter(|i| {
+                !self.completed.contains(i)
+                    && !self.failed_indexes.contains(i)
+                    && !running.contains(i)
+            })
             .take(usize::try_from(missing).unwrap_or(0))
             .collect();
         for i in free {

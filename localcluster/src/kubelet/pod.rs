@@ -273,6 +273,14 @@ impl Worker {
         if self.bound {
             return Ok(());
         }
+        let scheduler = self.pod["spec"]["schedulerName"]
+            .as_str()
+            .unwrap_or("default-scheduler");
+        if scheduler != "default-scheduler" {
+            // Another scheduler's pod: the emulator's scheduler never binds it (it stays
+            // Pending, as on a cluster where that scheduler does not run).
+            return Err(next_interrupt(&mut self.signal).await);
+        }
         if self.simulate == "unschedulable" {
             let msg = "0/1 nodes are available: 1 node(s) were unschedulable. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.";
             self.api.unschedulable(&self.pod, msg).await;
