@@ -24,7 +24,7 @@ from kube_cluster import (
 from kjenv import JobRun, KubeApiError
 
 # A container that ignores SIGTERM: only SIGKILL, at the end of its grace period, stops it.
-STUBBORN = ["sh", "-c", "trap '' TERM; sleep 120"]
+STUBBORN = ["sh", "-c", "trap '' TERM; sleep 600"]
 
 
 def _running(kube, spec):
