@@ -147,3 +147,20 @@ def test_a_log_read_that_fails_is_a_warning_not_a_failure(cluster, tmp_path, cap
     assert "HTTP 403" in warning and "\n" not in warning
     assert "unread" not in capfd.readouterr().out
     run.delete()
+
+
+def test_a_late_attach_reads_the_previous_run_of_a_restarted_container_real(kube, tmp_path, capfd):
+    from kube_cluster import wait_until
+
+    from kjenv import JobRun
+
+    path = _flow(tmp_path, FailsUntil(str(tmp_path / "count"), succeed_on=2))
+    spec = job_spec(unique("late"), backoff_limit=3, restartPolicy="OnFailure")
+    run = kube.env(spec).execute(flow_location=path, image=kube.image)
+    wait_until(lambda: run.status()["phase"] == "Succeeded", timeout=180, what="the Job's end")
+    # Nobody followed the first run while it ran: it is the container's previous log now.
+    again = JobRun.attach(run.name, namespace=kube.namespace, kubeconfig=kube.kubeconfig)
+    again.wait(timeout=120, stream_logs=True)
+    expected = [f"attempt {n} {what}" for n in (1, 2) for what in ("starts", "ends")]
+    assert _attempt_lines(capfd.readouterr().out) == expected
+    run.delete()

@@ -209,7 +209,11 @@ class JobRun:
 
         Args:
             timeout: Seconds to wait at most; None waits as long as it takes.
-            stream_logs: Print the flow container's log lines to ``sys.stdout`` as they come.
+            stream_logs: Print the log lines to ``sys.stdout`` as they come: of every pod
+                (each attempt) and every restart of an ``OnFailure`` container (a container
+                that restarted before the wait began: its previous run first); in a pod with
+                several containers, each container's lines, starting ``[<container>] ``. A log
+                that cannot be read is a WARNING on the ``kjenv`` logger, never a failure.
             image_pull_grace: Seconds a pod may fail to pull an image before the wait fails
                 (default 120).
             start_timeout: Seconds a pod may stay unschedulable before the wait fails (default

@@ -196,6 +196,29 @@ impl Follow {
             .is_none_or(|pod| done_for_good(pod, &self.container)))
     }
 
+    /// Deliver the log of the container's previous run (`previous=true`), for a container
+    /// that restarted before it was followed (a wait that attached late): the kubelet keeps
+    /// the one run before the current. Its lines come before the current run's, which the
+    /// cursor then resumes after.
+    ///
+    /// # Errors
+    /// The read's error, after the policy's retries.
+    pub(crate) async fn read_previous(&self, policy: &Policy) -> Result<()> {
+        let params = LogParams {
+            container: Some(self.container.clone()),
+            previous: true,
+            timestamps: true,
+            ..LogParams::default()
+        };
+        let text = retry(policy, || self.api.logs(&self.pod, &params)).await?;
+        for line in text.lines() {
+            if !self.deliver(line) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Read what the log has beyond the cursor, without following (once a followed stream
     /// could not finish: the lines it missed).
     ///

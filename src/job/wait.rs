@@ -257,8 +257,17 @@ impl LogStreams {
             let follow =
                 Follow::new(self.pods.clone(), &name, container, tx.clone()).with_prefix(prefix);
             self.started.insert(key.clone(), follow.clone());
-            let policy = self.policy;
+            let (policy, restarted) = (self.policy, restarts(pod, container) > 0);
             self.tasks.spawn(async move {
+                let previous = Policy {
+                    attempts: 3,
+                    ..policy
+                };
+                if restarted {
+                    if let Err(e) = follow.read_previous(&previous).await {
+                        warn_unread(&key, &e);
+                    }
+                }
                 match follow.run(&policy).await {
                     Ok(()) => Some(key),
                     // Refused for good (403, the pod gone): said once, not read again.
@@ -321,6 +330,11 @@ impl LogStreams {
 fn containers(pod: &Pod) -> Vec<String> {
     let spec = pod.spec.iter().flat_map(|s| s.containers.iter());
     spec.map(|c| c.name.clone()).collect()
+}
+
+/// How many times the container was restarted in its pod (`OnFailure`).
+fn restarts(pod: &Pod, container: &str) -> i32 {
+    flow_status(pod, container).map_or(0, |c| c.restart_count)
 }
 
 fn started(pod: &Pod, container: &str) -> bool {
