@@ -204,3 +204,35 @@ def test_cli_on_interrupt_is_checked(tmp_path):
     assert result.returncode == 2
     assert "--on-interrupt: invalid choice: 'maybe'" in result.stderr
     assert "--on-interrupt" in kjenv_cli("run", "--help").stdout
+
+
+def test_cli_run_on_interrupt_delete_real(kube, tmp_path):
+    from kube_cluster import PrintFlow, flow_file
+
+    flow_py = tmp_path / "sleepy.py"
+    flow_py.write_text(
+        "class Sleepy:\n    def run(self):\n        import time\n        time.sleep(120)\n\n"
+        "flow = Sleepy()\n"
+    )
+    stored = flow_file(tmp_path, PrintFlow(["sleeping"], sleep=120))
+    name = unique("clirun")
+    spec = tmp_path / f"{name}.yaml"
+    spec.write_text(yaml.safe_dump(job_spec(name)))
+    args = ["run", str(flow_py), "--job-spec", str(spec), "--image", kube.image]
+    args += ["--kubeconfig", kube.kubeconfig, "--namespace", kube.namespace]
+    args += ["--flow-file-path", stored, "--on-interrupt", "delete"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kjenv", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline().startswith(f"job {kube.namespace}/{name} created")
+    run = JobRun.attach(name, namespace=kube.namespace, kubeconfig=kube.kubeconfig)
+    _pod_running(run)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert f"the wait for job {kube.namespace}/{name} was interrupted; the job was deleted" in err
+    with pytest.raises(KubeApiError):
+        run.status()
