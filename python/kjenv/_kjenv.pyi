@@ -399,7 +399,7 @@ class KubernetesJobEnvironment:
         Args:
             wait: Then wait for the Job (see :meth:`JobRun.wait`).
             timeout: Seconds ``wait`` waits at most.
-            stream_logs: ``wait`` prints the flow container's log lines.
+            stream_logs: ``wait`` prints the log lines (see :meth:`JobRun.wait`).
 
         Raises:
             ClusterConfigError: No cluster configuration (it lists what was tried).
