@@ -11,9 +11,10 @@ use tokio::sync::mpsc;
 use crate::cluster::{self, Connection, Target};
 use crate::context::{self, Candidates, CloudSettings};
 use crate::error::Result;
-use crate::job::inspect::{self, EventView, JobStatus, Propagation};
+use crate::job::attach::{self as find, Select};
+use crate::job::inspect::{self, Cancelled, EventView, JobStatus, Propagation};
 use crate::job::wait::{self, Finished, WaitOptions};
-use crate::job::{submit as post, JobRef};
+use crate::job::{logfile, submit as post, JobRef};
 use crate::naming;
 use crate::secret::SecretString;
 use crate::settings::Settings;
@@ -161,6 +162,47 @@ pub async fn submit(
     Ok(JobRun::new(job, target.clone(), settings.clone()))
 }
 
+/// The [`JobRun`] of an existing Job (a submitter that came back): the Job `select` names in
+/// `namespace`, else in the kubeconfig's namespace.
+///
+/// # Errors
+/// See [`crate::job::attach::find`]; [`crate::Error::ClusterConfig`] when no configuration
+/// loads.
+pub async fn attach(
+    target: &Target,
+    namespace: Option<&str>,
+    select: &Select,
+    settings: &Settings,
+) -> Result<JobRun> {
+    let conn = cluster::connect(target, settings.retry.attempt_timeout).await?;
+    let namespace = namespace.unwrap_or(&conn.default_namespace).to_string();
+    let job = find::find(&conn, &namespace, select, &settings.retry).await?;
+    Ok(JobRun::new(job, target.clone(), settings.clone()))
+}
+
+/// What an interrupted wait (Ctrl-C) does to its Job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnInterrupt {
+    /// Leave the Job running (the default): it can be attached to again.
+    #[default]
+    Keep,
+    /// Cancel it ([`JobRun::cancel`]): the Job and its pods are deleted.
+    Delete,
+}
+
+impl std::str::FromStr for OnInterrupt {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "keep" => Ok(OnInterrupt::Keep),
+            "delete" => Ok(OnInterrupt::Delete),
+            other => Err(crate::Error::InvalidArgument(format!(
+                "on_interrupt must be \"keep\" or \"delete\", got {other:?}"
+            ))),
+        }
+    }
+}
+
 /// A submitted Job, with what it takes to reach it again.
 ///
 /// It keeps its cluster's [`Target`] rather than a client: a client lives on the runtime of
@@ -203,6 +245,27 @@ impl JobRun {
         wait::wait(&self.connection().await?, &self.job, options, logs).await
     }
 
+    /// [`JobRun::wait`], keeping every log line the wait reads in `log_file` too (created or
+    /// truncated before the wait starts; a write that fails later is a warning, not a failure).
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidArgument`] when the file cannot be created; see
+    /// [`crate::job::wait::wait`].
+    pub async fn wait_keeping_log(
+        &self,
+        options: &WaitOptions,
+        logs: Option<mpsc::UnboundedSender<String>>,
+        log_file: &std::path::Path,
+    ) -> Result<Finished> {
+        let file = logfile::create(log_file)?;
+        let shown = crate::spec::names::shown_path(log_file);
+        let conn = self.connection().await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let waiting = wait::wait(&conn, &self.job, options, Some(tx));
+        let (finished, ()) = tokio::join!(waiting, logfile::copy(rx, file, shown, logs));
+        finished
+    }
+
     /// The Job's status, its pods and its last event.
     ///
     /// # Errors
@@ -226,6 +289,35 @@ impl JobRun {
     /// [`crate::Error::KubeApi`] or [`crate::Error::Unreachable`].
     pub async fn events(&self) -> Result<Vec<EventView>> {
         inspect::events(&self.connection().await?, &self.job, &self.settings.retry).await
+    }
+
+    /// Cancel the Job: delete it and stop its pods (see [`crate::job::inspect::cancel`]).
+    ///
+    /// # Errors
+    /// See [`crate::job::inspect::cancel`].
+    pub async fn cancel(&self, grace_period: Option<i64>) -> Result<Cancelled> {
+        let conn = self.connection().await?;
+        inspect::cancel(&conn, &self.job, grace_period, &self.settings.retry).await
+    }
+
+    /// Act on an interrupted wait as `choice` says; the one line that says what was done.
+    pub async fn interrupted(&self, choice: OnInterrupt) -> String {
+        let job = &self.job;
+        let what = format!(
+            "the wait for job {}/{} was interrupted",
+            job.namespace, job.name
+        );
+        match choice {
+            OnInterrupt::Keep => format!(
+                "{what}; the job keeps running (on interrupt: keep): attach to it again with \
+                 `kjenv attach {} -n {}`, stop it with `kjenv delete {} -n {}`",
+                job.name, job.namespace, job.name, job.namespace
+            ),
+            OnInterrupt::Delete => match self.cancel(None).await {
+                Ok(done) => format!("{what}; {} (on interrupt: delete)", done.describe()),
+                Err(e) => format!("{what}; deleting the job failed, it may still run: {e}"),
+            },
+        }
     }
 
     /// Delete the Job with its pods and Secret; a Job already gone is no error.

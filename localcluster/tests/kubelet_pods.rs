@@ -267,6 +267,32 @@ fn sigkill_after_the_grace_period() {
 }
 
 #[test]
+fn a_second_delete_shortens_the_grace_period() {
+    let lc = start();
+    let c = shared(&lc);
+    let script = "trap '' TERM; echo ready; while true; do sleep 0.1; done";
+    create_pod(&c, "shortened", json!({}), vec![sh("main", script)]);
+    wait_for(5, "ready", || {
+        log_text(&c, "shortened", "main", false)
+            .contains("ready")
+            .then_some(())
+    });
+    for grace in [300, 1] {
+        let opts = DeleteOptions {
+            grace_period_seconds: Some(grace),
+            ..Default::default()
+        };
+        c.store
+            .delete(Kind::Pod, "default", "shortened", &opts)
+            .expect("delete");
+    }
+    // Far sooner than the first delete's 300 s (a hang guard, not a timing).
+    wait_for(60, "pod removed", || {
+        pod(&c, "shortened").is_none().then_some(())
+    });
+}
+
+#[test]
 fn stop_kills_every_process() {
     let mut lc = start();
     let c = shared(&lc);

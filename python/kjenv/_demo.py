@@ -97,6 +97,7 @@ def run_as_job(
     image: str,
     timeout: float | None,
     out: TextIO,
+    on_interrupt: str = "keep",
 ) -> int:
     """Execute ``flow`` with ``env``, stream its log and print a summary.
 
@@ -108,7 +109,7 @@ def run_as_job(
     run = env.execute(flow, flow_file_path, image=image)
     print(f"job {run.namespace}/{run.name} created (flow run {run.flow_run_id})", file=out)
     print("--- flow log ---", file=out, flush=True)
-    code, message = wait_with_progress(run, timeout, logs=True)
+    code, message = wait_with_progress(run, timeout, logs=True, on_interrupt=on_interrupt)
     outcome = "succeeded" if code == 0 else message.replace("\n", " | ")
     elapsed = time.perf_counter() - start
     print("--- summary ---", file=out)

@@ -63,6 +63,14 @@ class _WaitResult(TypedDict):
     failed: int
     pods: list[str]
 
+@type_check_only
+class _Cancelled(TypedDict):
+    """What :meth:`JobRun.cancel` returns (a plain dict at run time)."""
+
+    deleted: bool
+    pods: list[str]
+    grace_period: int | None
+
 class KjenvError(Exception):
     """Base class of every error kjenv raises."""
 
@@ -122,8 +130,39 @@ class JobTimeoutError(KjenvError, TimeoutError):
 
 @final
 class JobRun:
-    """A Job submitted by :meth:`KubernetesJobEnvironment.execute`: wait for it, look at it,
-    delete it. Every call goes to the cluster; the GIL is released while it waits."""
+    """A Job submitted by :meth:`KubernetesJobEnvironment.execute` (or found again by
+    :meth:`attach`): wait for it, look at it, cancel or delete it. Every call goes to the
+    cluster; the GIL is released while it waits."""
+
+    @staticmethod
+    def attach(
+        name: str | None = None,
+        namespace: str | None = None,
+        kubeconfig: str | os.PathLike[str] | None = None,
+        context: str | None = None,
+        *,
+        flow_run_id: str | None = None,
+    ) -> JobRun:
+        """The ``JobRun`` of an existing Job, e.g. after the process that submitted it died.
+
+        :meth:`wait` on it then streams the whole log from the start (every pod that is still
+        there) and gives the Job's outcome, as the first wait would have.
+
+        Args:
+            name: The Job's name.
+            namespace: Its namespace; None: the kubeconfig context's namespace.
+            kubeconfig: A kubeconfig file; None: ``KUBECONFIG``, ``~/.kube/config``, in-cluster.
+            context: A kubeconfig context; None: the current one.
+            flow_run_id: Instead of ``name``: the one Job labelled ``flow_run_id=<id>`` (kjenv
+                labels every Job it submits so).
+
+        Raises:
+            ValueError: Neither or both of ``name`` and ``flow_run_id``; several Jobs carry
+                the flow run id (the message names them).
+            KubeApiError: No such Job (status 404, e.g. ``no job "x" in namespace
+                "default"``), or the API refused.
+            ClusterConfigError: No usable cluster configuration.
+        """
 
     @property
     def name(self) -> str:
@@ -162,19 +201,32 @@ class JobRun:
         *,
         image_pull_grace: float | None = ...,
         start_timeout: float | None = ...,
+        log_file: str | os.PathLike[str] | None = None,
+        on_interrupt: str = "keep",
     ) -> _WaitResult:
         """Wait until the Job completes, watching the Job and its pods (no polling).
 
         Watches resume after dropped connections and expired resource versions. Ctrl-C
-        interrupts the wait (``KeyboardInterrupt``) within 200 ms; the Job keeps running.
+        interrupts the wait (``KeyboardInterrupt``) within 200 ms; ``on_interrupt`` says what
+        happens to the Job then, and the ``kjenv`` logger says at WARNING what was done.
 
         Args:
             timeout: Seconds to wait at most; None waits as long as it takes.
-            stream_logs: Print the flow container's log lines to ``sys.stdout`` as they come.
+            stream_logs: Print the log lines to ``sys.stdout`` as they come: of every pod
+                (each attempt) and every restart of an ``OnFailure`` container (a container
+                that restarted before the wait began: its previous run first); in a pod with
+                several containers, each container's lines, starting ``[<container>] ``. A log
+                that cannot be read is a WARNING on the ``kjenv`` logger, never a failure.
             image_pull_grace: Seconds a pod may fail to pull an image before the wait fails
                 (default 120).
             start_timeout: Seconds a pod may stay unschedulable before the wait fails (default
                 300).
+            log_file: Also write every log line the wait reads to this file (created or
+                truncated first; with or without ``stream_logs``). A write that fails later is
+                a warning on the ``kjenv`` logger, not a failure of the wait.
+            on_interrupt: ``"keep"`` (the default: the Job keeps running and :meth:`attach`
+                finds it again) or ``"delete"`` (:meth:`cancel` it: the Job and its pods are
+                deleted before ``KeyboardInterrupt`` propagates; a second Ctrl-C stops that).
 
         Returns:
             ``{"succeeded", "failed", "pods"}``: the Job's succeeded and failed pod counts and
@@ -185,6 +237,7 @@ class JobRun:
                 (image pull past the grace period, container config or create error, OOM kill,
                 unschedulable past the start timeout), or the Job was deleted.
             JobTimeoutError: ``timeout`` passed first (a ``TimeoutError``).
+            ValueError: ``on_interrupt`` is not keep or delete; ``log_file`` cannot be created.
             KubeApiError: The API refused a request, or the watches' requests kept failing for
                 ``KJENV_WAIT_RETRY_BUDGET`` seconds (default 60; the last HTTP status, or reason
                 ``Unreachable``). While it retries, it says so at WARNING on the ``kjenv``
@@ -208,6 +261,27 @@ class JobRun:
         Returns:
             ``[{"type", "reason", "message", "object", "count", "time"}]`` where ``object`` is
             ``Job/<name>`` or ``Pod/<name>`` and ``time`` is RFC 3339 or None.
+        """
+    def cancel(self, grace_period: int | None = None) -> _Cancelled:
+        """Cancel the Job: delete it and stop its running pods.
+
+        The Job is deleted with background propagation (its name is free at once; its pods and
+        Secret are deleted by the garbage collector), only if it is still this Job (its uid);
+        then kjenv deletes each unfinished pod itself with ``grace_period``, so the pods get
+        that grace rather than their own. The call returns without waiting for the pods'
+        processes to end. A Job gone already is no error (``deleted`` is False).
+
+        Args:
+            grace_period: Seconds the pods have between SIGTERM and SIGKILL; None: each pod's
+                ``terminationGracePeriodSeconds``; 0: at once.
+
+        Returns:
+            ``{"deleted", "pods", "grace_period"}``: whether the Job was deleted, and the names
+            of the pods that were asked to stop.
+
+        Raises:
+            ValueError: ``grace_period`` is negative.
+            KubeApiError: The API refused (409: another Job of that name replaced this one).
         """
     def delete(self, propagation: str = "Background") -> None:
         """Delete the Job and, through propagation, its pods and its Secret.
@@ -328,7 +402,7 @@ class KubernetesJobEnvironment:
         Args:
             wait: Then wait for the Job (see :meth:`JobRun.wait`).
             timeout: Seconds ``wait`` waits at most.
-            stream_logs: ``wait`` prints the flow container's log lines.
+            stream_logs: ``wait`` prints the log lines (see :meth:`JobRun.wait`).
 
         Raises:
             ClusterConfigError: No cluster configuration (it lists what was tried).

@@ -37,6 +37,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--timeout", type=float, metavar="SECONDS", help="give up waiting after this long"
     )
+    p.add_argument("--log-file", help="also write the whole log to this file (implies --wait)")
+    from kjenv._attach import add_on_interrupt
+
+    add_on_interrupt(p)
     p.set_defaults(func=run)
 
 
@@ -117,9 +121,18 @@ def _poll(run: Any, progress: Progress, start: float, stop: threading.Event) -> 
         stop.wait(POLL_SECONDS)
 
 
-def wait_with_progress(run: Any, timeout: float | None, logs: bool) -> tuple[int, str]:
+def wait_with_progress(
+    run: Any,
+    timeout: float | None,
+    logs: bool,
+    *,
+    log_file: str | None = None,
+    on_interrupt: str = "keep",
+) -> tuple[int, str]:
     """Wait for ``run`` with the progress line (on a terminal) and, with ``logs``, the flow's log
-    on stdout. Returns the exit code and a one-line outcome."""
+    on stdout (and every line in ``log_file``). Returns the exit code and a one-line outcome.
+    ``KeyboardInterrupt`` (Ctrl-C, SIGTERM in the CLI) propagates, after ``on_interrupt`` kept
+    or deleted the Job (which ``JobRun.wait`` says on the ``kjenv`` logger)."""
     from kjenv import JobFailedError, JobTimeoutError
 
     start = time.monotonic()
@@ -135,7 +148,7 @@ def wait_with_progress(run: Any, timeout: float | None, logs: bool) -> tuple[int
         )
         poller.start()
     try:
-        run.wait(timeout=timeout, stream_logs=logs)
+        run.wait(timeout=timeout, stream_logs=logs, log_file=log_file, on_interrupt=on_interrupt)
     except JobFailedError as exc:
         outcome = (EXIT_FAILED, f"job {run.name} failed: {exc.reason}\n{exc}")
     except JobTimeoutError as exc:
@@ -153,7 +166,9 @@ def wait_with_progress(run: Any, timeout: float | None, logs: bool) -> tuple[int
 
 
 def _wait(run: Any, args: argparse.Namespace) -> int:
-    code, message = wait_with_progress(run, args.timeout, args.logs)
+    code, message = wait_with_progress(
+        run, args.timeout, args.logs, log_file=args.log_file, on_interrupt=args.on_interrupt
+    )
     _error(message)
     return code
 
@@ -186,6 +201,6 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT if exc.status in (400, 422) else EXIT_FAILED
     sys.stdout.write(f"{job.name}\n")
     sys.stdout.flush()
-    if not (args.wait or args.logs or args.timeout is not None):
+    if not (args.wait or args.logs or args.log_file or args.timeout is not None):
         return EXIT_OK
     return _wait(job, args)

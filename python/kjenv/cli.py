@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from kjenv import _common
 from kjenv._common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
@@ -136,6 +137,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             image=image,
             timeout=args.timeout,
             out=sys.stdout,
+            on_interrupt=args.on_interrupt,
         )
 
 
@@ -203,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--local", action="store_true", help="run on an embedded local cluster")
     run.add_argument("--flow-file-path", help="where the flow file is inside the image")
     run.add_argument("--timeout", type=float, default=None, help="seconds to wait at most")
+    _add_attach_commands(sub, run)
     run.set_defaults(func=_cmd_run)
 
     demo = sub.add_parser(
@@ -219,6 +222,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     _submit.add_parser(sub)
     return parser
+
+
+def _add_attach_commands(sub: Any, run: argparse.ArgumentParser) -> None:
+    """``--on-interrupt`` on ``run``; the ``attach``, ``status``, ``logs`` and ``delete``
+    commands (``_attach.py``)."""
+    from kjenv import _attach
+
+    _attach.add_on_interrupt(run)
+    _attach.add_parsers(sub)
+
+
+def _warnings_to_stderr() -> None:
+    """The library's warnings (the ``kjenv`` logger: a watch retrying, what Ctrl-C did to the
+    Job, a log that could not be read) as ``kjenv: ...`` lines on stderr, unless the program
+    calling ``main`` configured logging."""
+    import logging
+
+    logger = logging.getLogger("kjenv")
+    if logger.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("kjenv: %(message)s"))
+    logger.addHandler(handler)
+    logger.propagate = False
 
 
 class Terminated(KeyboardInterrupt):
@@ -253,6 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    _warnings_to_stderr()
     try:
         with _sigterm_as_interrupt():
             return int(args.func(args))

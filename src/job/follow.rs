@@ -73,6 +73,8 @@ pub(crate) struct Follow {
     pub container: String,
     pub cursor: Arc<Mutex<Cursor>>,
     pub tx: tokio::sync::mpsc::UnboundedSender<String>,
+    /// Put before each line (`[sidecar] `: the container of a multi-container pod).
+    pub prefix: String,
 }
 
 /// How a stream ended.
@@ -96,7 +98,14 @@ impl Follow {
             container: container.to_string(),
             cursor: Arc::default(),
             tx,
+            prefix: String::new(),
         }
+    }
+
+    /// The same, with each line passed on after `prefix`.
+    pub(crate) fn with_prefix(mut self, prefix: String) -> Follow {
+        self.prefix = prefix;
+        self
     }
 
     /// Follow until the container has terminated and its log was read to the end.
@@ -171,21 +180,43 @@ impl Follow {
         // The lock is held across the send: an abort between the two cannot lose the line.
         let mut cursor = self.cursor.lock().unwrap_or_else(|e| e.into_inner());
         match cursor.take(raw) {
-            Some(text) => self.tx.send(text).is_ok(),
+            Some(text) if self.prefix.is_empty() => self.tx.send(text).is_ok(),
+            Some(text) => self.tx.send(format!("{}{text}", self.prefix)).is_ok(),
             None => true,
         }
     }
 
-    /// Whether the container has terminated (or its pod is gone): its log has no more lines.
-    /// (A list by name, not a get: the submitter's Role grants list and watch on pods.)
+    /// Whether the container has terminated for good (or its pod is gone): its log has no more
+    /// lines. (A list by name, not a get: the submitter's Role grants list and watch on pods.)
     async fn terminated(&self, policy: &Policy) -> Result<bool> {
         let by_name = ListParams::default().fields(&format!("metadata.name={}", self.pod));
         let pods = retry(policy, || self.api.list(&by_name)).await?.items;
-        Ok(pods.first().is_none_or(|pod| {
-            flow_status(pod, &self.container)
-                .and_then(|c| c.state.as_ref())
-                .is_some_and(|s| s.terminated.is_some())
-        }))
+        Ok(pods
+            .first()
+            .is_none_or(|pod| done_for_good(pod, &self.container)))
+    }
+
+    /// Deliver the log of the container's previous run (`previous=true`), for a container
+    /// that restarted before it was followed (a wait that attached late): the kubelet keeps
+    /// the one run before the current. Its lines come before the current run's, which the
+    /// cursor then resumes after.
+    ///
+    /// # Errors
+    /// The read's error, after the policy's retries.
+    pub(crate) async fn read_previous(&self, policy: &Policy) -> Result<()> {
+        let params = LogParams {
+            container: Some(self.container.clone()),
+            previous: true,
+            timestamps: true,
+            ..LogParams::default()
+        };
+        let text = retry(policy, || self.api.logs(&self.pod, &params)).await?;
+        for line in text.lines() {
+            if !self.deliver(line) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Read what the log has beyond the cursor, without following (once a followed stream
@@ -208,6 +239,28 @@ impl Follow {
     }
 }
 
+/// Whether `container` has terminated and will not run again: its pod has finished, or its
+/// restart policy does not restart it (`Never`; `OnFailure` after exit code 0). A container an
+/// `OnFailure` pod restarts writes its next attempt's lines to the same log, which the stream
+/// goes on following.
+pub(crate) fn done_for_good(pod: &Pod, container: &str) -> bool {
+    let terminated = flow_status(pod, container)
+        .and_then(|c| c.state.as_ref()?.terminated.as_ref())
+        .map(|t| t.exit_code);
+    let Some(exit_code) = terminated else {
+        return false;
+    };
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    let policy = pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref());
+    matches!(phase, Some("Succeeded" | "Failed"))
+        || pod.metadata.deletion_timestamp.is_some()
+        || match policy {
+            Some("OnFailure") => exit_code == 0,
+            Some("Always") => false,
+            _ => true,
+        }
+}
+
 /// The retry policy of a log stream within a wait: `timeout` per request.
 pub(crate) fn stream_policy(timeout: Duration) -> Policy {
     Policy {
@@ -222,6 +275,33 @@ mod tests {
 
     fn stamp(n: u32) -> String {
         format!("2026-01-01T00:00:0{}.{:09}Z", n / 10, n % 10 * 100)
+    }
+
+    fn pod(policy: &str, phase: &str, exit_code: Option<i32>) -> Pod {
+        let state = match exit_code {
+            Some(code) => serde_json::json!({"terminated": {"exitCode": code}}),
+            None => serde_json::json!({"running": {}}),
+        };
+        serde_json::from_value(serde_json::json!({
+            "spec": {"restartPolicy": policy, "containers": [{"name": "flow"}]},
+            "status": {"phase": phase, "containerStatuses": [
+                {"name": "flow", "state": state, "ready": false, "restartCount": 0, "image": "i", "imageID": ""}
+            ]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_container_that_will_restart_is_not_done() {
+        assert!(!done_for_good(&pod("Never", "Running", None), "flow"));
+        assert!(done_for_good(&pod("Never", "Running", Some(1)), "flow"));
+        assert!(!done_for_good(
+            &pod("OnFailure", "Running", Some(1)),
+            "flow"
+        ));
+        assert!(done_for_good(&pod("OnFailure", "Running", Some(0)), "flow"));
+        assert!(done_for_good(&pod("OnFailure", "Failed", Some(1)), "flow"));
+        assert!(!done_for_good(&pod("Never", "Running", None), "other"));
     }
 
     #[test]

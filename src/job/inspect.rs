@@ -1,9 +1,9 @@
 //! Looking at a submitted Job: its status and pods, its flow container's log, its events; and
-//! deleting it (never orphaning its pods).
+//! deleting or cancelling it (never orphaning its pods).
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod};
-use kube::api::{Api, DeleteParams, ListParams, LogParams, PropagationPolicy};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, Preconditions, PropagationPolicy};
 use serde::Serialize;
 
 use super::follow::Follow;
@@ -319,5 +319,145 @@ pub async fn delete(
     match outcome {
         Err(Error::KubeApi { status: 404, .. }) => Ok(()),
         other => other,
+    }
+}
+
+/// What [`cancel`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Cancelled {
+    /// Whether the Job still existed (false: it was gone already, nothing was deleted).
+    pub deleted: bool,
+    /// The pods that were asked to stop (those not finished yet).
+    pub pods: Vec<String>,
+    /// The grace period passed to the pods, if one was given.
+    pub grace_period: Option<i64>,
+}
+
+/// Cancel the Job: delete it (background propagation, only this Job: its uid is a
+/// precondition), then ask its unfinished pods to stop, with `grace_period` seconds when given
+/// (else each pod's own `terminationGracePeriodSeconds`). The Job's name is free at once and the
+/// call returns without waiting for the pods' processes to end; the garbage collector also
+/// deletes the pods and the run's Secret, which the Job owns. A Job already gone is no error.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for a negative grace period; [`Error::KubeApi`] (409 when a new
+/// Job of the same name replaced this one) or [`Error::Unreachable`].
+pub async fn cancel(
+    conn: &Connection,
+    job: &JobRef,
+    grace_period: Option<i64>,
+    policy: &Policy,
+) -> Result<Cancelled> {
+    if let Some(g) = grace_period.filter(|g| *g < 0) {
+        return Err(Error::InvalidArgument(format!(
+            "grace_period must be a whole number of seconds >= 0, got {g}"
+        )));
+    }
+    let pods = job_pods(conn, job, policy).await?;
+    let api: Api<Job> = Api::namespaced(conn.client.clone(), &job.namespace);
+    let params = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        preconditions: Some(Preconditions {
+            uid: Some(job.uid.clone()),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    let deleted = match retry(policy, || async {
+        api.delete(&job.name, &params).await.map(|_| ())
+    })
+    .await
+    {
+        Ok(()) => true,
+        Err(Error::KubeApi { status: 404, .. }) => false,
+        Err(e) => return Err(e),
+    };
+    let running: Vec<String> = pods
+        .iter()
+        .filter(|p| !finished(p) && p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    if let Some(grace) = grace_period {
+        stop_pods(conn, job, &running, grace, policy).await?;
+    }
+    Ok(Cancelled {
+        deleted,
+        pods: running,
+        grace_period,
+    })
+}
+
+fn finished(pod: &Pod) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    matches!(phase, Some("Succeeded" | "Failed"))
+}
+
+/// Delete these pods with this grace period (a pod gone already is no error). The API server
+/// only ever shortens a pod's grace, so the garbage collector's own delete cannot lengthen it.
+async fn stop_pods(
+    conn: &Connection,
+    job: &JobRef,
+    pods: &[String],
+    grace: i64,
+    policy: &Policy,
+) -> Result<()> {
+    let api: Api<Pod> = Api::namespaced(conn.client.clone(), &job.namespace);
+    let params = DeleteParams {
+        grace_period_seconds: u32::try_from(grace).ok(),
+        ..DeleteParams::default()
+    };
+    for name in pods {
+        match retry(policy, || async {
+            api.delete(name, &params).await.map(|_| ())
+        })
+        .await
+        {
+            Ok(()) | Err(Error::KubeApi { status: 404, .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+impl Cancelled {
+    /// What the cancel did, as a phrase: `the job was deleted (1 pod stopping: p)`.
+    pub fn describe(&self) -> String {
+        if !self.deleted {
+            return "the job was gone already".into();
+        }
+        let pods = match self.pods.as_slice() {
+            [] => "no pod was running".to_string(),
+            [one] => format!("1 pod stopping: {one}"),
+            many => format!("{} pods stopping: {}", many.len(), many.join(", ")),
+        };
+        let grace = self
+            .grace_period
+            .map_or_else(String::new, |g| format!(", grace period {g}s"));
+        format!("the job was deleted ({pods}{grace})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cancel_says_what_it_did() {
+        let gone = Cancelled::default();
+        assert_eq!(gone.describe(), "the job was gone already");
+        let one = Cancelled {
+            deleted: true,
+            pods: vec!["p-1".into()],
+            grace_period: Some(5),
+        };
+        assert_eq!(
+            one.describe(),
+            "the job was deleted (1 pod stopping: p-1, grace period 5s)"
+        );
+        let none = Cancelled {
+            deleted: true,
+            ..Cancelled::default()
+        };
+        assert_eq!(none.describe(), "the job was deleted (no pod was running)");
     }
 }

@@ -190,16 +190,19 @@ async fn conclude(
     }
 }
 
-/// The flow container's log streams, one per pod, started once the container runs; each
-/// resumes after a fault without losing or repeating a line ([`Follow`]).
+/// The log streams of the Job's pods, one per container (each named in its lines when the
+/// pod has several), started once the container runs; each resumes after a fault without
+/// losing or repeating a line ([`Follow`]) and follows an `OnFailure` restart into the next
+/// attempt. A log that cannot be read is a warning; it never fails the wait.
 struct LogStreams {
     pods: Api<Pod>,
     container: String,
     tx: Option<mpsc::UnboundedSender<String>>,
     policy: Policy,
-    started: HashMap<String, Follow>,
-    /// Each stream's task, answering with its pod's name when it read the log to its end.
-    tasks: JoinSet<Option<String>>,
+    started: HashMap<(String, String), Follow>,
+    /// Each stream's task, answering with its pod and container when it is over (the log read
+    /// to its end, or refused for good).
+    tasks: JoinSet<Option<(String, String)>>,
 }
 
 impl LogStreams {
@@ -223,14 +226,14 @@ impl LogStreams {
         }
     }
 
-    /// Start following the pods whose flow container has started (when logs are wanted).
+    /// Start following the containers that have started (when logs are wanted).
     fn follow_started(&mut self, snapshot: &Snapshot) {
         for track in snapshot.pods.values() {
             self.start(&track.pod);
         }
     }
 
-    /// Start reading the pods whose flow container started but whose log was not followed yet.
+    /// Start reading the containers that started but whose log was not followed yet.
     fn catch_up(&mut self, pods: &[Pod]) {
         for pod in pods {
             self.start(pod);
@@ -240,43 +243,113 @@ impl LogStreams {
     fn start(&mut self, pod: &Pod) {
         let Some(tx) = &self.tx else { return };
         let name = pod.metadata.name.clone().unwrap_or_default();
-        if self.started.contains_key(&name) || !flow_started(pod, &self.container) {
-            return;
+        let containers = containers(pod);
+        for container in &containers {
+            let key = (name.clone(), container.clone());
+            if self.started.contains_key(&key) || !started(pod, container) {
+                continue;
+            }
+            let prefix = if containers.len() > 1 {
+                format!("[{container}] ")
+            } else {
+                String::new()
+            };
+            let follow =
+                Follow::new(self.pods.clone(), &name, container, tx.clone()).with_prefix(prefix);
+            self.started.insert(key.clone(), follow.clone());
+            let (policy, restarted) = (self.policy, restarts(pod, container) > 0);
+            self.tasks.spawn(async move {
+                let previous = Policy {
+                    attempts: 3,
+                    ..policy
+                };
+                if restarted {
+                    if let Err(e) = follow.read_previous(&previous).await {
+                        warn_unread(&key, &e);
+                    }
+                }
+                match follow.run(&policy).await {
+                    Ok(()) => Some(key),
+                    // Refused for good (403, the pod gone): said once, not read again.
+                    Err(e) => {
+                        warn_unread(&key, &e);
+                        Some(key)
+                    }
+                }
+            });
         }
-        let follow = Follow::new(self.pods.clone(), &name, &self.container, tx.clone());
-        self.started.insert(name.clone(), follow.clone());
-        let policy = self.policy;
-        self.tasks
-            .spawn(async move { follow.run(&policy).await.ok().map(|()| name) });
     }
 
-    /// Let the streams deliver what they still have (bounded), then stop them; a log whose
-    /// stream did not reach its end is read once more from where it stopped.
+    /// Let the flow containers' streams deliver what they still have (bounded; a sidecar that
+    /// never ends is not waited for), then stop every stream; a log whose stream did not reach
+    /// its end is read once more from where it stopped.
     async fn finish(&mut self) {
         let mut complete = HashSet::new();
+        let flow_streams = self
+            .started
+            .keys()
+            .filter(|(_, c)| *c == self.container)
+            .count();
         let _ = tokio::time::timeout(LOG_DRAIN, async {
-            while let Some(done) = self.tasks.join_next().await {
-                complete.extend(done.ok().flatten());
+            let mut flows_done = 0;
+            while flows_done < flow_streams {
+                let Some(done) = self.tasks.join_next().await else {
+                    break;
+                };
+                if let Some(key) = done.ok().flatten() {
+                    flows_done += usize::from(key.1 == self.container);
+                    complete.insert(key);
+                } else {
+                    flows_done += 1;
+                }
             }
         })
         .await;
+        while let Some(done) = self.tasks.try_join_next() {
+            complete.extend(done.ok().flatten());
+        }
         self.tasks.abort_all();
         let policy = Policy {
             attempts: 3,
             ..self.policy
         };
-        for (name, follow) in &self.started {
-            if !complete.contains(name) {
-                let _ = tokio::time::timeout(EXPLAIN_TIMEOUT, follow.read_rest(&policy)).await;
+        for (key, follow) in &self.started {
+            if complete.contains(key) {
+                continue;
+            }
+            match tokio::time::timeout(EXPLAIN_TIMEOUT, follow.read_rest(&policy)).await {
+                Ok(Err(e)) => warn_unread(key, &e),
+                Err(_) => warn_unread(key, &Error::unreachable("no answer in time")),
+                Ok(Ok(())) => {}
             }
         }
     }
 }
 
-fn flow_started(pod: &Pod, container: &str) -> bool {
+/// The pod's regular containers, in the spec's order (the flow container first).
+fn containers(pod: &Pod) -> Vec<String> {
+    let spec = pod.spec.iter().flat_map(|s| s.containers.iter());
+    spec.map(|c| c.name.clone()).collect()
+}
+
+/// How many times the container was restarted in its pod (`OnFailure`).
+fn restarts(pod: &Pod, container: &str) -> i32 {
+    flow_status(pod, container).map_or(0, |c| c.restart_count)
+}
+
+fn started(pod: &Pod, container: &str) -> bool {
     flow_status(pod, container)
         .and_then(|c| c.state.as_ref())
         .is_some_and(|s| s.running.is_some() || s.terminated.is_some())
+}
+
+/// A log read that failed: a warning, and the wait goes on.
+fn warn_unread((pod, container): &(String, String), err: &Error) {
+    crate::report::warn(&format!(
+        "cannot read the log of container {container} in pod {pod}; the wait goes on without \
+         it: {}",
+        crate::spec::names::shorten(&err.to_string(), 200)
+    ));
 }
 
 /// Build the failure error: reason, message, the failed container's exit code and log tail.

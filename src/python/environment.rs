@@ -531,7 +531,7 @@ impl PyKubernetesJobEnvironment {
         let handle = PyJobRun::from(job_run);
         if wait {
             let options = handle.settings().wait_options(wait_timeout, None, None);
-            handle.wait_with(py, options, stream_logs)?;
+            handle.wait_with(py, options, stream_logs, None, Default::default())?;
         }
         Ok(handle)
     }

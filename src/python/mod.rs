@@ -27,7 +27,7 @@ fn _kjenv(m: &Bound<'_, PyModule>) -> PyResult<()> {
 
 /// The core's warnings go to Python's `kjenv` logger (taking the GIL: the core runs with it
 /// released, see `blocking`).
-fn warn_in_python(message: &str) {
+pub(crate) fn warn_in_python(message: &str) {
     Python::attach(|py| {
         let logged = py
             .import("logging")

@@ -721,12 +721,24 @@ impl Worker {
             );
             self.procs.signal(*pid, libc::SIGTERM);
         }
-        let soft = Instant::now() + Duration::from_secs(grace.clamp(0, 86_400) as u64);
+        let started = Instant::now();
+        let soft_at = |grace: i64| started + Duration::from_secs(grace.clamp(0, 86_400) as u64);
+        let mut soft = soft_at(grace);
         let mut killed = false;
         let mut hard = soft + KILL_WAIT;
         while !self.running.is_empty() {
             let deadline = if killed { hard } else { soft };
-            match tokio::time::timeout_at(deadline, self.exits_rx.recv()).await {
+            let exit = tokio::select! {
+                exit = tokio::time::timeout_at(deadline, self.exits_rx.recv()) => exit,
+                // A second delete with a shorter grace period shortens it, as a kubelet does.
+                Ok(()) = self.signal.changed(), if !killed => {
+                    if let Signal::Delete { grace } = *self.signal.borrow_and_update() {
+                        soft = soft.min(soft_at(grace));
+                    }
+                    continue;
+                }
+            };
+            match exit {
                 Ok(Some(exit)) => self.on_exit(exit),
                 Ok(None) => break,
                 Err(_) if !killed => {
