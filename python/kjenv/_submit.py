@@ -52,7 +52,10 @@ def progress_text(status: dict[str, Any], elapsed: float) -> str:
         phase = pod.get("phase", "Pending")
         counts[phase] = counts.get(phase, 0) + 1
     pods = ", ".join(f"{n} {phase.lower()}" for phase, n in counts.items())
-    return f"{status['name']}: {status['phase'].lower()} · pods {pods} · {elapsed:.1f}s"
+    text = f"{status['name']}: {status['phase'].lower()} · pods {pods} · {elapsed:.1f}s"
+    # What holds the Job back (pods that cannot be created, a disrupted attempt), as it happens.
+    problem = status.get("problem")
+    return f"{text} · {problem}" if problem else text
 
 
 class Progress:

@@ -93,9 +93,10 @@ impl PyJobRun {
     /// Raises ``JobFailedError`` (the Kubernetes reason, exit code and log tail) as soon as the
     /// Job fails or a pod cannot make progress (image pull errors past ``image_pull_grace``
     /// seconds, default 120; unschedulable past ``start_timeout``, default 300; config errors;
-    /// OOM), ``JobTimeoutError`` after ``timeout`` seconds. ``stream_logs`` prints the flow
-    /// container's log as it comes.
-    #[pyo3(signature = (timeout=None, stream_logs=false, *, image_pull_grace=None, start_timeout=None))]
+    /// OOM; pods the Job controller cannot create, ``FailedCreate``, past
+    /// ``failed_create_grace`` seconds, default 120), ``JobTimeoutError`` after ``timeout``
+    /// seconds. ``stream_logs`` prints the flow container's log as it comes.
+    #[pyo3(signature = (timeout=None, stream_logs=false, *, image_pull_grace=None, start_timeout=None, failed_create_grace=None))]
     fn wait<'py>(
         &self,
         py: Python<'py>,
@@ -103,12 +104,16 @@ impl PyJobRun {
         stream_logs: bool,
         image_pull_grace: Option<f64>,
         start_timeout: Option<f64>,
+        failed_create_grace: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let options = self.settings().wait_options(
+        let mut options = self.settings().wait_options(
             seconds("timeout", timeout)?,
             seconds("image_pull_grace", image_pull_grace)?,
             seconds("start_timeout", start_timeout)?,
         );
+        if let Some(grace) = seconds("failed_create_grace", failed_create_grace)? {
+            options.failed_create_grace = grace;
+        }
         self.wait_with(py, options, stream_logs)
     }
 
