@@ -29,6 +29,7 @@ from kube_cluster import (
     Kube,
     bounded,
     job_spec,
+    kjenv_cli,
     kube_fixture,  # noqa: F401 (the `kube` fixture: local, and real if set)
     unique,
     wait_until,
@@ -160,6 +161,31 @@ def test_failed_create_of_a_missing_service_account_real(real, namespace):
     problem = run.status()["problem"]
     assert 'serviceaccount "kjenv-no-such-account" not found' in problem
     run.delete()
+
+
+@real_only
+def test_the_cli_fails_on_a_failed_create_real(real, namespace, tmp_path):
+    import yaml
+
+    spec = tmp_path / "job.yaml"
+    job = job_spec(unique("cli-nosa"), serviceAccountName="kjenv-no-such-account")
+    spec.write_text(yaml.safe_dump(job))
+    result = kjenv_cli(
+        "submit", str(spec), "--image", REAL_IMAGE, "--namespace", namespace,
+        "--kubeconfig", real.kubeconfig, "--wait", "--failed-create-grace", "1",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.strip() == job["metadata"]["name"]
+    assert f"job {job['metadata']['name']} failed: FailedCreate" in result.stderr
+    assert 'serviceaccount "kjenv-no-such-account" not found' in result.stderr
+
+
+def test_the_progress_line_shows_what_holds_the_job_back():
+    status = {"name": "j", "phase": "Pending", "pods": [], "problem": "FailedCreate: Error x"}
+    pods = "pods 0 pending, 0 running, 0 succeeded, 0 failed"
+    expected = f"j: pending · {pods} · 1.0s · FailedCreate: Error x"
+    assert _submit.progress_text(status, 1.0) == expected
+    assert _submit.progress_text({**status, "problem": None}, 1.0).endswith("· 1.0s")
 
 
 @real_only

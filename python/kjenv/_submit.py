@@ -37,6 +37,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--timeout", type=float, metavar="SECONDS", help="give up waiting after this long"
     )
+    p.add_argument(
+        "--failed-create-grace",
+        type=float,
+        metavar="SECONDS",
+        help="with --wait: fail when the Job's pods cannot be created (FailedCreate) for this "
+        "long (default 120)",
+    )
     p.set_defaults(func=run)
 
 
@@ -120,9 +127,12 @@ def _poll(run: Any, progress: Progress, start: float, stop: threading.Event) -> 
         stop.wait(POLL_SECONDS)
 
 
-def wait_with_progress(run: Any, timeout: float | None, logs: bool) -> tuple[int, str]:
+def wait_with_progress(
+    run: Any, timeout: float | None, logs: bool, **wait_options: Any
+) -> tuple[int, str]:
     """Wait for ``run`` with the progress line (on a terminal) and, with ``logs``, the flow's log
-    on stdout. Returns the exit code and a one-line outcome."""
+    on stdout; ``wait_options`` go to ``run.wait()``. Returns the exit code and a one-line
+    outcome."""
     from kjenv import JobFailedError, JobTimeoutError
 
     start = time.monotonic()
@@ -138,7 +148,7 @@ def wait_with_progress(run: Any, timeout: float | None, logs: bool) -> tuple[int
         )
         poller.start()
     try:
-        run.wait(timeout=timeout, stream_logs=logs)
+        run.wait(timeout=timeout, stream_logs=logs, **wait_options)
     except JobFailedError as exc:
         outcome = (EXIT_FAILED, f"job {run.name} failed: {exc.reason}\n{exc}")
     except JobTimeoutError as exc:
@@ -156,7 +166,10 @@ def wait_with_progress(run: Any, timeout: float | None, logs: bool) -> tuple[int
 
 
 def _wait(run: Any, args: argparse.Namespace) -> int:
-    code, message = wait_with_progress(run, args.timeout, args.logs)
+    options = {}
+    if args.failed_create_grace is not None:
+        options["failed_create_grace"] = args.failed_create_grace
+    code, message = wait_with_progress(run, args.timeout, args.logs, **options)
     _error(message)
     return code
 
@@ -168,6 +181,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.timeout is not None and args.timeout < 0:
         _error("error: --timeout must not be negative")
+        return EXIT_BAD_INPUT
+    if args.failed_create_grace is not None and args.failed_create_grace < 0:
+        _error("error: --failed-create-grace must not be negative")
         return EXIT_BAD_INPUT
     env = KubernetesJobEnvironment(
         job_spec_file=args.job_spec,

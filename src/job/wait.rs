@@ -105,7 +105,7 @@ pub async fn wait(
     loop {
         tokio::select! {
             Some(seen) = jobs.recv() => snapshot.see_job(seen),
-            Some(seen) = pods.recv() => snapshot.see_pods(seen, Instant::now()),
+            Some(seen) = pods.recv() => see_pods(&mut snapshot, seen),
             Some(seen) = events.recv() => snapshot.see_events(seen, Instant::now()),
             Some(Ok(Err(e))) = watches.join_next() => {
                 // A watch the API refuses for good (403, 404): no event will ever come.
@@ -117,11 +117,8 @@ pub async fn wait(
         // Pod news first: a pod's disruption comes before the Job's reaction to it, but the two
         // watches' changes may arrive together.
         while let Ok(seen) = pods.try_recv() {
-            snapshot.see_pods(seen, Instant::now());
+            see_pods(&mut snapshot, seen);
         }
-        disruption::news(&mut snapshot)
-            .iter()
-            .for_each(|r| crate::report::warn(r));
         if let Some(outcome) = verdict(&snapshot, Instant::now()) {
             return conclude(conn, job, options, &snapshot, outcome, streams).await;
         }
@@ -130,6 +127,13 @@ pub async fn wait(
 }
 
 type Changes<K> = mpsc::Receiver<Seen<K>>;
+
+/// Take in a change of the pod watch, reporting (at WARNING) each attempt it shows disrupted.
+fn see_pods(snapshot: &mut Snapshot, seen: Seen<Pod>) {
+    for report in disruption::see_pods(snapshot, seen, Instant::now()) {
+        crate::report::warn(&report);
+    }
+}
 
 /// The watches of the Job (by name) and of its pods (by the Job's uid).
 fn start_watches(

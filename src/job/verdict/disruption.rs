@@ -7,7 +7,10 @@ use k8s_openapi::api::batch::v1::{Job, PodFailurePolicyRule};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use std::time::Instant;
+
 use super::{pod_name, Snapshot};
+use crate::job::watch::Seen;
 
 /// A disrupted attempt, as first seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +21,20 @@ pub struct Disruption {
     pub reason: String,
     pub message: String,
     pub created: Option<Time>,
+}
+
+/// Take in a change of the pod watch (as [`Snapshot::see_pods`]) and return the reports of the
+/// pods it shows disrupted for the first time: a deleted pod's last state counts too (an
+/// evicted pod's changes may all arrive at once, its deletion among them).
+pub(crate) fn see_pods(s: &mut Snapshot, seen: Seen<Pod>, now: Instant) -> Vec<String> {
+    let mut reports = Vec::new();
+    if let Seen::Deleted(pod) = &seen {
+        s.track(pod.clone(), now);
+        reports = news(s);
+    }
+    s.see_pods(seen, now);
+    reports.extend(news(s));
+    reports
 }
 
 /// Record the pods newly seen disrupted; the one-line report of each (for the wait to warn).

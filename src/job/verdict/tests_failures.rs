@@ -327,3 +327,20 @@ fn success_criteria_met_counts_the_pods_not_counted_yet() {
     };
     assert_eq!((finished.succeeded, finished.failed), (1, 2));
 }
+
+#[test]
+fn a_pod_deleted_in_the_same_batch_is_still_reported() {
+    let now = Instant::now();
+    let mut s = Snapshot::new(rules(), UID);
+    s.job = Some(job(json!({"backoffLimit": 1}), json!({})));
+    let p = evicted("p", "2024-01-01T00:00:00Z");
+    let first = Seen::Applied(running("p", "2024-01-01T00:00:00Z"));
+    assert!(disruption::see_pods(&mut s, first, now).is_empty());
+    let reports = disruption::see_pods(&mut s, Seen::Deleted(p.clone()), now);
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert!(s.pods.is_empty() && s.disrupted.contains_key("p"));
+    assert!(
+        disruption::see_pods(&mut s, Seen::Deleted(p), now).is_empty(),
+        "once"
+    );
+}
