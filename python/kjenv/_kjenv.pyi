@@ -184,12 +184,14 @@ class JobRun:
 
         Returns:
             ``{"name", "namespace", "phase", "active", "succeeded", "failed", "conditions",
-            "pods", "last_event"}``: ``phase`` is ``Pending``, ``Running``, ``Succeeded`` or
-            ``Failed``; ``conditions`` are the Job's (``type``, ``status``, ``reason``,
-            ``message``); each pod is ``{"name", "phase", "containers"}`` with containers
-            ``{"name", "state", "reason", "exit_code", "restart_count"}`` (``state`` is
-            ``waiting``, ``running`` or ``terminated``); ``last_event`` is the newest event of
-            the Job or its pods as one line, or None.
+            "pods", "last_event", "problem"}``: ``phase`` is ``Pending``, ``Running``,
+            ``Succeeded`` or ``Failed``; ``conditions`` are the Job's (``type``, ``status``,
+            ``reason``, ``message``); each pod is ``{"name", "phase", "containers"}`` with
+            containers ``{"name", "state", "reason", "exit_code", "restart_count"}`` (``state``
+            is ``waiting``, ``running`` or ``terminated``); ``last_event`` is the newest event of
+            the Job or its pods as one line, or None; ``problem`` is what holds the Job back
+            now, or None: its pods cannot be created (``FailedCreate: `` and the event's
+            message) or its newest attempt was disrupted (``pod P was disrupted: REASON: …``).
 
         Raises:
             KubeApiError: The API refused (status 404 when the Job is gone) or cannot be reached.
@@ -201,6 +203,7 @@ class JobRun:
         *,
         image_pull_grace: float | None = ...,
         start_timeout: float | None = ...,
+        failed_create_grace: float | None = ...,
         log_file: str | os.PathLike[str] | None = None,
         on_interrupt: str = "keep",
     ) -> _WaitResult:
@@ -221,6 +224,9 @@ class JobRun:
                 (default 120).
             start_timeout: Seconds a pod may stay unschedulable before the wait fails (default
                 300).
+            failed_create_grace: Seconds the Job controller may fail to create the Job's pods
+                (``FailedCreate``: a quota, a missing ServiceAccount, an admission denial) while
+                none is active before the wait fails with the event's message (default 120).
             log_file: Also write every log line the wait reads to this file (created or
                 truncated first; with or without ``stream_logs``). A write that fails later is
                 a warning on the ``kjenv`` logger, not a failure of the wait.
@@ -233,9 +239,14 @@ class JobRun:
             the names of its pods.
 
         Raises:
-            JobFailedError: The Job failed (backoff limit, deadline), a pod cannot make progress
-                (image pull past the grace period, container config or create error, OOM kill,
-                unschedulable past the start timeout), or the Job was deleted.
+            JobFailedError: The Job failed (backoff limit, deadline, podFailurePolicy, failed
+                indexes; named after the disruption when its last attempt was evicted,
+                preempted or lost with its node), a pod cannot make progress (image pull past
+                the grace period, container config or create error, OOM kill, unschedulable
+                past the start timeout), its pods cannot be created (``FailedCreate`` past
+                ``failed_create_grace``), its ``spec.managedBy`` names another controller, or
+                the Job was deleted. Disrupted attempts the Job retries are reported at WARNING
+                on the ``kjenv`` logger as they happen.
             JobTimeoutError: ``timeout`` passed first (a ``TimeoutError``).
             ValueError: ``on_interrupt`` is not keep or delete; ``log_file`` cannot be created.
             KubeApiError: The API refused a request, or the watches' requests kept failing for

@@ -41,6 +41,13 @@ def add_parser(sub: Any) -> None:
     from kjenv._attach import add_on_interrupt
 
     add_on_interrupt(p)
+    p.add_argument(
+        "--failed-create-grace",
+        type=float,
+        metavar="SECONDS",
+        help="with --wait: fail when the Job's pods cannot be created (FailedCreate) for this "
+        "long (default 120)",
+    )
     p.set_defaults(func=run)
 
 
@@ -56,7 +63,10 @@ def progress_text(status: dict[str, Any], elapsed: float) -> str:
         phase = pod.get("phase", "Pending")
         counts[phase] = counts.get(phase, 0) + 1
     pods = ", ".join(f"{n} {phase.lower()}" for phase, n in counts.items())
-    return f"{status['name']}: {status['phase'].lower()} · pods {pods} · {elapsed:.1f}s"
+    text = f"{status['name']}: {status['phase'].lower()} · pods {pods} · {elapsed:.1f}s"
+    # What holds the Job back (pods that cannot be created, a disrupted attempt), as it happens.
+    problem = status.get("problem")
+    return f"{text} · {problem}" if problem else text
 
 
 class Progress:
@@ -128,11 +138,13 @@ def wait_with_progress(
     *,
     log_file: str | None = None,
     on_interrupt: str = "keep",
+    **wait_options: Any,
 ) -> tuple[int, str]:
     """Wait for ``run`` with the progress line (on a terminal) and, with ``logs``, the flow's log
-    on stdout (and every line in ``log_file``). Returns the exit code and a one-line outcome.
-    ``KeyboardInterrupt`` (Ctrl-C, SIGTERM in the CLI) propagates, after ``on_interrupt`` kept
-    or deleted the Job (which ``JobRun.wait`` says on the ``kjenv`` logger)."""
+    on stdout (and every line in ``log_file``); ``wait_options`` go to ``run.wait()``. Returns the
+    exit code and a one-line outcome. ``KeyboardInterrupt`` (Ctrl-C, SIGTERM in the CLI)
+    propagates, after ``on_interrupt`` kept or deleted the Job (which ``JobRun.wait`` says on the
+    ``kjenv`` logger)."""
     from kjenv import JobFailedError, JobTimeoutError
 
     start = time.monotonic()
@@ -148,7 +160,13 @@ def wait_with_progress(
         )
         poller.start()
     try:
-        run.wait(timeout=timeout, stream_logs=logs, log_file=log_file, on_interrupt=on_interrupt)
+        run.wait(
+            timeout=timeout,
+            stream_logs=logs,
+            log_file=log_file,
+            on_interrupt=on_interrupt,
+            **wait_options,
+        )
     except JobFailedError as exc:
         outcome = (EXIT_FAILED, f"job {run.name} failed: {exc.reason}\n{exc}")
     except JobTimeoutError as exc:
@@ -166,8 +184,16 @@ def wait_with_progress(
 
 
 def _wait(run: Any, args: argparse.Namespace) -> int:
+    options = {}
+    if args.failed_create_grace is not None:
+        options["failed_create_grace"] = args.failed_create_grace
     code, message = wait_with_progress(
-        run, args.timeout, args.logs, log_file=args.log_file, on_interrupt=args.on_interrupt
+        run,
+        args.timeout,
+        args.logs,
+        log_file=args.log_file,
+        on_interrupt=args.on_interrupt,
+        **options,
     )
     _error(message)
     return code
@@ -180,6 +206,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.timeout is not None and args.timeout < 0:
         _error("error: --timeout must not be negative")
+        return EXIT_BAD_INPUT
+    if args.failed_create_grace is not None and args.failed_create_grace < 0:
+        _error("error: --failed-create-grace must not be negative")
         return EXIT_BAD_INPUT
     env = KubernetesJobEnvironment(
         job_spec_file=args.job_spec,

@@ -54,6 +54,9 @@ pub struct JobStatus {
     pub conditions: Vec<ConditionView>,
     pub pods: Vec<PodView>,
     pub last_event: Option<String>,
+    /// What holds the Job back now, in one line: its pods cannot be created (`FailedCreate`
+    /// and the event's message), or its newest attempt was disrupted.
+    pub problem: Option<String>,
 }
 
 /// One event of the Job or its pods.
@@ -126,9 +129,10 @@ pub async fn status(conn: &Connection, job: &JobRef, policy: &Policy) -> Result<
         .collect();
     let is_true = |k: &str| conditions.iter().any(|c| c.kind == k && c.status == "True");
     let pods = job_pods(conn, job, policy).await?;
-    let phase = if is_true("Complete") {
+    // SuccessCriteriaMet and FailureTarget (Kubernetes >= 1.31) decide before the last pods end.
+    let phase = if is_true("Complete") || is_true("SuccessCriteriaMet") {
         "Succeeded"
-    } else if is_true("Failed") {
+    } else if is_true("Failed") || is_true("FailureTarget") {
         "Failed"
     } else if s.active.unwrap_or(0) > 0
         && pods
@@ -155,10 +159,14 @@ pub async fn status(conn: &Connection, job: &JobRef, policy: &Policy) -> Result<
             }
         })
         .collect();
-    let last_event = events(conn, job, policy).await.ok().and_then(|e| {
-        e.last()
-            .map(|e| format!("{} {}: {} ({})", e.kind, e.reason, e.message, e.object))
-    });
+    let events = events(conn, job, policy).await.unwrap_or_default();
+    let last_event = events
+        .last()
+        .map(|e| format!("{} {}: {} ({})", e.kind, e.reason, e.message, e.object));
+    let problem = match phase {
+        "Succeeded" | "Failed" => None,
+        _ => super::problem::problem(&job.name, &events, &pods),
+    };
     Ok(JobStatus {
         name: job.name.clone(),
         namespace: job.namespace.clone(),
@@ -169,6 +177,7 @@ pub async fn status(conn: &Connection, job: &JobRef, policy: &Policy) -> Result<
         conditions,
         pods: pod_views,
         last_event,
+        problem,
     })
 }
 

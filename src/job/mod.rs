@@ -5,6 +5,7 @@ pub mod attach;
 mod follow;
 pub mod inspect;
 pub(crate) mod logfile;
+mod problem;
 pub mod submit;
 pub mod verdict;
 pub mod wait;

@@ -10,6 +10,10 @@ use serde::Serialize;
 
 use super::watch::Seen;
 
+pub mod conditions;
+pub mod create;
+pub mod disruption;
+
 /// What a successful wait saw.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Finished {
@@ -21,9 +25,10 @@ pub struct Finished {
 /// How the wait ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// The Job has its Complete condition.
+    /// The Job has its Complete (or SuccessCriteriaMet) condition.
     Complete(Finished),
-    /// The Job has its Failed condition (DeadlineExceeded and BackoffLimitExceeded come so).
+    /// The Job has its Failed (or FailureTarget) condition (DeadlineExceeded and
+    /// BackoffLimitExceeded come so), or its pods cannot be created or run at all.
     Failed { reason: String, message: String },
     /// A pod cannot make progress: the Job would never end by itself.
     Stuck {
@@ -49,6 +54,8 @@ pub struct Rules {
     /// The run's own Secret (`<job>-kjenv`, Cloud mode). kjenv creates it right after the Job,
     /// so a pod may be created before it: its absence is waited out for [`OWN_SECRET_GRACE`].
     pub run_secret: String,
+    /// How long the Job's pods may fail to be created (`FailedCreate`) before the wait fails.
+    pub failed_create_grace: Duration,
 }
 
 /// How long a pod may miss the run's own Secret: the kubelet looks again on its next sync of
@@ -74,6 +81,10 @@ pub struct Snapshot {
     pub job: Option<Job>,
     pub deleted: bool,
     pub pods: BTreeMap<String, PodTrack>,
+    /// The Job's `FailedCreate` events ([`create`]).
+    pub create_failures: create::CreateFailures,
+    /// The attempts seen disrupted, by pod name, kept after their pods are gone ([`disruption`]).
+    pub disrupted: BTreeMap<String, disruption::Disruption>,
 }
 
 /// Image pull failures: stuck after the grace period (a registry may be slow or flaky).
@@ -89,6 +100,8 @@ impl Snapshot {
             job: None,
             deleted: false,
             pods: BTreeMap::new(),
+            create_failures: create::CreateFailures::default(),
+            disrupted: BTreeMap::new(),
         }
     }
 
@@ -147,7 +160,7 @@ impl Snapshot {
     }
 }
 
-fn pod_name(pod: &Pod) -> String {
+pub(crate) fn pod_name(pod: &Pod) -> String {
     pod.metadata.name.clone().unwrap_or_default()
 }
 
@@ -160,12 +173,15 @@ pub fn verdict(s: &Snapshot, now: Instant) -> Option<Outcome> {
         if let Some(finished) = complete(job, &s.pods) {
             return Some(Outcome::Complete(finished));
         }
-        if let Some(c) = condition(job, "Failed") {
-            return Some(Outcome::Failed {
-                reason: c.reason.clone().unwrap_or_else(|| "Failed".into()),
-                message: c.message.clone().unwrap_or_default(),
-            });
+        if let Some(outcome) = conditions::failed(s, job) {
+            return Some(outcome);
         }
+        if let Some(outcome) = conditions::managed_elsewhere(job) {
+            return Some(outcome);
+        }
+    }
+    if let Some(outcome) = create::never_created(s, now) {
+        return Some(outcome);
     }
     if let Some(outcome) = s.pods.values().find_map(|t| stuck(t, &s.rules, now)) {
         return Some(outcome);
@@ -178,11 +194,15 @@ pub fn verdict(s: &Snapshot, now: Instant) -> Option<Outcome> {
 
 /// The Job's Complete condition, with its counts and the pods seen.
 pub fn complete(job: &Job, pods: &BTreeMap<String, PodTrack>) -> Option<Finished> {
-    condition(job, "Complete")?;
+    // SuccessCriteriaMet (Kubernetes >= 1.31) decides it before Complete, set once pods ended.
+    condition(job, "Complete").or_else(|| condition(job, "SuccessCriteriaMet"))?;
     let s = job.status.clone().unwrap_or_default();
+    // At SuccessCriteriaMet the last pods may still be counted as "uncounted" only.
+    let uncounted = s.uncounted_terminated_pods.unwrap_or_default();
+    let count = |v: Option<Vec<String>>| i32::try_from(v.map_or(0, |v| v.len())).unwrap_or(0);
     Some(Finished {
-        succeeded: s.succeeded.unwrap_or(0),
-        failed: s.failed.unwrap_or(0),
+        succeeded: s.succeeded.unwrap_or(0) + count(uncounted.succeeded),
+        failed: s.failed.unwrap_or(0) + count(uncounted.failed),
         pods: pods.keys().cloned().collect(),
     })
 }
@@ -350,3 +370,5 @@ pub fn summarize(pods: &BTreeMap<String, PodTrack>) -> String {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_failures;

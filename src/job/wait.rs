@@ -7,14 +7,17 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, ListParams, LogParams};
 use kube::runtime::watcher;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::follow::{stream_policy, Follow};
-use super::verdict::{explaining_pod, flow_status, summarize, verdict, Outcome, Rules, Snapshot};
+use super::verdict::create::FAILED_CREATE;
+use super::verdict::{
+    disruption, explaining_pod, flow_status, summarize, verdict, Outcome, Rules, Snapshot,
+};
 use super::watch::{self, Seen};
 use super::JobRef;
 use crate::cluster::Connection;
@@ -42,6 +45,10 @@ pub struct WaitOptions {
     /// [`Error::Unreachable`] (connection refused or reset, no answer). Default 60 s; set by
     /// `KJENV_WAIT_RETRY_BUDGET` (seconds, read once by [`crate::settings::Settings`]).
     pub retry_budget: Duration,
+    /// How long the Job controller may fail to create the Job's pods (`FailedCreate` events:
+    /// a ResourceQuota exceeded, a missing ServiceAccount, an admission denial) while none is
+    /// active before the wait fails with the event's message. Default 120 s: quota may free up.
+    pub failed_create_grace: Duration,
 }
 
 impl Default for WaitOptions {
@@ -53,6 +60,7 @@ impl Default for WaitOptions {
             tail_lines: 20,
             request_timeout: crate::retry::DEFAULT_REQUEST_TIMEOUT,
             retry_budget: DEFAULT_WAIT_RETRY_BUDGET,
+            failed_create_grace: Duration::from_secs(120),
         }
     }
 }
@@ -82,12 +90,14 @@ pub async fn wait(
 ) -> Result<Finished> {
     // Dropping `watches` (return, timeout, Ctrl-C) aborts the watches.
     let (mut watches, mut jobs, mut pods) = start_watches(conn, job, options);
+    let mut events = watch_failed_creates(conn, job, options, &mut watches);
     let rules = Rules {
         flow_container: job.flow_container.clone(),
         image_pull_grace: options.image_pull_grace,
         start_timeout: options.start_timeout,
         deadline: options.timeout.map(|t| Instant::now() + t),
         run_secret: crate::naming::secret_name(&job.name),
+        failed_create_grace: options.failed_create_grace,
     };
     let mut snapshot = Snapshot::new(rules, &job.uid);
     let mut streams = LogStreams::new(conn, job, options, logs);
@@ -95,13 +105,19 @@ pub async fn wait(
     loop {
         tokio::select! {
             Some(seen) = jobs.recv() => snapshot.see_job(seen),
-            Some(seen) = pods.recv() => snapshot.see_pods(seen, Instant::now()),
+            Some(seen) = pods.recv() => see_pods(&mut snapshot, seen),
+            Some(seen) = events.recv() => snapshot.see_events(seen, Instant::now()),
             Some(Ok(Err(e))) = watches.join_next() => {
                 // A watch the API refuses for good (403, 404): no event will ever come.
                 streams.finish().await;
                 return Err(e);
             }
             _ = tick.tick() => {}
+        }
+        // Pod news first: a pod's disruption comes before the Job's reaction to it, but the two
+        // watches' changes may arrive together.
+        while let Ok(seen) = pods.try_recv() {
+            see_pods(&mut snapshot, seen);
         }
         if let Some(outcome) = verdict(&snapshot, Instant::now()) {
             return conclude(conn, job, options, &snapshot, outcome, streams).await;
@@ -111,6 +127,13 @@ pub async fn wait(
 }
 
 type Changes<K> = mpsc::Receiver<Seen<K>>;
+
+/// Take in a change of the pod watch, reporting (at WARNING) each attempt it shows disrupted.
+fn see_pods(snapshot: &mut Snapshot, seen: Seen<Pod>) {
+    for report in disruption::see_pods(snapshot, seen, Instant::now()) {
+        crate::report::warn(&report);
+    }
+}
 
 /// The watches of the Job (by name) and of its pods (by the Job's uid).
 fn start_watches(
@@ -133,6 +156,34 @@ fn start_watches(
     tasks.spawn(watch::run(jobs, by_name, budget("job watch"), job_tx));
     tasks.spawn(watch::run(pods, by_uid, budget("pod watch"), pod_tx));
     (tasks, job_rx, pod_rx)
+}
+
+/// The watch of the Job's `FailedCreate` events (by the Job's uid). It only adds news: when
+/// the API refuses it for good (no right to list events), the wait goes on without it.
+fn watch_failed_creates(
+    conn: &Connection,
+    job: &JobRef,
+    o: &WaitOptions,
+    tasks: &mut JoinSet<Result<()>>,
+) -> Changes<Event> {
+    let api: Api<Event> = Api::namespaced(conn.client.clone(), &job.namespace);
+    let (tx, rx) = mpsc::channel(64);
+    let fields = format!("involvedObject.uid={},reason={FAILED_CREATE}", job.uid);
+    let config = watcher::Config::default().fields(&fields);
+    let budget = watch::Budget {
+        what: "event watch",
+        period: o.retry_budget,
+        request_timeout: o.request_timeout,
+    };
+    tasks.spawn(async move {
+        if let Err(e) = watch::run(api, config, budget, tx).await {
+            crate::report::warn(&format!(
+                "the wait goes on without the Job's FailedCreate events: {e}"
+            ));
+        }
+        Ok(())
+    });
+    rx
 }
 
 /// Act on the verdict: the Job's counts, or the error that explains the end.

@@ -164,11 +164,13 @@ impl PyJobRun {
     /// Raises ``JobFailedError`` (the Kubernetes reason, exit code and log tail) as soon as the
     /// Job fails or a pod cannot make progress (image pull errors past ``image_pull_grace``
     /// seconds, default 120; unschedulable past ``start_timeout``, default 300; config errors;
-    /// OOM), ``JobTimeoutError`` after ``timeout`` seconds. ``stream_logs`` prints the log as it
-    /// comes; ``log_file`` keeps every line in a file too. On Ctrl-C, ``on_interrupt`` says what
-    /// happens to the Job: ``"keep"`` (the default) or ``"delete"``.
+    /// OOM; pods the Job controller cannot create, ``FailedCreate``, past
+    /// ``failed_create_grace`` seconds, default 120), ``JobTimeoutError`` after ``timeout``
+    /// seconds. ``stream_logs`` prints the log as it comes; ``log_file`` keeps every line in a
+    /// file too. On Ctrl-C, ``on_interrupt`` says what happens to the Job: ``"keep"`` (the
+    /// default) or ``"delete"``.
     #[pyo3(signature = (timeout=None, stream_logs=false, *, image_pull_grace=None, start_timeout=None,
-                        log_file=None, on_interrupt="keep"))]
+                        failed_create_grace=None, log_file=None, on_interrupt="keep"))]
     #[allow(clippy::too_many_arguments)]
     fn wait<'py>(
         &self,
@@ -177,14 +179,18 @@ impl PyJobRun {
         stream_logs: bool,
         image_pull_grace: Option<f64>,
         start_timeout: Option<f64>,
+        failed_create_grace: Option<f64>,
         log_file: Option<PathBuf>,
         on_interrupt: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let options = self.settings().wait_options(
+        let mut options = self.settings().wait_options(
             seconds("timeout", timeout)?,
             seconds("image_pull_grace", image_pull_grace)?,
             seconds("start_timeout", start_timeout)?,
         );
+        if let Some(grace) = seconds("failed_create_grace", failed_create_grace)? {
+            options.failed_create_grace = grace;
+        }
         let on_interrupt: OnInterrupt = on_interrupt.parse()?;
         self.wait_with(py, options, stream_logs, log_file, on_interrupt)
     }

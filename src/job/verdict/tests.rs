@@ -59,6 +59,7 @@ fn rules(deadline: Option<Instant>) -> Rules {
         start_timeout: Duration::from_secs(START),
         deadline,
         run_secret: "job-kjenv".into(),
+        failed_create_grace: Duration::from_secs(120),
     }
 }
 
