@@ -119,7 +119,7 @@ def test_cli_synopsis_is_true_to_the_parser():
             synopsis[command] = set()
         if command:
             synopsis[command] |= set(re.findall(r"(--[a-z-]+|-o)\b", " ".join(words)))
-    assert set(synopsis) == {"render", "submit", "run", "run-flow", "cluster", "demo"}
+    assert set(synopsis) == {"render", "submit", "run", "run-flow", "check", "cluster", "demo"}
     for command, flags in synopsis.items():
         options = _cli_options(command)
         missing = [sorted(o) for o in options if not o & flags]
