@@ -159,6 +159,7 @@ class JobRun:
         *,
         image_pull_grace: float | None = ...,
         start_timeout: float | None = ...,
+        stop_sidecars: bool = True,
     ) -> _WaitResult:
         """Wait until the Job completes, watching the Job and its pods (no polling).
 
@@ -172,6 +173,11 @@ class JobRun:
                 (default 120).
             start_timeout: Seconds a pod may stay unschedulable before the wait fails (default
                 300).
+            stop_sidecars: When the flow container has ended but classic sidecars (other
+                containers that never exit) keep its pod running, the wait returns the flow's
+                outcome (exit 0 succeeds, reason ``FlowFailed`` otherwise) and, with this
+                (default True), deletes the Job with its pods, which would otherwise run for
+                ever; False leaves them.
 
         Returns:
             ``{"succeeded", "failed", "pods"}``: the Job's succeeded and failed pod counts and
@@ -180,7 +186,11 @@ class JobRun:
         Raises:
             JobFailedError: The Job failed (backoff limit, deadline), a pod cannot make progress
                 (image pull past the grace period, container config or create error, OOM kill,
-                unschedulable past the start timeout), or the Job was deleted.
+                unschedulable past the start timeout), or the Job was deleted; at the first
+                attempt for a failure no retry can fix (reason ``FlowNotLoaded``: the flow file
+                is missing or does not unpickle; ``CommandCannotRun``: exit code 126, 127, 128,
+                ``StartError``), with the line that says why, the Job's retries stopped
+                (``backoffLimit`` set to 0 unless its podFailurePolicy failed it already).
             JobTimeoutError: ``timeout`` passed first (a ``TimeoutError``).
             KubeApiError: The API refused a request, or the watches' requests kept failing for
                 ``KJENV_WAIT_RETRY_BUDGET`` seconds (default 60; the last HTTP status, or reason
@@ -334,6 +344,33 @@ class KubernetesJobEnvironment:
             ValueError: No image could be found.
             JobFailedError: With ``wait``: the Job failed.
             JobTimeoutError: With ``wait``: the timeout passed.
+        """
+    def check(
+        self,
+        *,
+        image: str | None = None,
+        namespace: str | None = None,
+        dry_run: bool = True,
+    ) -> dict[str, Any]:
+        """Check the configured credentials before a run (``kjenv check``).
+
+        One SelfSubjectAccessReview for each request kjenv makes in the run's namespace
+        (resolved as in :meth:`execute`): create, get, list, watch, delete ``jobs``; list, watch
+        ``pods``; get ``pods/log``; list ``events``; create, get ``secrets`` (needed only with
+        a Prefect Cloud token). With ``dry_run``, the rendered Job is created with
+        ``dryRun=All`` (admission, validation and quota run; nothing is stored); without an
+        image, the spec's own image or a placeholder stands in (a dry run pulls nothing).
+
+        Returns:
+            ``{"namespace", "permissions": [{"verb", "group", "resource", "used_for",
+            "allowed", "needed", "detail"}], "dry_run": {"job", "allowed", "detail"} or None,
+            "ok"}``; ``ok`` is True when every needed permission is allowed and the dry run
+            admitted the Job.
+
+        Raises:
+            ClusterConfigError: No cluster configuration.
+            KubeApiError: The API server does not serve access reviews (404), refuses them,
+                or cannot be reached.
         """
     def serialize(self) -> dict[str, Any]:
         """``{"type": "KubernetesJobEnvironment", "labels": [...], "metadata": {...}}``.

@@ -3,6 +3,7 @@
 
 mod follow;
 pub mod inspect;
+mod stop;
 pub mod submit;
 pub mod verdict;
 pub mod wait;

@@ -10,6 +10,9 @@ use serde::Serialize;
 
 use super::watch::Seen;
 
+pub mod flow_container;
+pub mod sidecars;
+
 /// What a successful wait saw.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Finished {
@@ -30,6 +33,14 @@ pub enum Outcome {
         pod: String,
         reason: String,
         message: String,
+    },
+    /// The flow container ended while another container (a classic sidecar) keeps its pod
+    /// running: its exit code decides the run.
+    FlowEnded {
+        pod: String,
+        exit_code: i32,
+        /// A container still running.
+        sidecar: String,
     },
     /// The Job was deleted while the wait ran.
     Deleted,
@@ -169,6 +180,13 @@ pub fn verdict(s: &Snapshot, now: Instant) -> Option<Outcome> {
     }
     if let Some(outcome) = s.pods.values().find_map(|t| stuck(t, &s.rules, now)) {
         return Some(outcome);
+    }
+    let pods = || s.pods.values();
+    if let Some(o) = pods().find_map(|t| flow_container::unfixable(t, &s.rules)) {
+        return Some(o);
+    }
+    if let Some(o) = pods().find_map(|t| sidecars::flow_ended(t, &s.rules)) {
+        return Some(o);
     }
     match s.rules.deadline {
         Some(d) if now >= d => Some(Outcome::TimedOut),

@@ -93,9 +93,12 @@ impl PyJobRun {
     /// Raises ``JobFailedError`` (the Kubernetes reason, exit code and log tail) as soon as the
     /// Job fails or a pod cannot make progress (image pull errors past ``image_pull_grace``
     /// seconds, default 120; unschedulable past ``start_timeout``, default 300; config errors;
-    /// OOM), ``JobTimeoutError`` after ``timeout`` seconds. ``stream_logs`` prints the flow
-    /// container's log as it comes.
-    #[pyo3(signature = (timeout=None, stream_logs=false, *, image_pull_grace=None, start_timeout=None))]
+    /// OOM; a flow that cannot be loaded or a command that cannot run, whose retries are
+    /// stopped), ``JobTimeoutError`` after ``timeout`` seconds. ``stream_logs`` prints the flow
+    /// container's log as it comes. When the flow container ends while classic sidecars keep
+    /// its pod running, its exit code decides; ``stop_sidecars`` (default True) then deletes
+    /// the Job with its pods, which would otherwise run for ever.
+    #[pyo3(signature = (timeout=None, stream_logs=false, *, image_pull_grace=None, start_timeout=None, stop_sidecars=true))]
     fn wait<'py>(
         &self,
         py: Python<'py>,
@@ -103,12 +106,14 @@ impl PyJobRun {
         stream_logs: bool,
         image_pull_grace: Option<f64>,
         start_timeout: Option<f64>,
+        stop_sidecars: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let options = self.settings().wait_options(
+        let mut options = self.settings().wait_options(
             seconds("timeout", timeout)?,
             seconds("image_pull_grace", image_pull_grace)?,
             seconds("start_timeout", start_timeout)?,
         );
+        options.stop_sidecars = stop_sidecars;
         self.wait_with(py, options, stream_logs)
     }
 
