@@ -6,6 +6,7 @@
 //! events, delete; see [`job`]). [`settings::Settings`] is read once. The PyO3 bindings live in
 //! `python/`, behind the `python` feature, and only convert.
 
+pub mod check;
 pub mod cluster;
 pub mod context;
 pub mod error;

@@ -61,17 +61,21 @@ def test_submit_wait_logs_success(local_cluster, tmp_path, capsys):
 
 def test_submit_wait_failure_exits_1_with_the_reason(local_cluster, tmp_path, capsys):
     name = unique("clifail")
-    spec = _spec_file(tmp_path, job_spec(name))
+    # Retries left, but no flow file in the pod: a failure no retry fixes (test_unfixable.py).
+    spec = _spec_file(tmp_path, job_spec(name, backoff_limit=2))
     code = main(_submit_args(local_cluster, spec, "--wait", "--timeout", "60"))
     err = capsys.readouterr().err
     assert code == 1
-    assert f"job {name} failed: BackoffLimitExceeded" in err
+    assert f"job {name} failed: FlowNotLoaded" in err
+    assert "kjenv: cannot read the flow file" in err
     assert "exited with code" in err
 
 
 def test_submit_timeout_exits_1(local_cluster, tmp_path, capsys):
-    spec = _spec_file(tmp_path, job_spec(unique("clislow"), sidecar=["sleep", "30"]))
-    assert main(_submit_args(local_cluster, spec, "--timeout", "0.3")) == 1
+    spec = _spec_file(tmp_path, job_spec(unique("clislow")))
+    slow = flow_file(tmp_path, PrintFlow([], sleep=30))
+    args = _submit_args(local_cluster, spec, "--timeout", "0.3", "--flow-file-path", slow)
+    assert main(args) == 1
     assert "timed out" in capsys.readouterr().err
 
 

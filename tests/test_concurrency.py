@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from kube_cluster import (
+    PrintFlow,
+    flow_file,
     instant_job_spec,
     job_spec,
     jobs_of_run,
@@ -104,17 +106,18 @@ WAIT_SCRIPT = """
     import json, sys
     from kjenv import KubernetesJobEnvironment
     env = KubernetesJobEnvironment(job_spec=json.loads(sys.argv[1]), kubeconfig=sys.argv[2])
-    run = env.execute(image="img:1")
+    run = env.execute(image="img:1", flow_location=sys.argv[3])
     print("waiting", flush=True)
     run.wait()
 """
 
 
-def test_ctrl_c_interrupts_wait(local_cluster):
+def test_ctrl_c_interrupts_wait(local_cluster, tmp_path):
     k = local_kube(local_cluster)
     name = unique("sigint")
-    spec = json.dumps(job_spec(name, sidecar=["sleep", "60"]))
-    proc = _python(WAIT_SCRIPT, spec, k.kubeconfig)
+    spec = json.dumps(job_spec(name))
+    flow = flow_file(tmp_path, PrintFlow([], sleep=60))
+    proc = _python(WAIT_SCRIPT, spec, k.kubeconfig, flow)
     try:
         elapsed = _interrupt(proc, "waiting")
     finally:

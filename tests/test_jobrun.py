@@ -60,8 +60,9 @@ def test_status_shape_while_running(kube):
     run.delete()
 
 
-def test_events_and_the_last_event_of_a_failed_job(kube):
-    run = kube.env(job_spec(unique("ev"))).execute(image=kube.image)
+def test_events_and_the_last_event_of_a_failed_job(kube, tmp_path):
+    path = flow_file(tmp_path, PrintFlow([], fail=True))
+    run = kube.env(job_spec(unique("ev"))).execute(flow_location=path, image=kube.image)
     with pytest.raises(JobFailedError):
         run.wait(timeout=60)
     events = run.events()

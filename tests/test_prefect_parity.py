@@ -85,6 +85,11 @@ ALLOWED = [
         "paths": ["metadata/namespace"],
     },
     {
+        "note": "a flow that cannot be loaded fails the Job at once",
+        "modes": ALL,
+        "paths": ["spec/podFailurePolicy"],
+    },
+    {
         "note": "defaults the API server needs",
         "modes": ALL,
         "paths": ["spec/template/spec/restartPolicy", "metadata/name", f"{C0}/name"],

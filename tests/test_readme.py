@@ -119,7 +119,7 @@ def test_cli_synopsis_is_true_to_the_parser():
             synopsis[command] = set()
         if command:
             synopsis[command] |= set(re.findall(r"(--[a-z-]+|-o)\b", " ".join(words)))
-    assert set(synopsis) == {"render", "submit", "run", "run-flow", "cluster", "demo"} | {
+    assert set(synopsis) == {"render", "submit", "run", "run-flow", "check", "cluster", "demo"} | {
         "attach",
         "status",
         "logs",

@@ -10,6 +10,7 @@ import textwrap
 import cloudpickle
 import pytest
 
+from kjenv._common import EXIT_FLOW_NOT_LOADED
 from kjenv._kjenv import FLOW_COMMAND
 
 ONE_LINER = FLOW_COMMAND.split("-c ", 1)[1].strip('"')
@@ -73,7 +74,7 @@ def test_plain_flow_raising_exits_1_with_the_traceback(tmp_path):
 
 def test_missing_flow_file_is_one_clear_line(tmp_path):
     result = run_in_container(tmp_path / "nope.prefect")
-    assert result.returncode == 1
+    assert result.returncode == EXIT_FLOW_NOT_LOADED
     lines = [line for line in result.stderr.splitlines() if line.startswith("kjenv: ")]
     assert len(lines) == 1
     assert str(tmp_path / "nope.prefect") in lines[0]
@@ -94,7 +95,7 @@ def test_unpickling_error_names_the_path_and_the_missing_module(tmp_path):
         [sys.executable, "-c", code, str(module_dir), str(path)], check=True, timeout=300
     )
     result = run_in_container(path)
-    assert result.returncode == 1
+    assert result.returncode == EXIT_FLOW_NOT_LOADED
     line = [x for x in result.stderr.splitlines() if x.startswith("kjenv: ")][0]
     assert str(path) in line and "gone_module" in line, result.stderr
 
@@ -103,7 +104,7 @@ def test_not_a_flow(tmp_path):
     path = tmp_path / "flow.pkl"
     path.write_bytes(cloudpickle.dumps(42))
     result = run_in_container(path)
-    assert result.returncode == 1
+    assert result.returncode == EXIT_FLOW_NOT_LOADED
     assert "neither a Prefect flow nor has a run() method" in result.stderr
 
 
@@ -191,4 +192,4 @@ def test_cli_run_flow_is_the_same_entry_point(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "marker").read_text() == "ran\n"
     result = run_in_container(tmp_path / "missing", "-m", "kjenv", "run-flow")
-    assert result.returncode == 1
+    assert result.returncode == EXIT_FLOW_NOT_LOADED

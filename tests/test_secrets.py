@@ -136,7 +136,8 @@ def test_the_token_appears_nowhere_kjenv_writes(local_cluster, monkeypatch, tmp_
         assert "user-token" not in json.dumps(plain)
 
         # Submitting, and the objects on the cluster.
-        run = env.execute(flow_run_id="run-scan")
+        slow = flow_file(tmp_path, PrintFlow([], sleep=30))  # still running at the timeout below
+        run = env.execute(flow_location=slow, flow_run_id="run-scan")
         scan.add("repr(run)", repr(run))
         scan.add("status()", run.status())
         scan.add("events()", run.events())

@@ -13,6 +13,10 @@ from typing import Any
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+# The in-container runner could not load the flow (its file is missing or does not unpickle, its
+# storage cannot give it): no retry can fix that. The rendered Job's podFailurePolicy fails the
+# Job at once on this exit code of the flow container (sysexits' EX_NOINPUT).
+EXIT_FLOW_NOT_LOADED = 66
 
 
 class FlowLoadError(Exception):

@@ -206,6 +206,7 @@ class JobRun:
         failed_create_grace: float | None = ...,
         log_file: str | os.PathLike[str] | None = None,
         on_interrupt: str = "keep",
+        stop_sidecars: bool = True,
     ) -> _WaitResult:
         """Wait until the Job completes, watching the Job and its pods (no polling).
 
@@ -233,6 +234,11 @@ class JobRun:
             on_interrupt: ``"keep"`` (the default: the Job keeps running and :meth:`attach`
                 finds it again) or ``"delete"`` (:meth:`cancel` it: the Job and its pods are
                 deleted before ``KeyboardInterrupt`` propagates; a second Ctrl-C stops that).
+            stop_sidecars: When the flow container has ended but classic sidecars (other
+                containers that never exit) keep its pod running, the wait returns the flow's
+                outcome (exit 0 succeeds, reason ``FlowFailed`` otherwise) and, with this
+                (default True), deletes the Job with its pods, which would otherwise run for
+                ever; False leaves them.
 
         Returns:
             ``{"succeeded", "failed", "pods"}``: the Job's succeeded and failed pod counts and
@@ -247,6 +253,11 @@ class JobRun:
                 ``failed_create_grace``), its ``spec.managedBy`` names another controller, or
                 the Job was deleted. Disrupted attempts the Job retries are reported at WARNING
                 on the ``kjenv`` logger as they happen.
+                Also at the first attempt for a failure no retry can fix (reason
+                ``FlowNotLoaded``: the flow file is missing or does not unpickle;
+                ``CommandCannotRun``: exit code 126, 127, 128, ``StartError``), with the line that
+                says why, the Job's retries stopped (``backoffLimit`` set to 0 unless its
+                podFailurePolicy failed it already).
             JobTimeoutError: ``timeout`` passed first (a ``TimeoutError``).
             ValueError: ``on_interrupt`` is not keep or delete; ``log_file`` cannot be created.
             KubeApiError: The API refused a request, or the watches' requests kept failing for
@@ -422,6 +433,33 @@ class KubernetesJobEnvironment:
             ValueError: No image could be found.
             JobFailedError: With ``wait``: the Job failed.
             JobTimeoutError: With ``wait``: the timeout passed.
+        """
+    def check(
+        self,
+        *,
+        image: str | None = None,
+        namespace: str | None = None,
+        dry_run: bool = True,
+    ) -> dict[str, Any]:
+        """Check the configured credentials before a run (``kjenv check``).
+
+        One SelfSubjectAccessReview for each request kjenv makes in the run's namespace
+        (resolved as in :meth:`execute`): create, get, list, watch, delete ``jobs``; list, watch
+        ``pods``; get ``pods/log``; list ``events``; create, get ``secrets`` (needed only with
+        a Prefect Cloud token). With ``dry_run``, the rendered Job is created with
+        ``dryRun=All`` (admission, validation and quota run; nothing is stored); without an
+        image, the spec's own image or a placeholder stands in (a dry run pulls nothing).
+
+        Returns:
+            ``{"namespace", "permissions": [{"verb", "group", "resource", "used_for",
+            "allowed", "needed", "detail"}], "dry_run": {"job", "allowed", "detail"} or None,
+            "ok"}``; ``ok`` is True when every needed permission is allowed and the dry run
+            admitted the Job.
+
+        Raises:
+            ClusterConfigError: No cluster configuration.
+            KubeApiError: The API server does not serve access reviews (404), refuses them,
+                or cannot be reached.
         """
     def serialize(self) -> dict[str, Any]:
         """``{"type": "KubernetesJobEnvironment", "labels": [...], "metadata": {...}}``.

@@ -1,20 +1,32 @@
 """``run_flow()``, the in-container runner: read the run's context, load the flow (a file, or
 its storage), run it with Prefect's runner for the mode or its ``run()``, and turn the outcome
-into the process's exit code (0 success, 1 failure), which tells Kubernetes how the pod ended."""
+into the process's exit code (0 success, 1 failure, 66 when the flow cannot be loaded), which
+tells Kubernetes how the pod ended. A flow that cannot be loaded also leaves its one-line reason
+as the container's termination message."""
 
 from __future__ import annotations
 
 import binascii
 import json
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Mapping
 from typing import Any, Callable
 
 from kjenv import _storage
-from kjenv._common import EXIT_FAILED, FlowLoadError, is_prefect_flow, typed_line
+from kjenv._common import (
+    EXIT_FAILED,
+    EXIT_FLOW_NOT_LOADED,
+    FlowLoadError,
+    is_prefect_flow,
+    typed_line,
+)
 from kjenv._kjenv import KubernetesJobEnvironment, flow_context
+
+# Where Kubernetes reads a container's termination message (terminationMessagePath's default).
+TERMINATION_LOG = "/dev/termination-log"
 
 
 def run_flow(default_env: KubernetesJobEnvironment) -> None:
@@ -28,9 +40,18 @@ def run_flow(default_env: KubernetesJobEnvironment) -> None:
     logger = logging.getLogger("kjenv")
     try:
         flow, secrets, source = _load(ctx)
+        if not (is_prefect_flow(flow) or hasattr(flow, "run")):
+            raise FlowLoadError(
+                f"the object in {source} is neither a Prefect flow nor has a "
+                f"run() method (got {type(flow).__name__})"
+            )
     except FlowLoadError as exc:
-        sys.stderr.write(f"kjenv: {exc}\n")
-        raise SystemExit(EXIT_FAILED) from None
+        # No retry can load it: a distinct exit code (the Job's podFailurePolicy fails the Job
+        # on it) and the reason as the last log line and the termination message.
+        line = f"kjenv: {exc}"
+        sys.stderr.write(f"{line}\n")
+        write_termination_message(line)
+        raise SystemExit(EXIT_FLOW_NOT_LOADED) from None
     stored = _stored_environment(flow)
     env = default_env if stored is None else stored
     on_start, on_exit, executor = env.on_start, env.on_exit, env.executor
@@ -54,6 +75,22 @@ def run_flow(default_env: KubernetesJobEnvironment) -> None:
     if on_exit is not None:
         on_exit()  # after a successful run its error is the run's
     logger.info("kjenv: flow run succeeded")
+
+
+def write_termination_message(line: str, path: str = TERMINATION_LOG) -> None:
+    """Write ``line`` as the container's termination message, when the kubelet provides the
+    file (it mounts it in every container); never create it (outside a pod, e.g. the local
+    cluster's process pods, ``/dev`` is the host's)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    except OSError:
+        return
+    try:
+        os.write(fd, line.encode("utf-8", "replace")[:4096])
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _load(ctx: Mapping[str, Any]) -> tuple[Any, dict | None, str]:

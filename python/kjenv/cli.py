@@ -1,4 +1,4 @@
-"""The ``kjenv`` command line: render, submit, run, run-flow, cluster and demo."""
+"""The ``kjenv`` command line: render, submit, run, run-flow, check, cluster and demo."""
 
 from __future__ import annotations
 
@@ -141,6 +141,70 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
 
 
+def _resource_name(group: str, resource: str) -> str:
+    """``jobs.batch``, ``pods/log``: a resource as kubectl names it."""
+    if not group:
+        return resource
+    name, _, sub = resource.partition("/")
+    return f"{name}.{group}" + (f"/{sub}" if sub else "")
+
+
+def check_table(report: dict) -> list[str]:
+    """The lines ``kjenv check`` prints for a ``KubernetesJobEnvironment.check()`` report: one
+    table (what is allowed, what is missing) and a summary line."""
+    rows = [("RESULT", "VERB", "RESOURCE", "USED FOR")]
+    missing = []
+    for p in report["permissions"]:
+        resource = _resource_name(p["group"], p["resource"])
+        if p["allowed"]:
+            result = "allowed"
+        elif p["needed"]:
+            result = "MISSING"
+            missing.append(f"{p['verb']} {resource}")
+        else:
+            result = "unused"
+        used_for = p["used_for"]
+        if not p["needed"]:
+            used_for += " (not needed: no Prefect Cloud token)"
+        rows.append((result, p["verb"], resource, used_for))
+    dry = report.get("dry_run")
+    if dry is not None:
+        result = "allowed" if dry["allowed"] else "REFUSED"
+        what = f"dry run (dryRun=All) of job {dry['job']}"
+        if not dry["allowed"]:
+            what += f": {' '.join(dry['detail'].split())}"
+            missing.append(f"the dry run of job {dry['job']}")
+        rows.append((result, "create", "jobs.batch", what))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:3], widths)) + "  " + r[3] for r in rows]
+    ns = report["namespace"]
+    if missing:
+        lines.append(f"kjenv check: namespace {ns}: {len(missing)} missing: {', '.join(missing)}")
+    else:
+        lines.append(f"kjenv check: namespace {ns}: everything kjenv needs is allowed")
+    return lines
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from kjenv import KjenvError, KubernetesJobEnvironment
+
+    env = KubernetesJobEnvironment(
+        job_spec_file=args.job_spec, kubeconfig=args.kubeconfig, context=args.context
+    )
+    try:
+        report = env.check(
+            image=args.image, namespace=args.namespace, dry_run=args.job_spec is not None
+        )
+    except (ValueError, OSError):
+        raise  # bad input: main says so (exit 2)
+    except KjenvError as exc:
+        # The API server cannot answer (no access reviews, unreachable): nothing was checked.
+        sys.stderr.write(f"kjenv: error: {one_line(exc)}\n")
+        return EXIT_FAILED
+    sys.stdout.write("".join(f"{line}\n" for line in check_table(report)))
+    return EXIT_OK if report["ok"] else EXIT_FAILED
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from kjenv._demo import main as demo
 
@@ -207,6 +271,30 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=None, help="seconds to wait at most")
     _add_attach_commands(sub, run)
     run.set_defaults(func=_cmd_run)
+
+    check = sub.add_parser(
+        "check",
+        help="check the permissions kjenv needs (and, with JOB_SPEC, a dry run of its Job)",
+        description="Ask the API server (a SelfSubjectAccessReview each) whether the "
+        "configured credentials may make every request kjenv makes in the namespace; with "
+        "JOB_SPEC, also create its rendered Job with dryRun=All (nothing is stored). Prints "
+        "one table of what is allowed and what is missing; exit 0 when everything is allowed, "
+        "1 otherwise (or when the server cannot answer), 2 on bad input.",
+    )
+    check.add_argument(
+        "job_spec", metavar="JOB_SPEC", nargs="?", help="a Job spec YAML file to dry-run"
+    )
+    check.add_argument("--kubeconfig", help="kubeconfig file (else KUBECONFIG, ~/.kube/config)")
+    check.add_argument("--context", help="kubeconfig context")
+    check.add_argument(
+        "-n", "--namespace", help="the namespace (else the spec's, the kubeconfig's, 'default')"
+    )
+    check.add_argument(
+        "--image",
+        help="the flow image for the dry run (else PREFECT__CONTEXT__IMAGE, the spec's image, "
+        "a placeholder: a dry run pulls nothing)",
+    )
+    check.set_defaults(func=_cmd_check)
 
     demo = sub.add_parser(
         "demo",

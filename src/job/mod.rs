@@ -6,6 +6,7 @@ mod follow;
 pub mod inspect;
 pub(crate) mod logfile;
 mod problem;
+mod stop;
 pub mod submit;
 pub mod verdict;
 pub mod wait;

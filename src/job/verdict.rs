@@ -13,6 +13,8 @@ use super::watch::Seen;
 pub mod conditions;
 pub mod create;
 pub mod disruption;
+pub mod flow_container;
+pub mod sidecars;
 
 /// What a successful wait saw.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -35,6 +37,14 @@ pub enum Outcome {
         pod: String,
         reason: String,
         message: String,
+    },
+    /// The flow container ended while another container (a classic sidecar) keeps its pod
+    /// running: its exit code decides the run.
+    FlowEnded {
+        pod: String,
+        exit_code: i32,
+        /// A container still running.
+        sidecar: String,
     },
     /// The Job was deleted while the wait ran.
     Deleted,
@@ -185,6 +195,13 @@ pub fn verdict(s: &Snapshot, now: Instant) -> Option<Outcome> {
     }
     if let Some(outcome) = s.pods.values().find_map(|t| stuck(t, &s.rules, now)) {
         return Some(outcome);
+    }
+    let pods = || s.pods.values();
+    if let Some(o) = pods().find_map(|t| flow_container::unfixable(t, &s.rules)) {
+        return Some(o);
+    }
+    if let Some(o) = pods().find_map(|t| sidecars::flow_ended(t, &s.rules)) {
+        return Some(o);
     }
     match s.rules.deadline {
         Some(d) if now >= d => Some(Outcome::TimedOut),

@@ -16,7 +16,8 @@ use tokio::task::JoinSet;
 use super::follow::{stream_policy, Follow};
 use super::verdict::create::FAILED_CREATE;
 use super::verdict::{
-    disruption, explaining_pod, flow_status, summarize, verdict, Outcome, Rules, Snapshot,
+    disruption, explaining_pod, flow_container, flow_status, summarize, verdict, Outcome, Rules,
+    Snapshot,
 };
 use super::watch::{self, Seen};
 use super::JobRef;
@@ -49,6 +50,10 @@ pub struct WaitOptions {
     /// a ResourceQuota exceeded, a missing ServiceAccount, an admission denial) while none is
     /// active before the wait fails with the event's message. Default 120 s: quota may free up.
     pub failed_create_grace: Duration,
+    /// Once the flow container has ended while classic sidecars keep its pod running (the
+    /// wait then returns the flow's outcome), delete the Job with its pods so that they stop.
+    /// Default true.
+    pub stop_sidecars: bool,
 }
 
 impl Default for WaitOptions {
@@ -61,6 +66,7 @@ impl Default for WaitOptions {
             request_timeout: crate::retry::DEFAULT_REQUEST_TIMEOUT,
             retry_budget: DEFAULT_WAIT_RETRY_BUDGET,
             failed_create_grace: Duration::from_secs(120),
+            stop_sidecars: true,
         }
     }
 }
@@ -225,7 +231,19 @@ async fn conclude(
             pod,
             reason,
             message,
-        } => Err(explain(conn, job, o, seen(Some(&pod)), &reason, &message).await),
+        } => {
+            let err = explain(conn, job, o, seen(Some(&pod)), &reason, &message).await;
+            if !flow_container::REASONS.contains(&reason.as_str()) {
+                return Err(err);
+            }
+            let stopped = super::stop::stop_retries(conn, job, o.request_timeout).await;
+            Err(with_note(err, &stopped))
+        }
+        Outcome::FlowEnded {
+            pod,
+            exit_code,
+            sidecar,
+        } => flow_ended(conn, job, o, snapshot, (&pod, exit_code, &sidecar)).await,
         Outcome::Deleted => Err(Error::JobFailed {
             reason: "Deleted".into(),
             message: format!("job {} was deleted while kjenv waited for it", job.name),
@@ -238,6 +256,75 @@ async fn conclude(
             o.timeout.unwrap_or_default(),
             summarize(&snapshot.pods)
         ))),
+    }
+}
+
+/// The flow container ended while `sidecar` keeps its pod running: its exit code is the run's
+/// outcome; with [`WaitOptions::stop_sidecars`] the Job goes (after its failure was explained).
+async fn flow_ended(
+    conn: &Connection,
+    job: &JobRef,
+    o: &WaitOptions,
+    snapshot: &Snapshot,
+    (pod, exit_code, sidecar): (&str, i32, &str),
+) -> Result<Finished> {
+    let outcome = if exit_code == 0 {
+        let failed = snapshot
+            .job
+            .as_ref()
+            .and_then(|j| j.status.as_ref()?.failed);
+        Ok(Finished {
+            succeeded: 1,
+            failed: failed.unwrap_or(0),
+            pods: snapshot.pods.keys().cloned().collect(),
+        })
+    } else {
+        let pods = snapshot.pods.get(pod).map(|t| t.pod.clone());
+        let message = format!(
+            "pod {pod}: container {} exited with code {exit_code} while container {sidecar} \
+             kept the pod running",
+            job.flow_container
+        );
+        Err(explain(
+            conn,
+            job,
+            o,
+            pods.into_iter().collect(),
+            "FlowFailed",
+            &message,
+        )
+        .await)
+    };
+    if !o.stop_sidecars {
+        return outcome;
+    }
+    let note = super::stop::end_job(conn, job, o.request_timeout).await;
+    outcome.map_err(|e| with_note(e, &note))
+}
+
+/// `err` with `note` (`"; ..."`) after its first line.
+fn with_note(err: Error, note: &str) -> Error {
+    match err {
+        Error::JobFailed {
+            reason,
+            message,
+            exit_code,
+            log_tail,
+        } => {
+            let (first, rest) = message.split_once('\n').unwrap_or((&message, ""));
+            let rest = if rest.is_empty() {
+                String::new()
+            } else {
+                format!("\n{rest}")
+            };
+            Error::JobFailed {
+                reason,
+                message: format!("{first}{note}{rest}"),
+                exit_code,
+                log_tail,
+            }
+        }
+        other => other,
     }
 }
 
@@ -428,7 +515,9 @@ async fn explain(
     if let Some(pod) = explaining_pod(&candidates, &job.flow_container) {
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
         let flow = flow_status(pod, &job.flow_container);
-        if let Some(t) = flow.and_then(|c| c.state.as_ref()?.terminated.clone()) {
+        // A container restarted in place (`OnFailure`) keeps its last end in `lastState`.
+        let end = flow.and_then(flow_container::last_end);
+        if let Some(t) = end.cloned() {
             exit_code = Some(t.exit_code);
             text.push_str(&format!(
                 "; container {} in pod {pod_name} exited with code {} ({})",
@@ -438,6 +527,9 @@ async fn explain(
             ));
         }
         log_tail = tail(&api, &pod_name, &job.flow_container, o.tail_lines).await;
+        if let Some(line) = end.and_then(|t| flow_container::missing_line(t, &log_tail)) {
+            text.push_str(&format!(": {line}"));
+        }
         if !log_tail.is_empty() {
             text.push_str(&format!("\nlast log lines of {pod_name}:\n{log_tail}"));
         }

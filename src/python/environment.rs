@@ -536,6 +536,32 @@ impl PyKubernetesJobEnvironment {
         Ok(handle)
     }
 
+    /// Check, before a run, that the configured credentials may make every request kjenv
+    /// makes in the run's namespace (a SelfSubjectAccessReview each) and, with `dry_run`, that
+    /// the API server admits the rendered Job (`dryRun=All`: nothing is created). Returns
+    /// `{"namespace", "permissions": [...], "dry_run": {...} or None, "ok"}`.
+    #[pyo3(signature = (*, image=None, namespace=None, dry_run=true))]
+    fn check<'py>(
+        &self,
+        py: Python<'py>,
+        image: Option<String>,
+        namespace: Option<String>,
+        dry_run: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let args = CallArgs {
+            flow: None,
+            flow_location: None,
+            image,
+            flow_run_id: None,
+            namespace,
+        };
+        let inputs = self.inputs(py, args)?;
+        let (target, settings) = (self.target(), self.settings.clone());
+        let check = crate::check::check(&target, &inputs, &settings, dry_run);
+        let report = blocking::run(py, check, None)?;
+        Ok(pythonize(py, &report)?)
+    }
+
     /// Prefect's serialized form: the type, the sorted labels and the metadata.
     fn serialize<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let out = PyDict::new(py);

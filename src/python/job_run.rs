@@ -165,12 +165,15 @@ impl PyJobRun {
     /// Job fails or a pod cannot make progress (image pull errors past ``image_pull_grace``
     /// seconds, default 120; unschedulable past ``start_timeout``, default 300; config errors;
     /// OOM; pods the Job controller cannot create, ``FailedCreate``, past
-    /// ``failed_create_grace`` seconds, default 120), ``JobTimeoutError`` after ``timeout``
+    /// ``failed_create_grace`` seconds, default 120; a flow that cannot be loaded or a command
+    /// that cannot run, whose retries are stopped), ``JobTimeoutError`` after ``timeout``
     /// seconds. ``stream_logs`` prints the log as it comes; ``log_file`` keeps every line in a
     /// file too. On Ctrl-C, ``on_interrupt`` says what happens to the Job: ``"keep"`` (the
-    /// default) or ``"delete"``.
+    /// default) or ``"delete"``. When the flow container ends while classic sidecars keep its
+    /// pod running, its exit code decides; ``stop_sidecars`` (default True) then deletes the
+    /// Job with its pods, which would otherwise run for ever.
     #[pyo3(signature = (timeout=None, stream_logs=false, *, image_pull_grace=None, start_timeout=None,
-                        failed_create_grace=None, log_file=None, on_interrupt="keep"))]
+                        failed_create_grace=None, log_file=None, on_interrupt="keep", stop_sidecars=true))]
     #[allow(clippy::too_many_arguments)]
     fn wait<'py>(
         &self,
@@ -182,6 +185,7 @@ impl PyJobRun {
         failed_create_grace: Option<f64>,
         log_file: Option<PathBuf>,
         on_interrupt: &str,
+        stop_sidecars: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let mut options = self.settings().wait_options(
             seconds("timeout", timeout)?,
@@ -191,6 +195,7 @@ impl PyJobRun {
         if let Some(grace) = seconds("failed_create_grace", failed_create_grace)? {
             options.failed_create_grace = grace;
         }
+        options.stop_sidecars = stop_sidecars;
         let on_interrupt: OnInterrupt = on_interrupt.parse()?;
         self.wait_with(py, options, stream_logs, log_file, on_interrupt)
     }

@@ -6,6 +6,8 @@ use serde_json::{json, Map, Value};
 use crate::context::{CloudSettings, Mode, Resolved};
 use crate::naming::{self, FLOW_RUN_LABEL, IDENTIFIER_LABEL, JOB_API_VERSION, JOB_KIND};
 
+pub mod unfixable;
+
 /// The in-container entry point, run by `/bin/sh -c`.
 pub const FLOW_COMMAND: &str = r#"python -c "from kjenv import KubernetesJobEnvironment; KubernetesJobEnvironment().run_flow()""#;
 
@@ -297,6 +299,7 @@ pub fn render(spec: &Value, opts: &RenderOptions) -> Rendered {
         env_entries(opts, secret.as_deref()),
         &mut replaced,
     );
+    unfixable::fail_job_on_unfixable_exit(&mut job);
 
     Rendered {
         job,

@@ -1,0 +1,111 @@
+"""Sidecars: the flow container's exit decides the run. A classic sidecar (a second container
+that never exits) keeps the pod Running after the flow container ended: the wait reports the
+flow's outcome at once and, with ``stop_sidecars`` (the default), deletes the Job with its pods.
+Each test runs on the local cluster and, with ``KJENV_TEST_KUBECONFIG``, on the real control
+plane (``-k real``).
+"""
+
+from __future__ import annotations
+
+import pytest
+from kube_cluster import (
+    PrintFlow,
+    flow_file,
+    job_spec,
+    kube_fixture,  # noqa: F401 (the `kube` fixture)
+    pods_of_job,
+    unique,
+    wait_until,
+)
+
+from kjenv import JobFailedError, KubernetesJobEnvironment
+
+# A sidecar that outlives any test by far: only kjenv can end its pod.
+FOREVER = ["sleep", "3600"]
+
+
+def gone(kube, run) -> bool:
+    _, batch = kube.client()
+    jobs = batch.list_namespaced_job(kube.namespace, field_selector=f"metadata.name={run.name}")
+    return not jobs.items and not pods_of_job(kube, run.uid)
+
+
+def test_a_classic_sidecar_does_not_hide_the_flows_success(kube, tmp_path):
+    path = flow_file(tmp_path, PrintFlow(["the flow is done"]))
+    run = kube.env(job_spec(unique("side-ok"), sidecar=FOREVER)).execute(
+        flow_location=path, image=kube.image
+    )
+    try:
+        result = run.wait(timeout=120, stream_logs=True)
+        assert result["succeeded"] == 1 and result["failed"] == 0, result
+        assert len(result["pods"]) == 1
+        # The pod would run for an hour: kjenv deleted the Job, its pods go with it.
+        wait_until(lambda: gone(kube, run), timeout=60, what="the Job and its pod to go")
+    finally:
+        run.delete()
+
+
+def test_a_classic_sidecar_does_not_hide_the_flows_failure(kube, tmp_path):
+    path = flow_file(tmp_path, PrintFlow(["about to fail"], fail=True))
+    spec = job_spec(unique("side-fail"), backoff_limit=2, sidecar=FOREVER)
+    run = kube.env(spec).execute(flow_location=path, image=kube.image)
+    try:
+        with pytest.raises(JobFailedError) as info:
+            run.wait(timeout=120)
+        err = info.value
+        assert err.reason == "FlowFailed"
+        assert err.exit_code == 1
+        first = str(err).splitlines()[0]
+        assert "container flow exited with code 1 while container sidecar kept the pod" in first
+        assert f"kjenv deleted job {run.name} so that its sidecars stop" in first, first
+        assert "the flow failed on purpose" in err.log_tail
+        wait_until(lambda: gone(kube, run), timeout=60, what="the Job and its pod to go")
+    finally:
+        run.delete()
+
+
+def test_stop_sidecars_false_leaves_the_job_running(kube, tmp_path):
+    path = flow_file(tmp_path, PrintFlow(["done, sidecar stays"]))
+    run = kube.env(job_spec(unique("side-keep"), sidecar=FOREVER)).execute(
+        flow_location=path, image=kube.image
+    )
+    try:
+        result = run.wait(timeout=120, stop_sidecars=False)
+        assert result["succeeded"] == 1
+        status = run.status()
+        assert status["phase"] == "Running", status
+        (pod,) = status["pods"]
+        states = {c["name"]: (c["state"], c["exit_code"]) for c in pod["containers"]}
+        assert states == {"flow": ("terminated", 0), "sidecar": ("running", None)}
+    finally:
+        run.delete()
+
+
+def test_a_sidecar_that_ends_by_itself_needs_nothing(kube, tmp_path):
+    """A second container that exits: the pod ends by itself, the Job completes."""
+    path = flow_file(tmp_path, PrintFlow(["short"]))
+    run = kube.env(job_spec(unique("side-end"), sidecar=["true"])).execute(
+        flow_location=path, image=kube.image
+    )
+    try:
+        result = run.wait(timeout=120)
+        assert result["succeeded"] == 1
+    finally:
+        run.delete()
+
+
+def test_native_sidecars_are_rendered_unchanged():
+    native = {
+        "name": "mesh",
+        "image": "proxy:1",
+        "restartPolicy": "Always",
+        "command": ["sleep", "infinity"],
+    }
+    spec = job_spec("native")
+    spec["spec"]["template"]["spec"]["initContainers"] = [native]
+    job = KubernetesJobEnvironment(job_spec=spec).render(image="img:1")
+    pod = job["spec"]["template"]["spec"]
+    assert pod["initContainers"] == [native]
+    # The flow container is the first regular container; the rule names it, not the sidecar.
+    rule = job["spec"]["podFailurePolicy"]["rules"][0]
+    assert rule["onExitCodes"]["containerName"] == "flow"
