@@ -20,6 +20,7 @@ pub mod stale;
 pub mod store;
 pub mod task;
 pub mod tls;
+pub mod users;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -91,8 +92,10 @@ pub struct Cluster {
     pub url: String,
     /// The kubeconfig file (mode 0600).
     pub kubeconfig_path: PathBuf,
-    /// The bearer token.
+    /// The bearer token (the admin's).
     pub token: String,
+    /// Who may call the API: the admin (`token`) and the users added since.
+    pub users: users::Users,
     /// Cancelled when the cluster stops; every background task ends on it.
     pub shutdown: CancellationToken,
     /// The work directory (kubeconfig, kubelet files).
@@ -190,6 +193,32 @@ impl LocalCluster {
     /// The bearer token.
     pub fn token(&self) -> &str {
         &self.cluster.token
+    }
+
+    /// Adds user `name` (or gives it new rules; it keeps its token), allowed what `rules` allow
+    /// (RBAC `PolicyRule`s) in `namespace` (as a Role bound there would) or, with `None`,
+    /// everywhere (a ClusterRole bound cluster-wide), and writes a kubeconfig for it (mode 0600)
+    /// beside the admin's: `kubeconfig-<name>`, its context in `namespace` (else `default`).
+    /// Access reviews answer for it, and its requests beyond the rules get kube-apiserver's 403.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the kubeconfig cannot be written; [`Error::Runtime`] for a name
+    /// that is not a DNS-1123 label (it names the file).
+    pub fn add_user(
+        &self,
+        name: &str,
+        rules: Vec<users::Rule>,
+        namespace: Option<&str>,
+    ) -> Result<PathBuf, Error> {
+        if let Some(why) = api::validation::dns1123_label_error(name) {
+            return Err(Error::Runtime(format!("user name {name:?}: {why}")));
+        }
+        let c = &self.cluster;
+        let token = c.users.add(name, rules, namespace);
+        let path = c.work_dir.join(format!("kubeconfig-{name}"));
+        let context_ns = namespace.unwrap_or("default");
+        kubeconfig::write(&path, &c.url, &c.ca_pem, &token, context_ns)?;
+        Ok(path)
     }
 
     /// The namespace of the kubeconfig context (`default`).
@@ -324,6 +353,7 @@ async fn boot(options: Options, work_dir: PathBuf) -> Result<Arc<Cluster>, Error
         options,
         url,
         kubeconfig_path,
+        users: users::Users::new(&token),
         token,
         shutdown,
         work_dir,

@@ -530,6 +530,15 @@ class LocalCluster:
         """Fault injection: for the next ``times`` requests matching ``method`` and ``path``
         (``*`` is a wildcard; without one, a substring), answer ``status`` (with
         ``Retry-After: retry_after``), reset the connection, or add ``latency`` seconds."""
+    def add_user(
+        self, name: str, rules: list[dict[str, Any]], *, namespace: str | None = None
+    ) -> str:
+        """Add user ``name`` allowed what ``rules`` allow (RBAC ``PolicyRule`` dicts: ``apiGroups``,
+        ``resources``, ``verbs``, ``resourceNames``, ``nonResourceURLs``) in ``namespace``, as a
+        Role bound there would, or everywhere (``None``: a ClusterRole bound cluster-wide); an
+        existing user keeps its token and gets these rules. Returns the path of a kubeconfig for
+        that user (its context in ``namespace``, else ``default``). Its requests beyond the rules
+        get kube-apiserver's 403, and access reviews (``kubectl auth can-i``) answer for it."""
     def clear_faults(self) -> None:
         """Disarm every fault rule."""
     def expire_watches(self) -> None:

@@ -203,6 +203,29 @@ impl PyLocalCluster {
         })
     }
 
+    /// Add user ``name`` allowed what ``rules`` allow (RBAC ``PolicyRule`` dicts: ``apiGroups``,
+    /// ``resources``, ``verbs``, ``resourceNames``, ``nonResourceURLs``) in ``namespace``, as a
+    /// Role bound there would, or everywhere (``None``: a ClusterRole bound cluster-wide); an
+    /// existing user keeps its token and gets these rules. Returns the path of a kubeconfig for
+    /// that user (its context in ``namespace``, else ``default``). Its requests beyond the rules
+    /// get kube-apiserver's 403, and access reviews (``kubectl auth can-i``) answer for it.
+    #[pyo3(signature = (name, rules, *, namespace=None))]
+    fn add_user(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        rules: &Bound<'_, PyAny>,
+        namespace: Option<&str>,
+    ) -> PyResult<String> {
+        let rules: Vec<localcluster::users::Rule> = pythonize::depythonize(rules)
+            .map_err(|e| PyValueError::new_err(format!("rules for user {name:?}: {e}")))?;
+        self.with(|c| {
+            py.detach(|| c.add_user(name, rules, namespace))
+                .map(|p| p.display().to_string())
+                .map_err(local_cluster_error)
+        })
+    }
+
     /// Disarm every fault.
     fn clear_faults(&self) -> PyResult<()> {
         self.with(|c| {

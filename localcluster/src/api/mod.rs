@@ -1,5 +1,6 @@
 //! The HTTPS API server: request parsing, responses and the modules behind each endpoint.
 
+pub mod access;
 pub mod admission;
 pub mod binding;
 pub mod configdata;

@@ -147,15 +147,15 @@ async fn handle(
         Some(Fault::LateAnswer(d)) => late_answer = Some(d),
         None => {}
     }
-    let authorized = req
+    let user = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| same_secret(t.trim(), &cluster.token));
-    if !authorized {
+        .and_then(|t| cluster.users.authenticate(t.trim()));
+    let Some(user) = user else {
         return Ok(error_response(&ApiError::unauthorized()));
-    }
+    };
     let raw_query = req.uri().query().unwrap_or("");
     cluster.requests.note(method.as_str(), &path, raw_query);
     let query = parse_query(raw_query);
@@ -175,6 +175,9 @@ async fn handle(
         headers: parts.headers,
         body,
     };
+    if let Some(refused_or_reviewed) = super::access::gate(&user, &req) {
+        return Ok(refused_or_reviewed);
+    }
     let response = if is_restart_request(&req) {
         restart_soon(&cluster)
     } else {
@@ -185,15 +188,4 @@ async fn handle(
         tokio::time::sleep(d).await;
     }
     Ok(response)
-}
-
-/// Compares a presented token with the cluster's without an early exit on the first
-/// differing byte (no timing hint of how much of a guess was right).
-fn same_secret(presented: &str, token: &str) -> bool {
-    let (a, b) = (presented.as_bytes(), token.as_bytes());
-    let mut diff = a.len() ^ b.len();
-    for (i, x) in b.iter().enumerate() {
-        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ x);
-    }
-    diff == 0
 }
