@@ -52,6 +52,7 @@ mod tests {
             start_timeout: Duration::from_secs(300),
             deadline: None,
             run_secret: String::new(),
+            failed_create_grace: Duration::from_secs(120),
         }
     }
 

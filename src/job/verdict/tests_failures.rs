@@ -65,6 +65,7 @@ fn short(outcome: Option<Outcome>) -> String {
         Some(Outcome::Stuck { reason, .. }) => format!("stuck:{reason}"),
         Some(Outcome::Deleted) => "deleted".into(),
         Some(Outcome::TimedOut) => "timedout".into(),
+        Some(Outcome::FlowEnded { exit_code, .. }) => format!("flowended:{exit_code}"),
     }
 }
 
