@@ -14,6 +14,8 @@ import threading
 import pytest
 import yaml
 from kube_cluster import (
+    PrintFlow,
+    flow_file,
     job_spec,
     kube_fixture,  # noqa: F401 (the `kube` fixture)
     pods_of_job,
@@ -102,12 +104,20 @@ def _interrupt_soon(seconds: float) -> threading.Timer:
     return timer
 
 
+@pytest.fixture
+def sleepy(tmp_path) -> str:
+    """A flow file whose flow sleeps for two minutes: a run that is still going when the test
+    interrupts its wait (a flow that cannot be loaded would end the wait at once)."""
+    return flow_file(tmp_path, PrintFlow(["sleeping"], sleep=120))
+
+
 def _pod_running(run) -> None:
     wait_until(lambda: run.status()["phase"] == "Running", timeout=60, what="a running pod")
 
 
-def test_ctrl_c_keeps_the_job_by_default_and_says_so(kube, caplog):
-    run = kube.env(job_spec(unique("keep"), sidecar=["sleep", "60"])).execute(image=kube.image)
+def test_ctrl_c_keeps_the_job_by_default_and_says_so(kube, caplog, sleepy):
+    env = kube.env(job_spec(unique("keep"), sidecar=["sleep", "60"]))
+    run = env.execute(flow_location=sleepy, image=kube.image)
     _pod_running(run)
     _interrupt_soon(0.5)
     with caplog.at_level(logging.WARNING, logger="kjenv"), pytest.raises(KeyboardInterrupt):
@@ -122,8 +132,9 @@ def test_ctrl_c_keeps_the_job_by_default_and_says_so(kube, caplog):
     run.cancel()
 
 
-def test_ctrl_c_with_on_interrupt_delete_deletes_the_job(kube, caplog):
-    run = kube.env(job_spec(unique("ctrlc"), sidecar=["sleep", "60"])).execute(image=kube.image)
+def test_ctrl_c_with_on_interrupt_delete_deletes_the_job(kube, caplog, sleepy):
+    env = kube.env(job_spec(unique("ctrlc"), sidecar=["sleep", "60"]))
+    run = env.execute(flow_location=sleepy, image=kube.image)
     _pod_running(run)
     [pod] = [p["name"] for p in run.status()["pods"]]
     _interrupt_soon(0.5)
@@ -151,7 +162,9 @@ def _submit_waiting(kube, tmp_path, *flags: str) -> tuple[subprocess.Popen, str]
     name = unique("cli")
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(job_spec(name, sidecar=["sleep", "120"])))
+    stored = flow_file(tmp_path, PrintFlow(["sleeping"], sleep=120))
     args = ["submit", str(path), "--image", kube.image, "--kubeconfig", kube.kubeconfig]
+    args += ["--flow-file-path", stored]
     args += ["--namespace", kube.namespace, "--wait", *flags]
     proc = subprocess.Popen(
         [sys.executable, "-m", "kjenv", *args],

@@ -1,8 +1,9 @@
 """The local cluster's users and access reviews, checked with clients nobody here wrote: a user
 added with RBAC rules in a namespace (``LocalCluster.add_user``) gets its own kubeconfig;
-kubectl 1.20's ``auth can-i`` (SelfSubjectAccessReview) and ``auth can-i --list``
-(SelfSubjectRulesReview) and the official Python client's reviews answer from those rules; a
-request beyond them gets kube-apiserver's 403 in its words; the admin's token may do anything."""
+kubectl's ``auth can-i`` (SelfSubjectAccessReview) and ``auth can-i --list``
+(SelfSubjectRulesReview), 1.20 and the newer one (protobuf bodies), and the official Python
+client's reviews answer from those rules; a request beyond them gets kube-apiserver's 403 in its
+words; the admin's token may do anything."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 import yaml
 from kube_cluster import unique
 from test_conformance_kubectl import Kubectl, kubectl_binary
+from test_conformance_kubectl_new import new_kubectl_binary
 
 RULES = [
     {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "watch"]},
@@ -18,13 +20,15 @@ RULES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def restricted(local_cluster, tmp_path_factory):
-    """kubectl 1.20 with the kubeconfig of a user the local cluster allows only RULES."""
+@pytest.fixture(scope="module", params=["1.20", "new"])
+def restricted(request, local_cluster, tmp_path_factory):
+    """kubectl (1.20, and the newer one, which sends the reviews as protobuf) with the
+    kubeconfig of a user the local cluster allows only RULES."""
     name = unique("restricted")
     kubeconfig = local_cluster.add_user(name, RULES, namespace="default")
     home = tmp_path_factory.mktemp("kubectl-restricted")
-    return name, kubeconfig, Kubectl(kubectl_binary(), kubeconfig, home)
+    binary = kubectl_binary() if request.param == "1.20" else new_kubectl_binary()
+    return name, kubeconfig, Kubectl(binary, kubeconfig, home)
 
 
 def test_kubectl_auth_can_i_answers_from_the_user_s_rules(restricted):
@@ -41,6 +45,16 @@ def test_kubectl_auth_can_i_answers_from_the_user_s_rules(restricted):
         proc = kubectl.run("auth", "can-i", *args, check=False)
         assert proc.stdout.strip() == answer, (args, proc.stdout, proc.stderr)
         assert proc.returncode == (0 if answer == "yes" else 1), (args, proc.returncode)
+
+
+def test_kubectl_auth_whoami_names_the_user(local_cluster, tmp_path):
+    """``kubectl auth whoami`` (SelfSubjectReview; kubectl 1.26 added it, so the newer one)."""
+    name = unique("whoami")
+    kubeconfig = local_cluster.add_user(name, RULES, namespace="default")
+    kubectl = Kubectl(new_kubectl_binary(), kubeconfig, tmp_path)
+    out = kubectl.run("auth", "whoami").stdout.split()
+    assert out[out.index("Username") + 1] == name, out
+    assert out[out.index("Groups") + 1] == "[system:authenticated]", out
 
 
 def test_kubectl_auth_can_i_list_shows_the_rules(restricted):

@@ -3,7 +3,7 @@ dry run of the rendered Job; one table, exit 0 when everything is allowed, 1 oth
 
 The real tier (``KJENV_TEST_KUBECONFIG``) runs it as ServiceAccounts bound to less than
 examples/rbac.yaml's Role and to the whole Role: it must name exactly what is missing. The local
-cluster serves no access reviews: there the command fails with one line.
+cluster does the same with users added with those rules (``LocalCluster.add_user``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 import yaml
 from kube_cluster import REAL_KUBECONFIG, job_spec, kjenv_cli, unique, wait_until
 
-from kjenv import KubeApiError, KubernetesJobEnvironment
+from kjenv import KubernetesJobEnvironment
 from kjenv.cli import check_table
 
 ROLE_FILE = Path(__file__).parent.parent / "examples" / "rbac.yaml"
@@ -25,28 +25,6 @@ def write_spec(tmp_path: Path, name: str) -> str:
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(job_spec(name)))
     return str(path)
-
-
-# ---- the local cluster: no access reviews, one clear line --------------------------------------
-
-
-def test_check_on_a_server_without_access_reviews_is_one_line(local_cluster, tmp_path):
-    spec = write_spec(tmp_path, unique("check"))
-    for args in ([], [spec]):
-        out = kjenv_cli("check", "--kubeconfig", local_cluster.kubeconfig, *args)
-        assert out.returncode == 1, out
-        assert out.stdout == ""
-        assert out.stderr.count("\n") == 1, out.stderr
-        assert out.stderr.startswith("kjenv: error: this API server does not serve "), out.stderr
-        assert "SelfSubjectAccessReview (authorization.k8s.io/v1)" in out.stderr
-        assert "HTTP 404" in out.stderr
-
-
-def test_check_from_python_raises_kube_api_error(local_cluster):
-    env = KubernetesJobEnvironment(kubeconfig=local_cluster.kubeconfig)
-    with pytest.raises(KubeApiError) as err:
-        env.check(dry_run=False)
-    assert err.value.status == 404
 
 
 def test_check_bad_input_is_one_line_exit_2(tmp_path):
@@ -100,58 +78,128 @@ def test_the_table_marks_missing_unused_and_a_refused_dry_run():
     )
 
 
+def role_rules() -> set[tuple[str, str, str]]:
+    """The (API group, resource, verb) triples examples/rbac.yaml's Role grants."""
+    (role,) = [d for d in yaml.safe_load_all(ROLE_FILE.read_text()) if d and d["kind"] == "Role"]
+    return {
+        (g, r, v)
+        for rule in role["rules"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+        for v in rule["verbs"]
+    }
+
+
+def kubeconfig_for(token: str, path: Path) -> str:
+    """A kubeconfig for a ServiceAccount's token on the admin kubeconfig's cluster."""
+    admin = yaml.safe_load(Path(REAL_KUBECONFIG).read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
+    cluster = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": "sa", "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": cluster["name"], "user": "sa"}}],
+        "current-context": "sa",
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return str(path)
+
+
+# What the restricted Role leaves out of examples/rbac.yaml's.
+WITHHELD = {
+    ("batch", "jobs", "delete"),
+    ("", "pods", "watch"),
+    ("", "pods/log", "get"),
+    ("", "secrets", "create"),
+    ("", "secrets", "get"),
+}
+
+
+def restricted(rules: list[dict]) -> list[dict]:
+    """The Role's rules without the :data:`WITHHELD` verbs."""
+    out = []
+    for rule in rules:
+        (group,), (resource,) = rule["apiGroups"], rule["resources"]
+        verbs = [v for v in rule["verbs"] if (group, resource, v) not in WITHHELD]
+        if verbs:
+            out.append({**rule, "verbs": verbs})
+    return out
+
+
+def table_rows(stdout: str) -> dict[tuple[str, str], str]:
+    """``{(verb, resource): result}`` of the printed table (the permission rows)."""
+    rows = {}
+    for line in stdout.splitlines()[1:]:
+        if line.startswith("kjenv check:") or "dry run" in line:
+            continue
+        result, verb, resource = line.split()[:3]
+        rows[(verb, resource)] = result
+    return rows
+
+
+def shown(group: str, resource: str) -> str:
+    if not group:
+        return resource
+    name, _, sub = resource.partition("/")
+    return f"{name}.{group}" + (f"/{sub}" if sub else "")
+
+
+# ---- the local cluster's users: the same checks without a real cluster ------------------------
+
+
+def test_local_check_names_exactly_what_a_restricted_user_misses(local_cluster, tmp_path):
+    (full,) = [d for d in yaml.safe_load_all(ROLE_FILE.read_text()) if d and d["kind"] == "Role"]
+    kubeconfig = local_cluster.add_user(
+        unique("check-user"), restricted(full["rules"]), namespace="default"
+    )
+    name = unique("check")
+    spec = write_spec(tmp_path, name)
+    out = kjenv_cli("check", "--kubeconfig", kubeconfig, spec)
+    assert out.returncode == 1, out
+    rows = table_rows(out.stdout)
+    want = {(v, shown(g, r)) for g, r, v in WITHHELD if r != "secrets"}
+    assert {k for k, v in rows.items() if v == "MISSING"} == want, out.stdout
+    assert rows[("create", "secrets")] == "unused" and rows[("get", "secrets")] == "unused"
+    granted = {(v, shown(g, r)) for g, r, v in role_rules() - WITHHELD}
+    assert {k for k, v in rows.items() if v == "allowed"} == granted, out.stdout
+    dry = [line for line in out.stdout.splitlines() if "dry run" in line]
+    assert len(dry) == 1 and dry[0].startswith("allowed"), out.stdout
+    last = out.stdout.splitlines()[-1]
+    assert last.startswith("kjenv check: namespace default: 3 missing: "), last
+    # The dry run stored nothing.
+    from kubernetes import client, config
+
+    batch = client.BatchV1Api(config.new_client_from_config(config_file=local_cluster.kubeconfig))
+    assert name not in [j.metadata.name for j in batch.list_namespaced_job("default").items]
+    # The Python API says the same, without a table.
+    report = KubernetesJobEnvironment(kubeconfig=kubeconfig).check(dry_run=False)
+    assert not report["ok"] and report["namespace"] == "default"
+    refused = {
+        (p["group"], p["resource"], p["verb"]) for p in report["permissions"] if not p["allowed"]
+    }
+    assert refused == WITHHELD
+
+
+def test_local_check_with_the_whole_role_allows_everything(local_cluster, tmp_path):
+    (full,) = [d for d in yaml.safe_load_all(ROLE_FILE.read_text()) if d and d["kind"] == "Role"]
+    kubeconfig = local_cluster.add_user(unique("check-user"), full["rules"], namespace="default")
+    env = {**os.environ, "PREFECT__CLOUD__AUTH_TOKEN": "check-token-not-for-anyone"}
+    out = kjenv_cli(
+        "check", "--kubeconfig", kubeconfig, write_spec(tmp_path, unique("check")), env=env
+    )
+    assert out.returncode == 0, out
+    assert out.stdout.splitlines()[-1] == (
+        "kjenv check: namespace default: everything kjenv needs is allowed"
+    )
+    assert set(table_rows(out.stdout).values()) == {"allowed"}
+
+
 # ---- a real API server's RBAC authorizer (the real tier) ---------------------------------------
 
 if REAL_KUBECONFIG:
-
-    def role_rules() -> set[tuple[str, str, str]]:
-        """The (API group, resource, verb) triples examples/rbac.yaml's Role grants."""
-        (role,) = [
-            d for d in yaml.safe_load_all(ROLE_FILE.read_text()) if d and d["kind"] == "Role"
-        ]
-        return {
-            (g, r, v)
-            for rule in role["rules"]
-            for g in rule["apiGroups"]
-            for r in rule["resources"]
-            for v in rule["verbs"]
-        }
-
-    def kubeconfig_for(token: str, path: Path) -> str:
-        """A kubeconfig for a ServiceAccount's token on the admin kubeconfig's cluster."""
-        admin = yaml.safe_load(Path(REAL_KUBECONFIG).read_text())
-        context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
-        cluster = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [cluster],
-            "users": [{"name": "sa", "user": {"token": token}}],
-            "contexts": [{"name": "sa", "context": {"cluster": cluster["name"], "user": "sa"}}],
-            "current-context": "sa",
-        }
-        path.write_text(yaml.safe_dump(config))
-        path.chmod(0o600)
-        return str(path)
-
-    # What the restricted Role leaves out of examples/rbac.yaml's.
-    WITHHELD = {
-        ("batch", "jobs", "delete"),
-        ("", "pods", "watch"),
-        ("", "pods/log", "get"),
-        ("", "secrets", "create"),
-        ("", "secrets", "get"),
-    }
-
-    def restricted(rules: list[dict]) -> list[dict]:
-        """The Role's rules without the :data:`WITHHELD` verbs."""
-        out = []
-        for rule in rules:
-            (group,), (resource,) = rule["apiGroups"], rule["resources"]
-            verbs = [v for v in rule["verbs"] if (group, resource, v) not in WITHHELD]
-            if verbs:
-                out.append({**rule, "verbs": verbs})
-        return out
 
     @pytest.fixture
     def service_account(tmp_path):
@@ -189,22 +237,6 @@ if REAL_KUBECONFIG:
         yield make
         for ns in made:
             core.delete_namespace(ns)
-
-    def table_rows(stdout: str) -> dict[tuple[str, str], str]:
-        """``{(verb, resource): result}`` of the printed table (the permission rows)."""
-        rows = {}
-        for line in stdout.splitlines()[1:]:
-            if line.startswith("kjenv check:") or "dry run" in line:
-                continue
-            result, verb, resource = line.split()[:3]
-            rows[(verb, resource)] = result
-        return rows
-
-    def shown(group: str, resource: str) -> str:
-        if not group:
-            return resource
-        name, _, sub = resource.partition("/")
-        return f"{name}.{group}" + (f"/{sub}" if sub else "")
 
     def test_real_check_names_exactly_what_a_restricted_account_misses(service_account, tmp_path):
         from kubernetes import client, config

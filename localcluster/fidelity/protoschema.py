@@ -27,6 +27,8 @@ OUT = ROOT / "localcluster" / "data" / "protobuf-schema.json"
 PACKAGES = [
     ("k8s.io/api", "core/v1"),
     ("k8s.io/api", "batch/v1"),
+    ("k8s.io/api", "authorization/v1"),
+    ("k8s.io/api", "authentication/v1"),
     ("k8s.io/api", "scheduling/v1alpha3"),
     ("k8s.io/apimachinery", "pkg/apis/meta/v1"),
     ("k8s.io/apimachinery", "pkg/runtime"),

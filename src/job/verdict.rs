@@ -184,6 +184,19 @@ pub fn verdict(s: &Snapshot, now: Instant) -> Option<Outcome> {
             return Some(Outcome::Complete(finished));
         }
         if let Some(outcome) = conditions::failed(s, job) {
+            // kjenv's own podFailurePolicy rule fails a Job on a failure no retry fixes (see
+            // `transform`): name that failure, with its line, rather than the rule.
+            if let Outcome::Failed { reason, message } = &outcome {
+                if reason == "PodFailurePolicy" {
+                    let pods = || s.pods.values();
+                    if let Some(o) = pods().find_map(|t| flow_container::unfixable(t, &s.rules)) {
+                        return Some(o);
+                    }
+                    if let Some(o) = flow_container::own_rule_outcome(&s.rules, message) {
+                        return Some(o);
+                    }
+                }
+            }
             return Some(outcome);
         }
         if let Some(outcome) = conditions::managed_elsewhere(job) {

@@ -146,8 +146,17 @@ fn self_subject_review(user: &User) -> Response<Body> {
     )
 }
 
+/// A review's body as JSON: kubectl >= 1.32 sends the self reviews as protobuf.
+fn review_body(req: &Req, what: &str) -> Result<Value, ApiError> {
+    let content_type = req.header(hyper::header::CONTENT_TYPE).unwrap_or("");
+    if super::protobuf::is_protobuf(content_type) {
+        return super::protobuf::decode_body(&req.body, None);
+    }
+    req.json_body(what)
+}
+
 fn access_review(user: &User, req: &Req) -> Result<Response<Body>, ApiError> {
-    let body = req.json_body("SelfSubjectAccessReview")?;
+    let body = review_body(req, "SelfSubjectAccessReview")?;
     let spec = body.get("spec").cloned().unwrap_or(Value::Null);
     let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let what = match (spec.get("resourceAttributes"), spec.get("nonResourceAttributes")) {
@@ -180,7 +189,7 @@ fn access_review(user: &User, req: &Req) -> Result<Response<Body>, ApiError> {
 }
 
 fn rules_review(user: &User, req: &Req) -> Result<Response<Body>, ApiError> {
-    let body = req.json_body("SelfSubjectRulesReview")?;
+    let body = review_body(req, "SelfSubjectRulesReview")?;
     let spec = body.get("spec").cloned().unwrap_or(Value::Null);
     let all = Rule {
         api_groups: vec!["*".into()],

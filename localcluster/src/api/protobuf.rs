@@ -153,6 +153,9 @@ fn message_of(api_version: &str, kind: &str) -> Option<String> {
         ],
         "batch/v1" => vec![format!("k8s.io.api.batch.v1.{kind}")],
         "meta.k8s.io/v1" => vec![format!("{META}.{kind}")],
+        // The self reviews (`api/access.rs`), which kubectl >= 1.32 sends as protobuf.
+        "authorization.k8s.io/v1" => vec![format!("k8s.io.api.authorization.v1.{kind}")],
+        "authentication.k8s.io/v1" => vec![format!("k8s.io.api.authentication.v1.{kind}")],
         _ => vec![],
     };
     candidates.into_iter().find(|c| schema().contains_key(c))

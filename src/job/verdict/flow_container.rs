@@ -38,6 +38,35 @@ fn unfixable_end<'a>(t: &'a PodTrack, rules: &Rules) -> Option<&'a ContainerStat
     last_end(c).filter(|t| is_unfixable(t))
 }
 
+/// The failure kjenv's own podFailurePolicy rule (exit codes [`UNFIXABLE_EXIT_CODES`] of the
+/// flow container) stands for, from the Job's `PodFailurePolicy` `message` (`Container flow for
+/// pod ns/p failed with exit code 66 matching FailJob rule at index 0`), when the watch has not
+/// shown the pod's end yet: named as [`unfixable`] names it (the wait's explanation adds the
+/// pod's exit code and last line). `None` for any other rule's message.
+pub fn own_rule_outcome(rules: &Rules, message: &str) -> Option<Outcome> {
+    let prefix = format!("Container {} for pod ", rules.flow_container);
+    let (pod, rest) = message
+        .strip_prefix(&prefix)?
+        .split_once(" failed with exit code ")?;
+    let code: i32 = rest.split_whitespace().next()?.parse().ok()?;
+    if !UNFIXABLE_EXIT_CODES.contains(&code) {
+        return None;
+    }
+    let pod = pod.rsplit('/').next().unwrap_or(pod);
+    let container = &rules.flow_container;
+    let (reason, what) = if code == FLOW_NOT_LOADED {
+        ("FlowNotLoaded", "could not load the flow".to_string())
+    } else {
+        let what = format!("could not run its command (exit code {code})");
+        ("CommandCannotRun", what)
+    };
+    Some(Outcome::Stuck {
+        pod: pod.into(),
+        reason: reason.into(),
+        message: format!("pod {pod}: container {container} {what}; no retry can fix that"),
+    })
+}
+
 /// A pod whose flow container ended so: the wait is over (the caller stops the retries).
 pub fn unfixable(t: &PodTrack, rules: &Rules) -> Option<Outcome> {
     let end = unfixable_end(t, rules)?;
@@ -127,6 +156,37 @@ mod tests {
 
     fn ended(code: i32, reason: &str, message: &str) -> Value {
         json!({"terminated": {"exitCode": code, "reason": reason, "message": message}})
+    }
+
+    #[test]
+    fn kjenv_s_own_pod_failure_policy_rule_is_named_as_the_failure_it_stands_for() {
+        let msg = |code: i32, index: u32| {
+            format!(
+                "Container flow for pod default/j-abcde failed with exit code {code} matching \
+                 FailJob rule at index {index}"
+            )
+        };
+        let reason = |o: Option<Outcome>| match o {
+            Some(Outcome::Stuck { reason, pod, .. }) => format!("{reason} {pod}"),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(
+            reason(own_rule_outcome(&rules(), &msg(66, 0))),
+            "FlowNotLoaded j-abcde"
+        );
+        assert_eq!(
+            reason(own_rule_outcome(&rules(), &msg(127, 0))),
+            "CommandCannotRun j-abcde"
+        );
+        assert!(
+            own_rule_outcome(&rules(), &msg(42, 1)).is_none(),
+            "a user's own rule"
+        );
+        let other = "Container sidecar for pod default/j-abcde failed with exit code 66 matching";
+        assert!(
+            own_rule_outcome(&rules(), other).is_none(),
+            "not the flow container"
+        );
     }
 
     #[test]
