@@ -151,13 +151,14 @@ def test_a_failing_flow_is_still_retried(kube, tmp_path):
 # ---- without a cluster -------------------------------------------------------------------------
 
 
-def test_render_puts_the_fail_job_rule_first_only_under_never():
+def test_render_puts_the_fail_job_rule_after_the_user_s_only_under_never():
     theirs = {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
     spec = job_spec("pfp")
     spec["spec"]["podFailurePolicy"] = {"rules": [theirs]}
     job = KubernetesJobEnvironment(job_spec=spec).render(image="img:1")
     rules = job["spec"]["podFailurePolicy"]["rules"]
     assert rules == [
+        theirs,
         {
             "action": "FailJob",
             "onExitCodes": {
@@ -166,7 +167,6 @@ def test_render_puts_the_fail_job_rule_first_only_under_never():
                 "values": [EXIT_FLOW_NOT_LOADED, 126, 127, 128],
             },
         },
-        theirs,
     ]
     on_failure = KubernetesJobEnvironment(
         job_spec=job_spec("pfp", restartPolicy="OnFailure")

@@ -1,6 +1,7 @@
 //! Failures no retry can fix fail the Job at once: with `restartPolicy: Never`, the rendered Job
 //! gets a `podFailurePolicy` rule that fails it (`FailJob`) when the flow container exits with
-//! one of [`UNFIXABLE_EXIT_CODES`], ahead of the user's own rules. (`OnFailure` allows no
+//! one of [`UNFIXABLE_EXIT_CODES`], after the user's own rules (theirs keep their indices, which
+//! the Job's failure message names, and match first). (`OnFailure` allows no
 //! podFailurePolicy: there the wait stops the retries, see `job::stop`.)
 
 use serde_json::{json, Value};
@@ -26,7 +27,7 @@ pub fn fail_job_rule(container: &str) -> Value {
     })
 }
 
-/// Put [`fail_job_rule`] first in the Job's podFailurePolicy when its pods never restart in
+/// Put [`fail_job_rule`] last in the Job's podFailurePolicy when its pods never restart in
 /// place; a Job that has the rule already, or has no room for it, is left as it is.
 pub fn fail_job_on_unfixable_exit(job: &mut Value) {
     let pod = job.pointer("/spec/template/spec");
@@ -50,17 +51,17 @@ pub fn fail_job_on_unfixable_exit(job: &mut Value) {
         return;
     };
     let rules = policy.entry("rules").or_insert_with(|| json!([]));
-    prepend(rules, fail_job_rule(&container));
+    append(rules, fail_job_rule(&container));
 }
 
-fn prepend(rules: &mut Value, rule: Value) {
+fn append(rules: &mut Value, rule: Value) {
     let Some(list) = rules.as_array_mut() else {
         return;
     };
     if list.contains(&rule) || list.len() >= MAX_RULES {
         return;
     }
-    list.insert(0, rule);
+    list.push(rule);
 }
 
 #[cfg(test)]
@@ -77,7 +78,7 @@ mod tests {
     }
 
     #[test]
-    fn never_gets_the_rule_for_the_flow_container_first() {
+    fn never_gets_the_rule_for_the_flow_container_after_the_user_s() {
         let mut j = job("Never", None);
         fail_job_on_unfixable_exit(&mut j);
         assert_eq!(
@@ -93,7 +94,7 @@ mod tests {
         fail_job_on_unfixable_exit(&mut j);
         fail_job_on_unfixable_exit(&mut j); // a second render adds nothing
         let rules = &j["spec"]["podFailurePolicy"]["rules"];
-        assert_eq!(rules, &json!([fail_job_rule("main"), theirs]));
+        assert_eq!(rules, &json!([theirs, fail_job_rule("main")]));
     }
 
     #[test]
