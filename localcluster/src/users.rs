@@ -148,7 +148,7 @@ impl Users {
     /// The admin, with the cluster's token.
     pub fn new(admin_token: &str) -> Users {
         let admin = User {
-            name: "kjenv-local-admin".into(),
+            name: "kjenv-admin".into(),
             groups: vec!["system:masters".into(), "system:authenticated".into()],
             token: admin_token.into(),
             rules: None,

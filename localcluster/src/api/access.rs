@@ -7,7 +7,7 @@ use hyper::{Method, Response};
 use serde_json::{json, Value};
 
 use super::{error_response, json_response, Body, Req};
-use crate::error::ApiError;
+use crate::error::{ApiError, Cause};
 use crate::users::{Attributes, Rule, User};
 
 const AUTHORIZATION_V1: &str = "/apis/authorization.k8s.io/v1/";
@@ -140,7 +140,7 @@ fn self_subject_review(user: &User) -> Response<Body> {
         &json!({
             "kind": "SelfSubjectReview",
             "apiVersion": "authentication.k8s.io/v1",
-            "metadata": {},
+            "metadata": {"creationTimestamp": crate::meta::rfc3339(chrono::Utc::now())},
             "status": {"userInfo": {"username": user.name, "groups": user.groups}},
         }),
     )
@@ -159,7 +159,10 @@ fn access_review(user: &User, req: &Req) -> Result<Response<Body>, ApiError> {
     let body = review_body(req, "SelfSubjectAccessReview")?;
     let spec = body.get("spec").cloned().unwrap_or(Value::Null);
     let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let what = match (spec.get("resourceAttributes"), spec.get("nonResourceAttributes")) {
+    let what = match (
+        spec.get("resourceAttributes"),
+        spec.get("nonResourceAttributes"),
+    ) {
         (Some(r), None) => Attributes::Resource {
             verb: text(r, "verb"),
             group: text(r, "group"),
@@ -172,11 +175,7 @@ fn access_review(user: &User, req: &Req) -> Result<Response<Body>, ApiError> {
             verb: text(n, "verb"),
             path: text(n, "path"),
         },
-        _ => return Err(ApiError::new(
-            422,
-            "Invalid",
-            "SelfSubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.resourceAttributes: Invalid value: \"null\": exactly one of nonResourceAttributes or resourceAttributes must be specified",
-        )),
+        _ => return Err(neither_attributes()),
     };
     let answer = json!({
         "kind": "SelfSubjectAccessReview",
@@ -186,6 +185,29 @@ fn access_review(user: &User, req: &Req) -> Result<Response<Body>, ApiError> {
         "status": {"allowed": user.allows(&what)},
     });
     Ok(json_response(201, &answer))
+}
+
+/// kube-apiserver's 422 for a review with neither (or both) attributes: its validation names no
+/// kind (`.authorization.k8s.io "" is invalid: …`), and so does its `details`.
+fn neither_attributes() -> ApiError {
+    let cause = Cause::invalid(
+        "spec",
+        &Value::Null,
+        "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+    );
+    let mut err = ApiError::new(
+        422,
+        "Invalid",
+        format!(
+            ".authorization.k8s.io \"\" is invalid: spec: {}",
+            cause.message
+        ),
+    );
+    err.details = Some(Box::new(json!({
+        "group": "authorization.k8s.io",
+        "causes": [{"reason": cause.reason, "message": cause.message, "field": cause.field}],
+    })));
+    err
 }
 
 fn rules_review(user: &User, req: &Req) -> Result<Response<Body>, ApiError> {

@@ -8,7 +8,7 @@ use hyper::{header, Response};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::admission::default_toleration_seconds;
+use super::admission::admit_pod;
 use super::listitem::ListItem;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::target::{Format, Target};
@@ -136,7 +136,7 @@ fn prepare_new(kind: Kind, obj: &mut Value) -> Result<(), ApiError> {
                 obj["spec"] = json!({});
             }
             default_pod_spec(&mut obj["spec"], true);
-            default_toleration_seconds(&mut obj["spec"]);
+            admit_pod(&mut obj["spec"]);
             let mut causes = Vec::new();
             validate_meta(kind, obj, &mut causes);
             validate_pod_spec(&obj["spec"], "spec", false, &mut causes);

@@ -5,6 +5,7 @@ pub mod admission;
 pub mod binding;
 pub mod configdata;
 pub mod crud;
+pub mod decode_error;
 pub mod discovery;
 pub mod event;
 pub mod field_validation;
@@ -79,16 +80,15 @@ impl Req {
     /// The body as JSON (bodies without Content-Type are JSON too).
     ///
     /// # Errors
-    /// 400 when the body is not JSON.
+    /// 400 when the body is not JSON, worded as kube-apiserver words it for a `what`.
     pub fn json_body(&self, what: &str) -> Result<Value, ApiError> {
         if self.body.is_empty() {
             return Err(ApiError::bad_request(format!(
                 "{what}: request body is empty"
             )));
         }
-        serde_json::from_slice(&self.body).map_err(|e| {
-            ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
-        })
+        serde_json::from_slice(&self.body)
+            .map_err(|e| ApiError::bad_request(decode_error::unrecognized(what, &self.body, &e)))
     }
 }
 

@@ -311,7 +311,7 @@ fn new_pod(job: &Value, index: Option<i64>) -> Value {
     // What a pod created through the API gets: the pod strategy's defaults, admission's
     // tolerations, and Pending from its first version.
     crate::api::validation::default_pod_spec(&mut spec, true);
-    crate::api::admission::default_toleration_seconds(&mut spec);
+    crate::api::admission::admit_pod(&mut spec);
     let qos = crate::resources::qos_class(&spec);
     json!({ "apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec,
             "status": {"phase": "Pending", "qosClass": qos} })
