@@ -127,6 +127,7 @@ pub async fn status(conn: &Connection, job: &JobRef, policy: &Policy) -> Result<
             message: c.message,
         })
         .collect();
+    let (succeeded, failed) = super::verdict::terminated_counts(&s);
     let is_true = |k: &str| conditions.iter().any(|c| c.kind == k && c.status == "True");
     let pods = job_pods(conn, job, policy).await?;
     // SuccessCriteriaMet and FailureTarget (Kubernetes >= 1.31) decide before the last pods end.
@@ -172,8 +173,8 @@ pub async fn status(conn: &Connection, job: &JobRef, policy: &Policy) -> Result<
         namespace: job.namespace.clone(),
         phase: phase.into(),
         active: s.active.unwrap_or(0),
-        succeeded: s.succeeded.unwrap_or(0),
-        failed: s.failed.unwrap_or(0),
+        succeeded,
+        failed,
         conditions,
         pods: pod_views,
         last_event,

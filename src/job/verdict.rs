@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::batch::v1::{Job, JobCondition};
+use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodCondition};
 use serde::Serialize;
 
@@ -226,15 +226,24 @@ pub fn verdict(s: &Snapshot, now: Instant) -> Option<Outcome> {
 pub fn complete(job: &Job, pods: &BTreeMap<String, PodTrack>) -> Option<Finished> {
     // SuccessCriteriaMet (Kubernetes >= 1.31) decides it before Complete, set once pods ended.
     condition(job, "Complete").or_else(|| condition(job, "SuccessCriteriaMet"))?;
-    let s = job.status.clone().unwrap_or_default();
-    // At SuccessCriteriaMet the last pods may still be counted as "uncounted" only.
-    let uncounted = s.uncounted_terminated_pods.unwrap_or_default();
-    let count = |v: Option<Vec<String>>| i32::try_from(v.map_or(0, |v| v.len())).unwrap_or(0);
+    let (succeeded, failed) = terminated_counts(&job.status.clone().unwrap_or_default());
     Some(Finished {
-        succeeded: s.succeeded.unwrap_or(0) + count(uncounted.succeeded),
-        failed: s.failed.unwrap_or(0) + count(uncounted.failed),
+        succeeded,
+        failed,
         pods: pods.keys().cloned().collect(),
     })
+}
+
+/// The Job's (succeeded, failed) pods, counting those the controller has seen end but not yet
+/// folded into its counters (`uncountedTerminatedPods`): at `SuccessCriteriaMet` or
+/// `FailureTarget` the last pods may be there only.
+pub fn terminated_counts(s: &JobStatus) -> (i32, i32) {
+    let uncounted = s.uncounted_terminated_pods.clone().unwrap_or_default();
+    let count = |v: Option<Vec<String>>| i32::try_from(v.map_or(0, |v| v.len())).unwrap_or(0);
+    (
+        s.succeeded.unwrap_or(0) + count(uncounted.succeeded),
+        s.failed.unwrap_or(0) + count(uncounted.failed),
+    )
 }
 
 /// The Job's condition of this type, when it holds.

@@ -345,3 +345,14 @@ fn a_pod_deleted_in_the_same_batch_is_still_reported() {
         "once"
     );
 }
+
+#[test]
+fn status_counts_the_pods_the_controller_has_not_folded_in_yet() {
+    let status: k8s_openapi::api::batch::v1::JobStatus = serde_json::from_value(json!({
+        "succeeded": 0, "failed": 1,
+        "uncountedTerminatedPods": {"succeeded": ["u2"], "failed": ["u3", "u4"]},
+    }))
+    .unwrap();
+    assert_eq!(super::terminated_counts(&status), (1, 3));
+    assert_eq!(super::terminated_counts(&Default::default()), (0, 0));
+}
