@@ -156,6 +156,11 @@ impl Ctr {
         matches!(&self.state, State::Terminated(t) if t.exit_code == 0)
     }
 
+    /// Done with, as an init container: completed, or (a sidecar) started.
+    fn initialized(&self) -> bool {
+        self.succeeded() || (self.restartable && self.is_running())
+    }
+
     /// Has it ever run (now, or in a previous attempt)?
     fn ever_ran(&self) -> bool {
         !matches!(self.state, State::Waiting { .. }) || self.last_state.is_some()
@@ -285,7 +290,7 @@ pub fn conditions(init: &[Ctr], ctrs: &[Ctr], phase: &str, started: bool, old: &
     // A sidecar is initialized once started; a pod whose containers ran was initialized.
     let pending_init: Vec<&str> = init
         .iter()
-        .filter(|c| !c.succeeded() && !(c.restartable && c.is_running()))
+        .filter(|c| !c.initialized())
         .map(|c| c.name.as_str())
         .collect();
     let initialized = pending_init.is_empty() || ctrs.iter().any(Ctr::ever_ran);
