@@ -1,6 +1,8 @@
 """Sidecars: the flow container's exit decides the run. A classic sidecar (a second container
 that never exits) keeps the pod Running after the flow container ended: the wait reports the
 flow's outcome at once and, with ``stop_sidecars`` (the default), deletes the Job with its pods.
+A native sidecar (an init container with ``restartPolicy: Always``) is stopped by the kubelet
+once the flow container ended: the Job finishes by itself and kjenv leaves it alone.
 Each test runs on the local cluster and, with ``KJENV_TEST_KUBECONFIG``, on the real control
 plane (``-k real``).
 """
@@ -109,3 +111,87 @@ def test_native_sidecars_are_rendered_unchanged():
     # The flow container is the first regular container; the rule names it, not the sidecar.
     rule = job["spec"]["podFailurePolicy"]["rules"][0]
     assert rule["onExitCodes"]["containerName"] == "flow"
+
+
+def native_spec(name: str, **kw) -> dict:
+    """A Job whose pod has a native sidecar (`mesh`, running for an hour) before the flow."""
+    spec = job_spec(name, **kw)
+    mesh = {"name": "mesh", "image": "busybox:1.36", "restartPolicy": "Always", "command": FOREVER}
+    spec["spec"]["template"]["spec"]["initContainers"] = [mesh]
+    return spec
+
+
+def the_job(kube, run):
+    _, batch = kube.client()
+    return batch.read_namespaced_job(run.name, kube.namespace)
+
+
+def mesh_status(pod) -> dict:
+    (mesh,) = [c for c in pod.status.init_container_statuses if c.name == "mesh"]
+    return mesh
+
+
+def test_a_native_sidecar_runs_beside_the_flow_and_the_job_completes(kube, tmp_path):
+    path = flow_file(tmp_path, PrintFlow(["flow beside its sidecar"]))
+    run = kube.env(native_spec(unique("native-ok"))).execute(flow_location=path, image=kube.image)
+    try:
+        result = run.wait(timeout=120, stream_logs=True)
+        assert result["succeeded"] == 1 and result["failed"] == 0, result
+        # The kubelet stopped the sidecar and the Job completed by itself: kjenv deleted nothing.
+        job = the_job(kube, run)
+        done = {c.type: c.status for c in job.status.conditions or []}
+        assert done.get("Complete") == "True", done
+        (pod,) = pods_of_job(kube, run.uid)
+        assert pod.status.phase == "Succeeded"
+        mesh = mesh_status(pod)
+        assert mesh.state.terminated is not None, mesh.state
+        assert mesh.restart_count == 0
+        assert not mesh.ready and not mesh.started
+        conditions = {c.type: c.status for c in pod.status.conditions}
+        assert conditions["Initialized"] == "True", conditions
+        assert "flow beside its sidecar" in run.logs()
+    finally:
+        run.delete()
+
+
+def test_a_native_sidecar_does_not_hide_the_flows_failure(kube, tmp_path):
+    path = flow_file(tmp_path, PrintFlow(["about to fail"], fail=True))
+    run = kube.env(native_spec(unique("native-fail"))).execute(flow_location=path, image=kube.image)
+    try:
+        with pytest.raises(JobFailedError) as info:
+            run.wait(timeout=120)
+        err = info.value
+        assert err.reason == "BackoffLimitExceeded", str(err)
+        assert err.exit_code == 1
+        assert "the flow failed on purpose" in err.log_tail
+        assert "exited with code 1" in str(err)
+        assert "kjenv deleted" not in str(err)
+        job = the_job(kube, run)
+        assert {c.type: c.status for c in job.status.conditions}.get("Failed") == "True"
+        (pod,) = pods_of_job(kube, run.uid)
+        assert pod.status.phase == "Failed"
+        assert mesh_status(pod).state.terminated is not None
+    finally:
+        run.delete()
+
+
+def test_a_native_sidecar_is_running_while_the_flow_runs(kube, tmp_path):
+    """Started in its order, ready, the pod Initialized and Running: then the flow ends."""
+    path = flow_file(tmp_path, PrintFlow(["slow flow"], sleep=3))
+    run = kube.env(native_spec(unique("native-run"))).execute(flow_location=path, image=kube.image)
+    try:
+
+        def running():
+            pods = pods_of_job(kube, run.uid)
+            flows = [c for p in pods for c in p.status.container_statuses or [] if c.state.running]
+            return pods[0] if flows else None
+
+        pod = wait_until(running, timeout=60, what="the flow container to run")
+        mesh = mesh_status(pod)
+        assert mesh.state.running is not None and mesh.started and mesh.ready, mesh
+        assert pod.status.phase == "Running"
+        conditions = {c.type: c.status for c in pod.status.conditions}
+        assert conditions["Initialized"] == "True", conditions
+        assert run.wait(timeout=120)["succeeded"] == 1
+    finally:
+        run.delete()

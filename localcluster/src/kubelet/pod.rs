@@ -1,6 +1,8 @@
 //! One pod's worker: binds it to the node, waits for a concurrency slot, runs its init
-//! containers in order and then its containers, restarts them under `OnFailure`, stops them
-//! on delete, and writes `Pod.status` after every change.
+//! containers in order (a native sidecar, `restartPolicy: Always`, is started and kept
+//! running) and then its containers, restarts them under `OnFailure`, stops the sidecars once
+//! the containers ended, stops everything on delete, and writes `Pod.status` after every
+//! change.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -77,6 +79,14 @@ struct Exit {
     slot: Slot,
     attempt: u64,
     info: ExitInfo,
+}
+
+/// The deadlines of stopping a pod's containers: SIGKILL at `soft`; once sent, `hard` is
+/// when the worker gives up waiting.
+#[derive(Debug, Clone, Copy)]
+struct Stop {
+    soft: Instant,
+    hard: Option<Instant>,
 }
 
 /// A timer of a container: restart (after a crash) or retry (after a config error).
@@ -165,7 +175,10 @@ impl Worker {
         };
         let init = init_specs
             .iter()
-            .map(|c| ctr(c, true, "PodInitializing"))
+            .map(|c| Ctr {
+                restartable: c["restartPolicy"] == "Always",
+                ..ctr(c, true, "PodInitializing")
+            })
             .collect();
         let ctrs = specs.iter().map(|c| ctr(c, false, main_reason)).collect();
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
@@ -241,10 +254,14 @@ impl Worker {
         };
         self.started = true;
         for idx in 0..self.init.len() {
-            let ok = self.run_set(&[Slot { init: true, idx }]).await?;
-            if !ok {
+            let slot = Slot { init: true, idx };
+            if self.init[idx].restartable {
+                self.start_sidecar(slot).await?;
+                continue;
+            }
+            if !self.run_set(&[slot]).await? {
                 // Never: a failed init container fails the pod.
-                return self.write(true).await;
+                return self.finish().await;
             }
         }
         for c in &mut self.ctrs {
@@ -254,6 +271,18 @@ impl Worker {
             .map(|idx| Slot { init: false, idx })
             .collect();
         self.run_set(&all).await?;
+        self.finish().await
+    }
+
+    /// Nothing will run again: the sidecars are stopped (as on delete, with the pod's grace
+    /// period) and the final status written.
+    async fn finish(&mut self) -> Result<(), Interrupt> {
+        if !self.running.is_empty() {
+            let grace = self.pod["spec"]["terminationGracePeriodSeconds"]
+                .as_i64()
+                .unwrap_or(30);
+            self.stop_all(grace).await;
+        }
         self.write(true).await
     }
 
@@ -364,6 +393,10 @@ impl Worker {
 
     // ---- running containers -----------------------------------------------------------
 
+    fn is_sidecar(&self, s: Slot) -> bool {
+        s.init && self.init[s.idx].restartable
+    }
+
     fn ctr(&mut self, s: Slot) -> &mut Ctr {
         if s.init {
             &mut self.init[s.idx]
@@ -395,38 +428,42 @@ impl Worker {
     }
 
     /// Starts the given containers together and runs them until each has terminated for
-    /// good. `Ok(true)` when all exited 0.
+    /// good (the sidecars started before keep running). `Ok(true)` when all exited 0.
     async fn run_set(&mut self, set: &[Slot]) -> Result<bool, Interrupt> {
         for &s in set {
             self.start(s).await;
         }
         self.write(false).await?;
+        self.drive(|w| set.iter().all(|&s| w.settled(s))).await?;
+        Ok(set
+            .iter()
+            .all(|&s| w_ctr(&self.init, &self.ctrs, s).succeeded()))
+    }
+
+    /// Starts a native sidecar and runs the pod until it has started (it runs: without
+    /// probes, that is started), so that the next init container may start.
+    async fn start_sidecar(&mut self, s: Slot) -> Result<(), Interrupt> {
+        self.start(s).await;
+        self.write(false).await?;
+        self.drive(|w| w_ctr(&w.init, &w.ctrs, s).is_running())
+            .await
+    }
+
+    /// Has this container terminated for good (no restart or retry due)?
+    fn settled(&self, s: Slot) -> bool {
+        !self.due.contains_key(&s)
+            && !self.running.contains_key(&s)
+            && matches!(w_ctr(&self.init, &self.ctrs, s).state, State::Terminated(_))
+    }
+
+    /// Handles exits, restarts and retries of every container (a set's and the sidecars')
+    /// until `done`, writing the status after each change.
+    async fn drive(&mut self, done: impl Fn(&Self) -> bool) -> Result<(), Interrupt> {
         loop {
-            let settled = set.iter().all(|s| {
-                !self.due.contains_key(s)
-                    && !self.running.contains_key(s)
-                    && matches!(
-                        if s.init {
-                            &self.init[s.idx].state
-                        } else {
-                            &self.ctrs[s.idx].state
-                        },
-                        State::Terminated(_)
-                    )
-            });
-            if settled {
-                return Ok(set.iter().all(|s| {
-                    if s.init {
-                        self.init[s.idx].succeeded()
-                    } else {
-                        self.ctrs[s.idx].succeeded()
-                    }
-                }));
+            if done(self) {
+                return Ok(());
             }
-            let next_due = set
-                .iter()
-                .filter_map(|s| self.due.get(s).map(|d| d.at))
-                .min();
+            let next_due = self.due.values().map(|d| d.at).min();
             tokio::select! {
                 exit = self.exits_rx.recv() => {
                     if let Some(exit) = exit {
@@ -436,22 +473,29 @@ impl Worker {
                 }
                 i = next_interrupt(&mut self.signal) => return Err(i),
                 _ = sleep_until_opt(next_due) => {
-                    let now = Instant::now();
-                    let fire: Vec<(Slot, Due)> = set
-                        .iter()
-                        .filter_map(|s| self.due.get(s).map(|d| (*s, *d)))
-                        .filter(|(_, d)| d.at <= now)
-                        .collect();
-                    for (s, d) in fire {
-                        self.due.remove(&s);
-                        if d.restart {
-                            self.ctr(s).restart_count += 1;
-                        }
-                        self.start(s).await;
-                    }
+                    self.fire_due().await;
                     self.write(false).await?;
                 }
             }
+        }
+    }
+
+    /// Restarts (after a crash back-off) and retries (after a config error) that are due.
+    async fn fire_due(&mut self) {
+        let now = Instant::now();
+        let mut fire: Vec<(Slot, Due)> = self
+            .due
+            .iter()
+            .filter(|(_, d)| d.at <= now)
+            .map(|(s, d)| (*s, *d))
+            .collect();
+        fire.sort_by_key(|(s, _)| (!s.init, s.idx));
+        for (s, d) in fire {
+            self.due.remove(&s);
+            if d.restart {
+                self.ctr(s).restart_count += 1;
+            }
+            self.start(s).await;
         }
     }
 
@@ -661,8 +705,10 @@ impl Worker {
     /// (`CrashLoopBackOff` until then).
     fn terminated(&mut self, s: Slot, t: Terminated) {
         let failed = t.exit_code != 0;
-        // Init containers restart only on failure, whatever the policy (unless Never).
+        // Init containers restart only on failure, whatever the policy (unless Never); a
+        // sidecar always does, whatever the pod's policy.
         let restart = match self.policy.as_str() {
+            _ if self.is_sidecar(s) => true,
             "Always" => failed || !s.init,
             "OnFailure" => failed,
             _ => false,
@@ -705,54 +751,91 @@ impl Worker {
 
     // ---- stopping ---------------------------------------------------------------------
 
-    /// Deleted through the API: SIGTERM every process group, SIGKILL after `grace`
-    /// seconds, then write the final status (which lets the store remove the pod).
+    /// Deleted through the API: everything stopped ([`Worker::stop_all`]), then the final
+    /// status written (which lets the store remove the pod).
     async fn terminate(&mut self, grace: i64) {
+        self.stop_all(grace).await;
+        self.unknown_remaining("The container could not be located when the pod was terminated");
+        let _ = self.write(true).await;
+    }
+
+    /// The order in which running containers are stopped: the containers (and a running
+    /// init container) together, then each sidecar, the last one first.
+    fn stop_order(&self) -> Vec<Vec<Slot>> {
+        let mut running: Vec<Slot> = self.running.keys().copied().collect();
+        running.sort_by_key(|s| (s.init, std::cmp::Reverse(s.idx)));
+        let (sidecars, others): (Vec<Slot>, Vec<Slot>) =
+            running.into_iter().partition(|s| self.is_sidecar(*s));
+        std::iter::once(others)
+            .chain(sidecars.into_iter().map(|s| vec![s]))
+            .filter(|g| !g.is_empty())
+            .collect()
+    }
+
+    /// SIGTERM to each group of [`Worker::stop_order`] once the one before has exited, SIGKILL
+    /// to all that still run `grace` seconds after the start (a second delete with a shorter
+    /// grace period shortens it, as a kubelet does); nothing restarts meanwhile.
+    async fn stop_all(&mut self, grace: i64) {
         self.stopping = true;
         self.due.clear();
-        let slots: Vec<(Slot, i32)> = self.running.iter().map(|(s, p)| (*s, p.pid)).collect();
-        for (s, pid) in &slots {
-            let name = self.ctr(*s).name.clone();
-            self.event(
-                *s,
-                "Normal",
-                "Killing",
-                &format!("Stopping container {name}"),
-            );
-            self.procs.signal(*pid, libc::SIGTERM);
-        }
         let started = Instant::now();
         let soft_at = |grace: i64| started + Duration::from_secs(grace.clamp(0, 86_400) as u64);
-        let mut soft = soft_at(grace);
-        let mut killed = false;
-        let mut hard = soft + KILL_WAIT;
-        while !self.running.is_empty() {
-            let deadline = if killed { hard } else { soft };
+        let mut stop = Stop {
+            soft: soft_at(grace),
+            hard: None,
+        };
+        for group in self.stop_order() {
+            let signal = if stop.hard.is_some() {
+                libc::SIGKILL
+            } else {
+                libc::SIGTERM
+            };
+            for &s in &group {
+                let name = self.ctr(s).name.clone();
+                let msg = format!("Stopping container {name}");
+                self.event(s, "Normal", "Killing", &msg);
+                if let Some(p) = self.running.get(&s) {
+                    self.procs.signal(p.pid, signal);
+                }
+            }
+            if !self.await_exits(&group, &mut stop, soft_at).await {
+                return;
+            }
+        }
+    }
+
+    /// Waits until no container of `group` runs: `false` when SIGKILL was not enough (the
+    /// worker gives up on the processes).
+    async fn await_exits(
+        &mut self,
+        group: &[Slot],
+        stop: &mut Stop,
+        soft_at: impl Fn(i64) -> Instant,
+    ) -> bool {
+        while group.iter().any(|s| self.running.contains_key(s)) {
+            let deadline = stop.hard.unwrap_or(stop.soft);
             let exit = tokio::select! {
                 exit = tokio::time::timeout_at(deadline, self.exits_rx.recv()) => exit,
-                // A second delete with a shorter grace period shortens it, as a kubelet does.
-                Ok(()) = self.signal.changed(), if !killed => {
+                Ok(()) = self.signal.changed(), if stop.hard.is_none() => {
                     if let Signal::Delete { grace } = *self.signal.borrow_and_update() {
-                        soft = soft.min(soft_at(grace));
+                        stop.soft = stop.soft.min(soft_at(grace));
                     }
                     continue;
                 }
             };
             match exit {
                 Ok(Some(exit)) => self.on_exit(exit),
-                Ok(None) => break,
-                Err(_) if !killed => {
+                Ok(None) => return false,
+                Err(_) if stop.hard.is_none() => {
                     for p in self.running.values() {
                         self.procs.signal(p.pid, libc::SIGKILL);
                     }
-                    killed = true;
-                    hard = Instant::now() + KILL_WAIT;
+                    stop.hard = Some(Instant::now() + KILL_WAIT);
                 }
-                Err(_) => break,
+                Err(_) => return false,
             }
         }
-        self.unknown_remaining("The container could not be located when the pod was terminated");
-        let _ = self.write(true).await;
+        true
     }
 
     /// Every container not terminated yet becomes terminated `ContainerStatusUnknown` (137).
@@ -874,4 +957,13 @@ fn expanded_argv(command: Vec<String>, args: Vec<String>, env: &[(String, String
         .chain(args)
         .map(|a| env::expand(&a, &lookup))
         .collect()
+}
+
+/// The container at `s` among a pod's init containers and containers.
+fn w_ctr<'a>(init: &'a [Ctr], ctrs: &'a [Ctr], s: Slot) -> &'a Ctr {
+    if s.init {
+        &init[s.idx]
+    } else {
+        &ctrs[s.idx]
+    }
 }

@@ -118,6 +118,9 @@ pub struct Ctr {
     pub image: String,
     /// An init container?
     pub init: bool,
+    /// A native sidecar: an init container with `restartPolicy: Always`, which keeps running
+    /// beside the containers.
+    pub restartable: bool,
     /// Restarts so far (OnFailure).
     pub restart_count: i64,
     /// The current state.
@@ -135,6 +138,7 @@ impl Ctr {
             name: name.into(),
             image: image.into(),
             init,
+            restartable: false,
             restart_count: 0,
             state: State::waiting(waiting_reason, None),
             last_state: None,
@@ -152,6 +156,11 @@ impl Ctr {
         matches!(&self.state, State::Terminated(t) if t.exit_code == 0)
     }
 
+    /// Done with, as an init container: completed, or (a sidecar) started.
+    fn initialized(&self) -> bool {
+        self.succeeded() || (self.restartable && self.is_running())
+    }
+
     /// Has it ever run (now, or in a previous attempt)?
     fn ever_ran(&self) -> bool {
         !matches!(self.state, State::Waiting { .. }) || self.last_state.is_some()
@@ -164,7 +173,7 @@ impl Ctr {
             "name": self.name,
             "image": self.image,
             "imageID": if self.ever_ran() { format!("local://{}", self.image) } else { String::new() },
-            "ready": running && !self.init,
+            "ready": running && (!self.init || self.restartable),
             "started": running,
             "restartCount": self.restart_count,
             "state": self.state.to_json(),
@@ -173,8 +182,9 @@ impl Ctr {
         if !self.container_id.is_empty() {
             s["containerID"] = json!(self.container_id);
         }
-        if self.init {
-            // An init container counts as ready once it completed successfully.
+        if self.init && !self.restartable {
+            // An init container counts as ready once it completed successfully (a sidecar,
+            // without probes here, is started and ready while it runs).
             s["ready"] = json!(self.succeeded());
         }
         s
@@ -184,10 +194,12 @@ impl Ctr {
 /// Pod phase from container states (Kubernetes' `getPhase`, simplified for one node).
 ///
 /// `restart_policy` is `Never`, `OnFailure` or `Always`; `finished` is true once the
-/// kubelet will not restart anything any more (the pod is deleted or done).
+/// kubelet will not restart anything any more (the pod is deleted or done). Native sidecars
+/// count only while they run (the pod is Running) or before their first start (Pending until
+/// a container has run): how they ended never decides the phase.
 pub fn phase(restart_policy: &str, init: &[Ctr], ctrs: &[Ctr], finished: bool) -> &'static str {
     let on_failure = restart_policy == "OnFailure" || restart_policy == "Always";
-    for c in init {
+    for c in init.iter().filter(|c| !c.restartable) {
         match &c.state {
             State::Terminated(t) if t.exit_code == 0 => {}
             State::Terminated(_) if !on_failure || finished => return "Failed",
@@ -195,9 +207,26 @@ pub fn phase(restart_policy: &str, init: &[Ctr], ctrs: &[Ctr], finished: bool) -
             _ => return "Pending",
         }
     }
-    if ctrs.is_empty() {
-        return "Pending";
+    let sidecars = init.iter().filter(|c| c.restartable);
+    let sidecars_running = sidecars.clone().filter(|c| c.is_running()).count();
+    let sidecar_pending = sidecars
+        .clone()
+        .any(|c| matches!(c.state, State::Waiting { .. }) && c.last_state.is_none());
+    if ctrs.is_empty() || (sidecar_pending && !ctrs.iter().any(Ctr::ever_ran)) {
+        return if finished { "Failed" } else { "Pending" };
     }
+    containers_phase(restart_policy, ctrs, sidecars_running > 0, finished)
+}
+
+/// The phase once the init containers are done: from the (regular) containers, with
+/// `sidecar_running` keeping a pod whose containers ended Running.
+fn containers_phase(
+    restart_policy: &str,
+    ctrs: &[Ctr],
+    sidecar_running: bool,
+    finished: bool,
+) -> &'static str {
+    let on_failure = restart_policy == "OnFailure" || restart_policy == "Always";
     let mut running = 0;
     let mut waiting_fresh = 0;
     let mut stopped = 0;
@@ -225,7 +254,7 @@ pub fn phase(restart_policy: &str, init: &[Ctr], ctrs: &[Ctr], finished: bool) -
     if waiting_fresh > 0 {
         return "Pending";
     }
-    if running > 0 {
+    if running > 0 || sidecar_running {
         return "Running";
     }
     if stopped == ctrs.len() {
@@ -258,14 +287,17 @@ fn condition(type_: &str, ok: bool, reason: Option<&str>, message: Option<String
 /// conditions whose status did not change.
 pub fn conditions(init: &[Ctr], ctrs: &[Ctr], phase: &str, started: bool, old: &Value) -> Value {
     let done = phase == "Succeeded" || phase == "Failed";
+    // A sidecar is initialized once started; a pod whose containers ran was initialized.
     let pending_init: Vec<&str> = init
         .iter()
-        .filter(|c| !c.succeeded())
+        .filter(|c| !c.initialized())
         .map(|c| c.name.as_str())
         .collect();
-    let initialized = pending_init.is_empty();
-    let unready: Vec<&str> = ctrs
+    let initialized = pending_init.is_empty() || ctrs.iter().any(Ctr::ever_ran);
+    let unready: Vec<&str> = init
         .iter()
+        .filter(|c| c.restartable)
+        .chain(ctrs)
         .filter(|c| !c.is_running())
         .map(|c| c.name.as_str())
         .collect();
@@ -431,5 +463,74 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(ready["status"], "False");
         assert_eq!(ready["reason"], "PodCompleted");
+    }
+
+    fn sidecar(state: State, last: Option<i32>) -> Ctr {
+        let mut c = Ctr::new("mesh", "img", true, "PodInitializing");
+        c.restartable = true;
+        c.state = state;
+        c.last_state = last.map(|code| Terminated::from_exit(code, None, Utc::now(), ""));
+        c
+    }
+
+    #[test]
+    fn sidecars_never_decide_the_phase() {
+        let run = || State::Running {
+            started_at: Utc::now(),
+        };
+        let fresh = || ctr(State::waiting("PodInitializing", None));
+        let waiting = sidecar(State::waiting("PodInitializing", None), None);
+        assert_eq!(phase("Never", &[waiting], &[fresh()], false), "Pending");
+        let up = [sidecar(run(), None)];
+        assert_eq!(phase("Never", &up, &[fresh()], false), "Pending");
+        assert_eq!(phase("Never", &up, &[ctr(run())], false), "Running");
+        // The containers ended, the sidecar still runs (the kubelet is stopping it).
+        assert_eq!(phase("Never", &up, &[ctr(term(0))], false), "Running");
+        // Stopped, by a signal or in a crash loop: the containers decide.
+        for side in [
+            sidecar(term(143), None),
+            sidecar(State::waiting("CrashLoopBackOff", None), Some(1)),
+        ] {
+            let side = std::slice::from_ref(&side);
+            assert_eq!(phase("Never", side, &[ctr(term(0))], false), "Succeeded");
+            assert_eq!(phase("Never", side, &[ctr(term(0))], true), "Succeeded");
+            assert_eq!(phase("Never", side, &[ctr(term(2))], true), "Failed");
+            assert_eq!(phase("OnFailure", side, &[ctr(term(2))], false), "Running");
+        }
+    }
+
+    #[test]
+    fn a_started_sidecar_is_initialized_and_ready() {
+        let run = State::Running {
+            started_at: Utc::now(),
+        };
+        let up = sidecar(run.clone(), None);
+        let j = up.to_json();
+        assert_eq!((&j["started"], &j["ready"]), (&json!(true), &json!(true)));
+        let init = [up, {
+            let mut c = Ctr::new("prep", "img", true, "PodInitializing");
+            c.state = term(0);
+            c
+        }];
+        let c = conditions(&init, &[ctr(run)], "Running", true, &Value::Null);
+        let status = |t: &str| {
+            c.as_array()
+                .and_then(|a| a.iter().find(|x| x["type"] == t))
+                .map(|x| x["status"].clone())
+        };
+        assert_eq!(status("Initialized"), Some(json!("True")));
+        assert_eq!(status("Ready"), Some(json!("True")));
+        // Stopped after the containers ended: still initialized, no longer ready.
+        let done = [sidecar(term(143), None)];
+        let j = done[0].to_json();
+        assert_eq!((&j["started"], &j["ready"]), (&json!(false), &json!(false)));
+        let c = conditions(&done, &[ctr(term(0))], "Succeeded", true, &c);
+        let initialized = c
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["type"] == "Initialized"));
+        assert_eq!(
+            initialized.map(|x| x["status"].clone()),
+            Some(json!("True"))
+        );
     }
 }

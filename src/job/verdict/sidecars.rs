@@ -115,4 +115,24 @@ mod tests {
         // A finished pod is the Job controller's to count.
         assert_eq!(decide(pod("Never", "Succeeded", Some(0), vec![])), None);
     }
+
+    #[test]
+    fn a_native_sidecar_being_stopped_is_no_classic_sidecar() {
+        // The flow container ended; the kubelet stops the native sidecar and the pod stays
+        // Running until it has: the Job's own outcome follows, kjenv stops nothing.
+        for code in [0, 1] {
+            let mut p = pod("Never", "Running", Some(code), vec![]);
+            let mesh = status("mesh", json!({"running": {}}));
+            let st = p.status.as_mut().expect("status");
+            st.container_statuses
+                .as_mut()
+                .expect("statuses")
+                .truncate(1);
+            st.init_container_statuses = Some(vec![serde_json::from_value(mesh).expect("status")]);
+            if let Some(spec) = p.spec.as_mut() {
+                spec.containers.truncate(1);
+            }
+            assert_eq!(decide(p), None, "exit code {code}");
+        }
+    }
 }
