@@ -527,10 +527,12 @@ def render(outcomes: list[Outcome], seconds: float, command: str, notes: list[st
     lines += [f"| `{name}` | {what} |" for name, what in RULES]
     lines += [
         "",
-        "Not in this corpus yet (issue 17 extends it): protobuf bodies, server-side apply, "
-        "`fieldValidation`, exec, OpenAPI, access reviews, the requests of kubectl 1.33+ "
-        "(`-v=8`), Jobs that run pods to completion (the controllers' timing differs: the "
-        "conformance tests cover them).",
+        "In the corpus since issue 17: protobuf bodies (`pb-*`), `fieldValidation` (`fv-*`), "
+        "OpenAPI v2 and v3 (`openapi-*`), access reviews (`ssar-*`, `ssr-*`). Not in it yet: "
+        "server-side apply (the emulator has none), exec (a WebSocket upgrade: "
+        "`tests/test_conformance_exec.py` covers it with kubectl 1.33 and the Python client), "
+        "the requests of kubectl 1.33+ captured with `-v=8`, Jobs that run pods to completion "
+        "(the controllers' timing differs: the conformance tests cover them).",
         "",
         "Not compared: response headers other than the media type (e.g. `Warning`, "
         "`Audit-Id`). Watch answers are the list of events read (bounded by a count and "
