@@ -7,6 +7,8 @@ pub mod configdata;
 pub mod crud;
 pub mod discovery;
 pub mod event;
+pub mod exec;
+pub mod exec_stream;
 pub mod field_validation;
 pub mod gc;
 pub mod job;
@@ -50,6 +52,8 @@ pub struct Req {
     pub headers: hyper::HeaderMap,
     /// The body (empty for GET).
     pub body: Bytes,
+    /// The connection's upgrade, for the endpoints that switch protocols (exec).
+    pub upgrade: Option<hyper::upgrade::OnUpgrade>,
 }
 
 impl Req {

@@ -53,7 +53,7 @@ pub fn parse_target(group: &str, rest: &[&str]) -> Option<Target> {
             let k = kind_of(plural)?;
             let ok = matches!(
                 (k, *sub),
-                (Kind::Pod, "status" | "log" | "binding") | (Kind::Job, "status")
+                (Kind::Pod, "status" | "log" | "binding" | "exec") | (Kind::Job, "status")
             );
             (k.namespaced() && ok).then(|| t(k, Some(ns), Some(name), Some(sub)))
         }
