@@ -1,15 +1,16 @@
 """Conformance: ``exec`` into a running pod of the local cluster, with clients nobody here wrote.
 
-kubectl >= 1.30 speaks WebSocket ``v5.channel.k8s.io`` (kube-apiserver's stream translator
-answers it); the official Python client (``kubernetes.stream.stream``) speaks
-``v4.channel.k8s.io`` (the kubelet answers it). The command runs as a process in the container:
-its environment (``$(VAR)`` expansion and downward values included) and working directory, in
-its process group (it stops with the pod). kubectl 1.20 speaks SPDY, which the local cluster
-refuses with a Status that says what works instead.
+kubectl >= 1.30 and the official Python client (``kubernetes.stream.stream``, 37.x) speak
+WebSocket ``v5.channel.k8s.io`` (kube-apiserver's stream translator answers it; the Python
+client offers ``v4.channel.k8s.io`` after it, which the kubelet answers). The command runs
+as a process in the container: its environment (``$(VAR)`` expansion and downward values
+included) and working directory, in its process group (it stops with the pod). kubectl 1.20
+speaks SPDY, which the local cluster refuses with a Status that says what works instead.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -195,7 +196,7 @@ def test_kubectl_1_20_is_refused_with_a_status_naming_what_works(local_cluster, 
     assert proc.stderr.strip() == 'Error from server (NotFound): pods "no-such-pod" not found'
 
 
-# ---- the official Python client (WebSocket v4) ---------------------------------------------
+# ---- the official Python client (WebSocket v5) ---------------------------------------------
 
 
 def test_python_client_exec_captures_stdout(local_cluster, pod):
@@ -350,3 +351,42 @@ def test_exec_needs_create_on_pods_exec(local_cluster, pod, tmp_path):
         "exec", name, "-c", "main", "--", "sh", "-c", "echo $GREETING"
     )
     assert proc.stdout == "hello\n"
+
+
+def test_exec_into_a_container_that_ended(local_cluster, core, kubectl, tmp_path):
+    """The kubelet finds no running container: v5 clients (kubectl, the Python client), whose
+    requests the API server's stream translator serves, get that on the open stream."""
+    name = unique("exec-ended")
+    body = pod_body(name, str(tmp_path))
+    body["spec"]["containers"][1]["command"] = ["true"]
+    core.create_namespaced_pod(NS, body)
+
+    def side_ended():
+        statuses = core.read_namespaced_pod(name, NS).status.container_statuses or []
+        return any(s.name == "side" and s.state.terminated for s in statuses)
+
+    poll(side_ended, timeout=30, what=f"container side of {name} to end")
+    proc = kubectl.run("exec", name, "-c", "side", "--", "true", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        'error: Internal error occurred: unable to upgrade connection: container not found ("side")'
+    )
+    with new_api(local_cluster.kubeconfig) as api:
+        resp = stream(
+            client.CoreV1Api(api).connect_get_namespaced_pod_exec,
+            name,
+            NS,
+            container="side",
+            command=["true"],
+            stdout=True,
+            _preload_content=False,
+        )
+        resp.run_forever(timeout=30)
+        assert not resp.is_open(), "the exec did not end"
+        status = json.loads(resp.read_channel(3))
+        resp.close()
+    assert status["message"] == (
+        'Internal error occurred: unable to upgrade connection: container not found ("side")'
+    )
+    assert (status["reason"], status["code"]) == ("InternalError", 500)
+    core.delete_namespaced_pod(name, NS, grace_period_seconds=0)
