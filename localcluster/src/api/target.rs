@@ -115,7 +115,9 @@ mod tests {
             Kind::Namespace
         );
         assert!(parse_target("", &["jobs"]).is_none());
-        assert!(parse_target("", &["namespaces", "d", "pods", "p", "exec"]).is_none());
+        let exec = parse_target("", &["namespaces", "d", "pods", "p", "exec"]).unwrap();
+        assert_eq!(exec.sub.as_deref(), Some("exec"));
+        assert!(parse_target("", &["namespaces", "d", "pods", "p", "attach"]).is_none());
     }
 
     #[test]
