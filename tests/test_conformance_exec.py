@@ -16,6 +16,7 @@ import subprocess
 import time
 
 import pytest
+import websocket
 from kube_cluster import unique
 from kube_cluster import wait_until as poll
 from kubernetes import client, config
@@ -390,3 +391,42 @@ def test_exec_into_a_container_that_ended(local_cluster, core, kubectl, tmp_path
     )
     assert (status["reason"], status["code"]) == ("InternalError", 500)
     core.delete_namespaced_pod(name, NS, grace_period_seconds=0)
+
+
+def test_a_v4_client_gets_the_kubelet_s_words(local_cluster, pod):
+    """A client that offers only ``v4.channel.k8s.io`` (websocket-client, as older Python
+    clients and kr8s use it) is answered as the kubelet answers: the Status of a non-zero exit
+    names the command."""
+    name, _ = pod
+    cfg = client.Configuration()
+    config.load_kube_config(config_file=local_cluster.kubeconfig, client_configuration=cfg)
+    url = cfg.host.replace("https://", "wss://") + (
+        f"/api/v1/namespaces/{NS}/pods/{name}/exec?container=main&stdout=true&stderr=true"
+        "&command=sh&command=-c&command=echo%20hi%3B%20exit%203"
+    )
+    ws = websocket.create_connection(
+        url,
+        header=[f"Authorization: {cfg.auth_settings()['BearerToken']['value']}"],
+        subprotocols=["v4.channel.k8s.io"],
+        sslopt={"ca_certs": cfg.ssl_ca_cert},
+        timeout=30,
+    )
+    assert ws.subprotocol == "v4.channel.k8s.io"
+    frames = []
+    while True:
+        opcode, data = ws.recv_data()
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            break
+        frames.append(data)
+    ws.close()
+    assert frames[0] == b"\x01"  # "connected": an empty message on the first output channel
+    assert b"".join(f[1:] for f in frames if f[:1] == b"\x01") == b"hi\n"
+    status = json.loads(b"".join(f[1:] for f in frames if f[:1] == b"\x03"))
+    assert status == {
+        "metadata": {},
+        "status": "Failure",
+        "message": "command terminated with non-zero exit code: error executing command "
+        "[sh -c echo hi; exit 3], exit code 3",
+        "reason": "NonZeroExitCode",
+        "details": {"causes": [{"reason": "ExitCode", "message": "3"}]},
+    }
