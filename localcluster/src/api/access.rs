@@ -21,7 +21,44 @@ pub fn gate(user: &User, req: &Req) -> Option<Response<Body>> {
         }
     }
     let what = attributes(&req.method, &req.path, req.flag("watch"));
-    (!user.allows(&what)).then(|| error_response(&forbidden(user, &what)))
+    if !user.allows(&what) {
+        return Some(error_response(&forbidden(user, &what)));
+    }
+    let create = websocket_connect(req, &what)?;
+    (!user.allows(&create)).then(|| error_response(&forbidden(user, &create)))
+}
+
+/// A WebSocket `GET` of `pods/exec`, `pods/attach` or `pods/portforward` is authorized as
+/// `get` and then also as `create` (kube-apiserver >= 1.35,
+/// `AuthorizePodWebsocketUpgradeCreatePermission`, on by default): SPDY's `POST` always
+/// needed `create`. Returns the `create` to check.
+fn websocket_connect(req: &Req, what: &Attributes) -> Option<Attributes> {
+    let Attributes::Resource {
+        verb,
+        group,
+        resource,
+        subresource,
+        ..
+    } = what
+    else {
+        return None;
+    };
+    let connect = verb == "get"
+        && group.is_empty()
+        && resource == "pods"
+        && matches!(subresource.as_str(), "exec" | "attach" | "portforward");
+    let websocket = req.header(hyper::header::UPGRADE).is_some_and(|u| {
+        u.split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
+    });
+    if !(connect && websocket) {
+        return None;
+    }
+    let mut create = what.clone();
+    if let Attributes::Resource { verb, .. } = &mut create {
+        *verb = "create".into();
+    }
+    Some(create)
 }
 
 /// The request's verb and target, as Kubernetes' `RequestInfoFactory` reads them from the path.

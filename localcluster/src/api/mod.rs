@@ -8,6 +8,8 @@ pub mod crud;
 pub mod decode_error;
 pub mod discovery;
 pub mod event;
+pub mod exec;
+pub mod exec_stream;
 pub mod field_validation;
 pub mod gc;
 pub mod job;
@@ -51,6 +53,8 @@ pub struct Req {
     pub headers: hyper::HeaderMap,
     /// The body (empty for GET).
     pub body: Bytes,
+    /// The connection's upgrade, for the endpoints that switch protocols (exec).
+    pub upgrade: Option<hyper::upgrade::OnUpgrade>,
 }
 
 impl Req {

@@ -7,8 +7,8 @@ use hyper::{header, Method, Response, StatusCode};
 
 use super::target::{negotiate, parse_target, Format};
 use super::{
-    binding, crud, discovery, error_response, full, json_response, openapi, pod_log, protobuf,
-    success, watch, Body, Req,
+    binding, crud, discovery, error_response, exec, full, json_response, openapi, pod_log,
+    protobuf, success, watch, Body, Req,
 };
 use crate::error::ApiError;
 use crate::faults::FaultRule;
@@ -133,6 +133,9 @@ async fn resource_json(
             return Err(ApiError::method_not_allowed());
         }
         return pod_log::serve(cluster, &req, &target).await;
+    }
+    if target.sub.as_deref() == Some("exec") {
+        return exec::serve(cluster, req, &target).await;
     }
     let format = negotiate(req.header(header::ACCEPT))?;
     let m = &req.method;

@@ -124,7 +124,8 @@ async fn connection(
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .keep_alive(true)
-        .serve_connection(TokioIo::new(tls), service);
+        .serve_connection(TokioIo::new(tls), service)
+        .with_upgrades();
     tokio::select! {
         _ = conn => {}
         _ = cancel.cancelled() => {}
@@ -159,7 +160,8 @@ async fn handle(
     let raw_query = req.uri().query().unwrap_or("");
     cluster.requests.note(method.as_str(), &path, raw_query);
     let query = parse_query(raw_query);
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
@@ -174,6 +176,7 @@ async fn handle(
         query,
         headers: parts.headers,
         body,
+        upgrade,
     };
     if let Some(refused_or_reviewed) = super::access::gate(&user, &req) {
         return Ok(refused_or_reviewed);

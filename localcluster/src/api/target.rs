@@ -53,7 +53,7 @@ pub fn parse_target(group: &str, rest: &[&str]) -> Option<Target> {
             let k = kind_of(plural)?;
             let ok = matches!(
                 (k, *sub),
-                (Kind::Pod, "status" | "log" | "binding") | (Kind::Job, "status")
+                (Kind::Pod, "status" | "log" | "binding" | "exec") | (Kind::Job, "status")
             );
             (k.namespaced() && ok).then(|| t(k, Some(ns), Some(name), Some(sub)))
         }
@@ -115,7 +115,9 @@ mod tests {
             Kind::Namespace
         );
         assert!(parse_target("", &["jobs"]).is_none());
-        assert!(parse_target("", &["namespaces", "d", "pods", "p", "exec"]).is_none());
+        let exec = parse_target("", &["namespaces", "d", "pods", "p", "exec"]).unwrap();
+        assert_eq!(exec.sub.as_deref(), Some("exec"));
+        assert!(parse_target("", &["namespaces", "d", "pods", "p", "attach"]).is_none());
     }
 
     #[test]

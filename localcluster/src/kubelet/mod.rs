@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod api;
 mod env;
+pub mod exec;
 mod node;
 mod placement;
 mod pod;
@@ -28,7 +29,7 @@ use crate::store::meta_str;
 use crate::Cluster;
 use api::{NodeApi, PodEvent};
 
-pub use process::{group_alive, proc_state};
+pub use process::{group_alive, proc_state, ContainerKey, ExitInfo};
 
 /// Annotation (on the pod template) that simulates failures: `image-pull-error`,
 /// `oom-killed`, `unschedulable`, `create-error`.

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use super::api::{Gone, NodeApi};
 use super::env;
-use super::process::{ExitInfo, ProcSpec, Processes, Started};
+use super::process::{ContainerKey, ExitInfo, ProcSpec, Processes, Started};
 use super::status::{self, Ctr, State, Terminated};
 use super::{Signal, SIMULATE_ANNOTATION};
 use crate::meta::rfc3339;
@@ -570,6 +570,7 @@ impl Worker {
             argv,
             env: full_env,
             cwd: self.cwd(&spec),
+            container: Some(ContainerKey::new(&self.ns, &self.name, &name)),
         };
         match self.procs.spawn(proc_spec, log.clone()).await {
             Err(msg) => {

@@ -1,9 +1,10 @@
 //! Container processes: spawning (each in its own process group, from one long-lived thread
 //! so `PR_SET_PDEATHSIG` is safe), pumping stdout/stderr into the log store, signalling whole
 //! groups, and killing everything at shutdown; a [`Watchdog`] kills the groups if this
-//! process dies without a shutdown.
+//! process dies without a shutdown. Running containers are recorded with their environment
+//! and working directory, so `exec` can start a process in one of them ([`super::exec`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
@@ -23,6 +24,42 @@ pub struct ProcSpec {
     /// The complete environment (nothing else is inherited).
     pub env: Vec<(String, String)>,
     /// Working directory.
+    pub cwd: PathBuf,
+    /// The container this process is (`exec` finds it under this key while it runs).
+    pub container: Option<ContainerKey>,
+}
+
+/// A container of a pod: namespace, pod name, container name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ContainerKey {
+    /// The pod's namespace.
+    pub ns: String,
+    /// The pod's name.
+    pub pod: String,
+    /// The container's name.
+    pub container: String,
+}
+
+impl ContainerKey {
+    /// The key of container `container` of pod `ns/pod`.
+    pub fn new(ns: &str, pod: &str, container: &str) -> Self {
+        ContainerKey {
+            ns: ns.to_owned(),
+            pod: pod.to_owned(),
+            container: container.to_owned(),
+        }
+    }
+}
+
+/// A running container as `exec` needs it: its process group and the environment and
+/// working directory its process was started with.
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// The container's process group (its leader's pid).
+    pub pgid: i32,
+    /// The container's complete environment.
+    pub env: Vec<(String, String)>,
+    /// The container's working directory.
     pub cwd: PathBuf,
 }
 
@@ -51,6 +88,7 @@ type Job = Box<dyn FnOnce() + Send>;
 struct Groups {
     stopping: bool,
     live: HashSet<i32>,
+    running: HashMap<ContainerKey, Running>,
 }
 
 /// Every process group the kubelet started and still considers alive.
@@ -107,6 +145,10 @@ impl Processes {
         spec: ProcSpec,
         log: Arc<ContainerLog>,
     ) -> Result<Started, String> {
+        let container = spec.container.clone();
+        let record = container
+            .as_ref()
+            .map(|_| (spec.env.clone(), spec.cwd.clone()));
         let (reply_tx, reply_rx) = oneshot::channel();
         let me = self.clone();
         let job: Job = Box::new(move || {
@@ -123,6 +165,14 @@ impl Processes {
             .await
             .map_err(|_| "the local cluster is stopping".to_owned())??;
         let pid = child.id().map_or(-1, |p| p as i32);
+        if let (Some(key), Some((env, cwd))) = (container.clone(), record) {
+            let running = Running {
+                pgid: pid,
+                env,
+                cwd,
+            };
+            self.lock().running.insert(key, running);
+        }
         let pumps = [
             child
                 .stdout
@@ -139,7 +189,7 @@ impl Processes {
             let status = child.wait().await;
             // A container's processes all die with it: kill what the leader left behind.
             signal_group(pid, libc::SIGKILL);
-            me.lock().live.remove(&pid);
+            me.forget(pid, container.as_ref());
             if let Some(w) = me.watchdog().as_ref() {
                 w.remove(pid);
             }
@@ -174,6 +224,65 @@ impl Processes {
         Ok(Started { pid, exit: exit_rx })
     }
 
+    /// The group is gone: no signal reaches it any more, no `exec` joins it.
+    fn forget(&self, pgid: i32, container: Option<&ContainerKey>) {
+        let mut groups = self.lock();
+        groups.live.remove(&pgid);
+        if let Some(key) = container {
+            if groups.running.get(key).is_some_and(|r| r.pgid == pgid) {
+                groups.running.remove(key);
+            }
+        }
+    }
+
+    /// The container `key` if its process runs.
+    pub fn running(&self, key: &ContainerKey) -> Option<Running> {
+        let groups = self.lock();
+        let r = groups.running.get(key)?;
+        groups.live.contains(&r.pgid).then(|| r.clone())
+    }
+
+    /// Runs `job` on the spawner thread (whose death signal the children inherit) and
+    /// returns its result.
+    pub(super) async fn on_spawner<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = reply_tx.send(job());
+        });
+        let sent = {
+            let spawner = self.spawner.lock().unwrap_or_else(|e| e.into_inner());
+            spawner.as_ref().map(|tx| tx.send(job).is_ok())
+        };
+        if sent != Some(true) {
+            return None;
+        }
+        reply_rx.await.ok()
+    }
+
+    /// Spawns `cmd` into the live group `pgid` (a container's), unless the group is gone or
+    /// the cluster stops; call on the spawner thread.
+    pub(super) fn spawn_in_group(
+        &self,
+        mut cmd: std::process::Command,
+        pgid: i32,
+    ) -> Result<tokio::process::Child, SpawnFailure> {
+        cmd.process_group(pgid);
+        die_with_parent(&mut cmd);
+        let groups = self.lock();
+        if groups.stopping || !groups.live.contains(&pgid) {
+            return Err(SpawnFailure::Gone);
+        }
+        let child = tokio::process::Command::from(cmd)
+            .kill_on_drop(false)
+            .spawn()
+            .map_err(SpawnFailure::Io)?;
+        drop(groups);
+        Ok(child)
+    }
+
     /// Runs on the spawner thread.
     fn spawn_here(&self, spec: &ProcSpec) -> Result<tokio::process::Child, String> {
         let Some(program) = spec.argv.first() else {
@@ -194,22 +303,7 @@ impl Processes {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .process_group(0);
-        #[cfg(target_os = "linux")]
-        {
-            let parent = std::process::id() as libc::pid_t;
-            // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and
-            // exec. The death signal is tied to this spawner thread, which lives as long as
-            // the kubelet, so children die with the cluster's process and not before.
-            unsafe {
-                cmd.pre_exec(move || {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    if libc::getppid() != parent {
-                        libc::_exit(137);
-                    }
-                    Ok(())
-                });
-            }
-        }
+        die_with_parent(&mut cmd);
         let mut groups = self.lock();
         if groups.stopping {
             return Err("the local cluster is stopping".into());
@@ -272,6 +366,35 @@ impl Processes {
                 w.remove(*pg);
             }
             w.close();
+        }
+    }
+}
+
+/// Why a process could not join a container's group.
+#[derive(Debug)]
+pub(super) enum SpawnFailure {
+    /// The container's group is gone (it stopped), or the cluster stops.
+    Gone,
+    /// The program could not be started.
+    Io(std::io::Error),
+}
+
+/// The child gets SIGKILL when the spawner thread (and so the kubelet's process) dies.
+fn die_with_parent(cmd: &mut std::process::Command) {
+    #[cfg(target_os = "linux")]
+    {
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and
+        // exec. The death signal is tied to this spawner thread, which lives as long as
+        // the kubelet, so children die with the cluster's process and not before.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != parent {
+                    libc::_exit(137);
+                }
+                Ok(())
+            });
         }
     }
 }

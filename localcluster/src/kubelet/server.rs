@@ -176,6 +176,7 @@ async fn handle(
                 query,
                 headers: parts.headers,
                 body: bytes::Bytes::new(),
+                upgrade: None,
             };
             container_logs(api, ns, pod, container, &r, stop)
         }
