@@ -136,20 +136,38 @@ def test_label_and_annotate_a_job_pod_with_kubectl(kubectl, batch, core):
         delete_job(batch, name)
 
 
+def replace_pod(core, name: str, change, attempts: int = 10):
+    """Read, change and PUT the pod, again when the kubelet's status write came in between
+    (409 Conflict on the resourceVersion, as any client of a real server sees)."""
+    for attempt in range(attempts):
+        current = core.read_namespaced_pod(name, NS)
+        change(current)
+        try:
+            return core.replace_namespaced_pod(name, NS, current)
+        except client.ApiException as e:
+            if e.status != 409 or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def test_an_unchanged_put_of_a_job_pod_is_accepted(batch, core):
     name = unique("sem-put")
     batch.create_namespaced_job(NS, job_body(name, "sleep 30"))
     try:
         pod = poll(lambda: job_pods(core, name), timeout=JOB_TIMEOUT, what="the Job's pod")[0]
-        current = core.read_namespaced_pod(pod.metadata.name, NS)
-        current.metadata.labels["put"] = "unchanged-spec"
-        replaced = core.replace_namespaced_pod(pod.metadata.name, NS, current)
+
+        def label(p):
+            p.metadata.labels["put"] = "unchanged-spec"
+
+        replaced = replace_pod(core, pod.metadata.name, label)
         assert replaced.metadata.labels["put"] == "unchanged-spec"
         # A real spec change is still refused, in kube-apiserver's words.
-        current = core.read_namespaced_pod(pod.metadata.name, NS)
-        current.spec.containers[0].command = ["sh", "-c", "exit 1"]
+
+        def command(p):
+            p.spec.containers[0].command = ["sh", "-c", "exit 1"]
+
         with pytest.raises(client.ApiException) as err:
-            core.replace_namespaced_pod(pod.metadata.name, NS, current)
+            replace_pod(core, pod.metadata.name, command)
         assert err.value.status == 422
         assert "pod updates may not change fields other than" in err.value.body
     finally:
