@@ -65,6 +65,13 @@ def test_events_and_the_last_event_of_a_failed_job(kube, tmp_path):
     run = kube.env(job_spec(unique("ev"))).execute(flow_location=path, image=kube.image)
     with pytest.raises(JobFailedError):
         run.wait(timeout=60)
+    # wait() returns once the outcome is decided (FailureTarget on a real server); the controller
+    # records the Job's own failure event a moment later, when it sets Failed.
+    wait_until(
+        lambda: "BackoffLimitExceeded" in [e["reason"] for e in run.events()],
+        timeout=60,
+        what="the Job's BackoffLimitExceeded event",
+    )
     events = run.events()
     assert events
     for e in events:
