@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::job::attach::{self as find, Select};
 use crate::job::inspect::{self, Cancelled, EventView, JobStatus, Propagation};
 use crate::job::wait::{self, Finished, WaitOptions};
-use crate::job::{logfile, submit as post, JobRef};
+use crate::job::{history, logfile, submit as post, JobRef};
 use crate::naming;
 use crate::secret::SecretString;
 use crate::settings::Settings;
@@ -281,6 +281,20 @@ impl JobRun {
     pub async fn logs(&self, container: Option<&str>, follow: bool) -> Result<String> {
         let conn = self.connection().await?;
         inspect::logs(&conn, &self.job, container, follow, &self.settings.retry).await
+    }
+
+    /// Every attempt's log: each pod oldest first, with the container's instance before its
+    /// last restart, each under a header line.
+    ///
+    /// # Errors
+    /// See [`crate::job::history::every_attempt`].
+    pub async fn logs_of_every_attempt(
+        &self,
+        container: Option<&str>,
+        follow: bool,
+    ) -> Result<String> {
+        let conn = self.connection().await?;
+        history::every_attempt(&conn, &self.job, container, follow, &self.settings.retry).await
     }
 
     /// Events of the Job and its pods, oldest first.

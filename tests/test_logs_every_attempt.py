@@ -15,6 +15,7 @@ from kube_cluster import (
     PrintFlow,
     flow_file,
     job_spec,
+    kjenv_cli,
     kube_fixture,  # noqa: F401 (the `kube` fixture)
     unique,
 )
@@ -91,6 +92,17 @@ def test_every_pod_of_a_retried_job_is_streamed_real(kube, tmp_path, capfd):
     expected = [f"attempt {n} {what}" for n in (1, 2, 3) for what in ("starts", "ends")]
     assert _attempt_lines(capfd.readouterr().out) == expected
     assert _attempt_lines(log.read_text()) == expected
+    # Read again afterwards: every pod's log, oldest first, each under its header.
+    every = run.logs(all_attempts=True)
+    assert _attempt_lines(every) == expected
+    headers = [line for line in every.splitlines() if line.startswith("==> ")]
+    oldest_first = [p["name"] for p in run.status()["pods"]]
+    assert sorted(oldest_first) == sorted(finished["pods"])
+    assert headers == [f"==> pod {p}, container flow <==" for p in oldest_first], every
+    cli = kjenv_cli(
+        "logs", run.name, "--all", "-n", kube.namespace, "--kubeconfig", kube.kubeconfig
+    )
+    assert (cli.returncode, cli.stdout) == (0, every), cli.stderr
     run.delete()
 
 
@@ -103,6 +115,14 @@ def test_every_restart_of_an_on_failure_container_is_streamed(kube, tmp_path, ca
     assert (finished["pods"], pod["containers"][0]["restart_count"]) == ([pod["name"]], 1)
     expected = [f"attempt {n} {what}" for n in (1, 2) for what in ("starts", "ends")]
     assert _attempt_lines(capfd.readouterr().out) == expected, "both runs of the one pod"
+    every = run.logs(all_attempts=True)
+    assert _attempt_lines(every) == expected, every
+    name = pod["name"]
+    headers = [line for line in every.splitlines() if line.startswith("==> ")]
+    assert headers == [
+        f"==> pod {name}, container flow, before restart 1 <==",
+        f"==> pod {name}, container flow <==",
+    ], every
     run.delete()
 
 

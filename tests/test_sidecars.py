@@ -83,6 +83,52 @@ def test_stop_sidecars_false_leaves_the_job_running(kube, tmp_path):
         run.delete()
 
 
+def test_execute_wait_takes_stop_sidecars(kube, tmp_path):
+    path = flow_file(tmp_path, PrintFlow(["done, sidecar stays"]))
+    env = kube.env(job_spec(unique("side-exec"), sidecar=FOREVER))
+    run = env.execute(
+        flow_location=path, image=kube.image, wait=True, timeout=120, stop_sidecars=False
+    )
+    try:
+        assert run.status()["phase"] == "Running"
+    finally:
+        run.delete()
+
+
+def test_the_cli_keeps_sidecars_when_asked(kube, tmp_path):
+    import yaml
+    from kube_cluster import kjenv_cli
+
+    path = flow_file(tmp_path, PrintFlow(["done, sidecar stays"]))
+    name = unique("side-cli")
+    spec = tmp_path / "job.yaml"
+    spec.write_text(yaml.safe_dump(job_spec(name, sidecar=FOREVER)))
+    args = ["submit", str(spec), "--image", kube.image, "--flow-file-path", path, "--wait"]
+    args += ["--kubeconfig", kube.kubeconfig, "--namespace", kube.namespace, "--keep-sidecars"]
+    result = kjenv_cli(*args, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert f"kjenv: job {name} succeeded" in result.stderr, result.stderr
+    _, batch = kube.client()
+    assert batch.read_namespaced_job(name, kube.namespace).status.active == 1
+    kjenv_cli("delete", name, "-n", kube.namespace, "--kubeconfig", kube.kubeconfig)
+
+
+def test_a_bad_failed_create_grace_is_refused_before_anything_is_created(kube, tmp_path):
+    from kube_cluster import jobs_of_run, kjenv_cli
+
+    env = kube.env(job_spec(unique("grace")))
+    with pytest.raises(ValueError, match="failed_create_grace"):
+        env.execute(image=kube.image, flow_run_id="grace-run", wait=True, failed_create_grace=-1)
+    assert jobs_of_run(kube, "grace-run") == []
+    flow_py = tmp_path / "f.py"
+    flow_py.write_text("class F:\n    def run(self):\n        pass\n\nflow = F()\n")
+    result = kjenv_cli("run", str(flow_py), "--local", "--failed-create-grace", "-1")
+    assert (result.returncode, result.stderr) == (
+        2,
+        "kjenv: error: --failed-create-grace must not be negative\n",
+    )
+
+
 def test_a_sidecar_that_ends_by_itself_needs_nothing(kube, tmp_path):
     """A second container that exits: the pod ends by itself, the Job completes."""
     path = flow_file(tmp_path, PrintFlow(["short"]))

@@ -17,11 +17,39 @@ ON_INTERRUPT_HELP = (
 )
 
 
-def add_on_interrupt(parser: argparse.ArgumentParser) -> None:
-    """The ``--on-interrupt keep|delete`` flag of the commands that wait."""
+def add_wait_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of the commands that wait (``submit``, ``run``, ``attach``): what Ctrl-C
+    does, how long pods may fail to be created, whether classic sidecars are stopped."""
     parser.add_argument(
         "--on-interrupt", choices=["keep", "delete"], default="keep", help=ON_INTERRUPT_HELP
     )
+    parser.add_argument(
+        "--failed-create-grace",
+        type=float,
+        metavar="SECONDS",
+        help="fail when the Job's pods cannot be created (FailedCreate: a quota, a missing "
+        "ServiceAccount, an admission denial) for this long (default 120)",
+    )
+    parser.add_argument(
+        "--keep-sidecars",
+        action="store_true",
+        help="when the flow container has ended but other containers keep its pod running, "
+        "report the flow's outcome and leave the Job alone (default: delete the Job so that "
+        "its sidecars stop)",
+    )
+
+
+def wait_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``JobRun.wait`` keyword arguments of :func:`add_wait_flags`' flags; ``ValueError``
+    for a negative grace (checked before anything is created)."""
+    options: dict[str, Any] = {"on_interrupt": args.on_interrupt}
+    if args.failed_create_grace is not None:
+        if args.failed_create_grace < 0:
+            raise ValueError("--failed-create-grace must not be negative")
+        options["failed_create_grace"] = args.failed_create_grace
+    if args.keep_sidecars:
+        options["stop_sidecars"] = False
+    return options
 
 
 def _target_args(p: argparse.ArgumentParser) -> None:
@@ -46,7 +74,7 @@ def add_parsers(sub: Any) -> None:
     attach.add_argument(
         "--timeout", type=float, metavar="SECONDS", help="give up waiting after this long"
     )
-    add_on_interrupt(attach)
+    add_wait_flags(attach)
     attach.set_defaults(func=_cmd_attach)
 
     status = sub.add_parser(
@@ -58,12 +86,17 @@ def add_parsers(sub: Any) -> None:
 
     logs = sub.add_parser(
         "logs",
-        help="print the log of a Job's newest pod",
-        description="Print the log of JOB's newest pod (its flow container unless -c).",
+        help="print the log of a Job's newest pod, or of every attempt",
+        description="Print the log of JOB's newest pod (its flow container unless -c); with "
+        "--all, of every pod oldest first and of each container's instance before its last "
+        "restart, each under a `==> pod P, container C <==` line.",
     )
     _target_args(logs)
     logs.add_argument("-c", "--container", help="another container of the pod")
     logs.add_argument("-f", "--follow", action="store_true", help="wait until the container ends")
+    logs.add_argument(
+        "-a", "--all", action="store_true", dest="all_attempts", help="every attempt's log"
+    )
     logs.set_defaults(func=_cmd_logs)
 
     delete = sub.add_parser(
@@ -137,14 +170,11 @@ def _attach(run: Any, args: argparse.Namespace) -> int:
     if args.timeout is not None and args.timeout < 0:
         _say("error: --timeout must not be negative")
         return EXIT_BAD_INPUT
+    options = wait_options(args)
     flow_run = f" (flow run {run.flow_run_id})" if run.flow_run_id else ""
     _say(f"attached to job {run.namespace}/{run.name}{flow_run}")
     code, message = wait_with_progress(
-        run,
-        args.timeout,
-        logs=not args.no_logs,
-        log_file=args.log_file,
-        on_interrupt=args.on_interrupt,
+        run, args.timeout, logs=not args.no_logs, log_file=args.log_file, **options
     )
     _say(message)
     return code
@@ -186,7 +216,8 @@ def _status(run: Any, args: argparse.Namespace) -> int:
 
 
 def _logs(run: Any, args: argparse.Namespace) -> int:
-    sys.stdout.write(run.logs(follow=args.follow, container=args.container))
+    text = run.logs(follow=args.follow, container=args.container, all_attempts=args.all_attempts)
+    sys.stdout.write(text)
     sys.stdout.flush()
     return EXIT_OK
 

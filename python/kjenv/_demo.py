@@ -97,9 +97,10 @@ def run_as_job(
     image: str,
     timeout: float | None,
     out: TextIO,
-    on_interrupt: str = "keep",
+    **wait_options: Any,
 ) -> int:
-    """Execute ``flow`` with ``env``, stream its log and print a summary.
+    """Execute ``flow`` with ``env``, stream its log and print a summary; ``wait_options`` go
+    to ``JobRun.wait`` (``on_interrupt``, ``failed_create_grace``, ``stop_sidecars``).
 
     Returns 0 when the Job succeeded, 1 when it failed.
     """
@@ -109,7 +110,7 @@ def run_as_job(
     run = env.execute(flow, flow_file_path, image=image)
     print(f"job {run.namespace}/{run.name} created (flow run {run.flow_run_id})", file=out)
     print("--- flow log ---", file=out, flush=True)
-    code, message = wait_with_progress(run, timeout, logs=True, on_interrupt=on_interrupt)
+    code, message = wait_with_progress(run, timeout, logs=True, **wait_options)
     outcome = "succeeded" if code == 0 else message.replace("\n", " | ")
     elapsed = time.perf_counter() - start
     print("--- summary ---", file=out)

@@ -265,13 +265,23 @@ class JobRun:
                 ``Unreachable``). While it retries, it says so at WARNING on the ``kjenv``
                 logger.
         """
-    def logs(self, follow: bool = False, container: str | None = None) -> str:
+    def logs(
+        self, follow: bool = False, container: str | None = None, all_attempts: bool = False
+    ) -> str:
         """The log of the Job's newest pod: the flow container's, or ``container``'s.
 
         Args:
             follow: Wait until the container ends and return the whole log (a failed or dropped
                 stream is resumed from the last line's timestamp, no line lost or repeated).
             container: Another container of the pod.
+            all_attempts: The log of every attempt instead: each pod of the Job oldest first
+                and, for a container that restarted (``restartPolicy: OnFailure``), its
+                instance before the last restart (the only one the kubelet keeps), each
+                section under a ``==> pod P, container C <==`` line
+                (``==> pod P, container C, before restart N <==``). A section whose log
+                cannot be read (a pod being deleted, a container not started) is one
+                ``(no log: ...)`` line, not an error. With ``follow``, the newest pod's log is
+                followed.
 
         Raises:
             KubeApiError: No pod yet (404), or the API refused (a followed stream: after
@@ -410,6 +420,8 @@ class KubernetesJobEnvironment:
         wait: bool = False,
         timeout: float | None = None,
         stream_logs: bool = False,
+        failed_create_grace: float | None = None,
+        stop_sidecars: bool = True,
     ) -> JobRun:
         """Create the Job on the cluster and return its handle.
 
@@ -425,6 +437,9 @@ class KubernetesJobEnvironment:
             wait: Then wait for the Job (see :meth:`JobRun.wait`).
             timeout: Seconds ``wait`` waits at most.
             stream_logs: ``wait`` prints the log lines (see :meth:`JobRun.wait`).
+            failed_create_grace: As :meth:`JobRun.wait`'s (None: its default, 120 s).
+            stop_sidecars: As :meth:`JobRun.wait`'s. For the other options of the wait, call
+                ``execute(...).wait(...)``.
 
         Raises:
             ClusterConfigError: No cluster configuration (it lists what was tried).

@@ -38,16 +38,9 @@ def add_parser(sub: Any) -> None:
         "--timeout", type=float, metavar="SECONDS", help="give up waiting after this long"
     )
     p.add_argument("--log-file", help="also write the whole log to this file (implies --wait)")
-    from kjenv._attach import add_on_interrupt
+    from kjenv._attach import add_wait_flags
 
-    add_on_interrupt(p)
-    p.add_argument(
-        "--failed-create-grace",
-        type=float,
-        metavar="SECONDS",
-        help="with --wait: fail when the Job's pods cannot be created (FailedCreate) for this "
-        "long (default 120)",
-    )
+    add_wait_flags(p)
     p.set_defaults(func=run)
 
 
@@ -183,17 +176,9 @@ def wait_with_progress(
     return outcome
 
 
-def _wait(run: Any, args: argparse.Namespace) -> int:
-    options = {}
-    if args.failed_create_grace is not None:
-        options["failed_create_grace"] = args.failed_create_grace
+def _wait(run: Any, args: argparse.Namespace, options: dict[str, Any]) -> int:
     code, message = wait_with_progress(
-        run,
-        args.timeout,
-        args.logs,
-        log_file=args.log_file,
-        on_interrupt=args.on_interrupt,
-        **options,
+        run, args.timeout, args.logs, log_file=args.log_file, **options
     )
     _error(message)
     return code
@@ -203,12 +188,15 @@ def run(args: argparse.Namespace) -> int:
     """``kjenv submit``: exit 0 on success, 1 when the Job fails or the API refuses it, 2 on bad
     input (a bad spec, no image, no cluster configuration, a spec the API finds invalid)."""
     from kjenv import KubeApiError, KubernetesJobEnvironment
+    from kjenv._attach import wait_options
 
     if args.timeout is not None and args.timeout < 0:
         _error("error: --timeout must not be negative")
         return EXIT_BAD_INPUT
-    if args.failed_create_grace is not None and args.failed_create_grace < 0:
-        _error("error: --failed-create-grace must not be negative")
+    try:
+        options = wait_options(args)
+    except ValueError as exc:
+        _error(f"error: {exc}")
         return EXIT_BAD_INPUT
     env = KubernetesJobEnvironment(
         job_spec_file=args.job_spec,
@@ -232,4 +220,4 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     if not (args.wait or args.logs or args.log_file or args.timeout is not None):
         return EXIT_OK
-    return _wait(job, args)
+    return _wait(job, args, options)

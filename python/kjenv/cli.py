@@ -99,9 +99,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import tempfile
 
     from kjenv import KubernetesJobEnvironment
+    from kjenv._attach import wait_options
     from kjenv._demo import run_as_job
     from kjenv._flowfile import find_flow, import_file, store_flow
 
+    options = wait_options(args)  # a bad flag is refused before anything starts
     flow = find_flow(import_file(args.flow_file), args.flow)
     stored_env = getattr(flow, "environment", None)
     if args.job_spec is None and isinstance(stored_env, KubernetesJobEnvironment):
@@ -137,7 +139,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             image=image,
             timeout=args.timeout,
             out=sys.stdout,
-            on_interrupt=args.on_interrupt,
+            **options,
         )
 
 
@@ -313,11 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_attach_commands(sub: Any, run: argparse.ArgumentParser) -> None:
-    """``--on-interrupt`` on ``run``; the ``attach``, ``status``, ``logs`` and ``delete``
+    """The wait's flags on ``run``; the ``attach``, ``status``, ``logs`` and ``delete``
     commands (``_attach.py``)."""
     from kjenv import _attach
 
-    _attach.add_on_interrupt(run)
+    _attach.add_wait_flags(run)
     _attach.add_parsers(sub)
 
 

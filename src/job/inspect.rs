@@ -72,7 +72,7 @@ pub struct EventView {
     pub time: Option<String>,
 }
 
-async fn job_pods(conn: &Connection, job: &JobRef, policy: &Policy) -> Result<Vec<Pod>> {
+pub(crate) async fn job_pods(conn: &Connection, job: &JobRef, policy: &Policy) -> Result<Vec<Pod>> {
     let api: Api<Pod> = Api::namespaced(conn.client.clone(), &job.namespace);
     let lp = ListParams::default().labels(&job.pod_selector());
     let mut pods = retry(policy, || api.list(&lp)).await?.items;
@@ -198,11 +198,7 @@ pub async fn logs(
 ) -> Result<String> {
     let pods = job_pods(conn, job, policy).await?;
     let Some(pod) = pods.last() else {
-        return Err(Error::KubeApi {
-            status: 404,
-            reason: "NotFound".into(),
-            message: format!("job {} has no pods yet", job.name),
-        });
+        return Err(no_pods(job));
     };
     let api: Api<Pod> = Api::namespaced(conn.client.clone(), &job.namespace);
     let params = LogParams {
@@ -223,8 +219,22 @@ pub async fn logs(
     retry(policy, || api.logs(&name, &params)).await
 }
 
+/// The 404 of a log asked for before the Job has a pod.
+pub(crate) fn no_pods(job: &JobRef) -> Error {
+    Error::KubeApi {
+        status: 404,
+        reason: "NotFound".into(),
+        message: format!("job {} has no pods yet", job.name),
+    }
+}
+
 /// The whole log of a container, followed to its end through faults.
-async fn follow_log(api: Api<Pod>, pod: &str, container: &str, policy: &Policy) -> Result<String> {
+pub(crate) async fn follow_log(
+    api: Api<Pod>,
+    pod: &str,
+    container: &str,
+    policy: &Policy,
+) -> Result<String> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     Follow::new(api, pod, container, tx).run(policy).await?;
     let mut text = String::new();

@@ -1,8 +1,10 @@
 //! A Job on a cluster: submitting it ([`submit`]), waiting for it ([`wait`]) and looking at it
-//! ([`inspect`]: status, logs, events, delete, cancel) and finding it again ([`attach`]).
+//! ([`inspect`]: status, logs, events, delete, cancel; [`history`]: every attempt's log) and
+//! finding it again ([`attach`]).
 
 pub mod attach;
 mod follow;
+pub mod history;
 pub mod inspect;
 pub(crate) mod logfile;
 mod problem;

@@ -494,7 +494,8 @@ impl PyKubernetesJobEnvironment {
 
     /// Create the Job on the cluster and return its `JobRun`; with `wait=True`, wait for it.
     #[pyo3(signature = (flow=None, flow_location=None, *, image=None, flow_run_id=None, namespace=None,
-                        wait=false, timeout=None, stream_logs=false))]
+                        wait=false, timeout=None, stream_logs=false, failed_create_grace=None,
+                        stop_sidecars=true))]
     #[allow(clippy::too_many_arguments)]
     fn execute(
         &self,
@@ -507,9 +508,12 @@ impl PyKubernetesJobEnvironment {
         wait: bool,
         timeout: Option<f64>,
         stream_logs: bool,
+        failed_create_grace: Option<f64>,
+        stop_sidecars: bool,
     ) -> PyResult<PyJobRun> {
         // Every argument is checked before the first request.
         let wait_timeout = super::seconds("timeout", timeout)?;
+        let failed_create_grace = super::seconds("failed_create_grace", failed_create_grace)?;
         let args = CallArgs {
             flow,
             flow_location,
@@ -530,7 +534,11 @@ impl PyKubernetesJobEnvironment {
         self.warn_replaced(py, &plan.replaced)?;
         let handle = PyJobRun::from(job_run);
         if wait {
-            let options = handle.settings().wait_options(wait_timeout, None, None);
+            let mut options = handle.settings().wait_options(wait_timeout, None, None);
+            if let Some(grace) = failed_create_grace {
+                options.failed_create_grace = grace;
+            }
+            options.stop_sidecars = stop_sidecars;
             handle.wait_with(py, options, stream_logs, None, Default::default())?;
         }
         Ok(handle)

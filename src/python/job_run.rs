@@ -201,10 +201,21 @@ impl PyJobRun {
     }
 
     /// The log of the Job's newest pod (the flow container unless ``container`` is given);
-    /// ``follow=True`` returns when the container ends.
-    #[pyo3(signature = (follow=false, container=None))]
-    fn logs(&self, py: Python<'_>, follow: bool, container: Option<String>) -> PyResult<String> {
-        blocking::run(py, self.run.logs(container.as_deref(), follow), None)
+    /// ``follow=True`` returns when the container ends; ``all_attempts=True``: every pod's,
+    /// oldest first, each under a header line.
+    #[pyo3(signature = (follow=false, container=None, all_attempts=false))]
+    fn logs(
+        &self,
+        py: Python<'_>,
+        follow: bool,
+        container: Option<String>,
+        all_attempts: bool,
+    ) -> PyResult<String> {
+        let container = container.as_deref();
+        if all_attempts {
+            return blocking::run(py, self.run.logs_of_every_attempt(container, follow), None);
+        }
+        blocking::run(py, self.run.logs(container, follow), None)
     }
 
     /// The events of the Job and its pods, oldest first, as a list of dicts.

@@ -3,6 +3,7 @@
 //! deadlines, suspension and TTL, and writes `Job.status`.
 
 mod failure_policy;
+mod success_policy;
 mod sync;
 
 use std::collections::{HashMap, HashSet};

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::failure_policy::{self, Action};
+use super::success_policy;
 use super::{owner_job, JobKey, TRACKING_FINALIZER};
 use crate::error::ApiError;
 use crate::events;
@@ -205,7 +206,7 @@ fn pod_index(pod: &Value) -> Option<i64> {
 }
 
 /// Parses `status.completedIndexes` (`1,3-5,7`).
-fn parse_indexes(s: &str) -> BTreeSet<i64> {
+pub(super) fn parse_indexes(s: &str) -> BTreeSet<i64> {
     let mut out = BTreeSet::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (a, b) = part.split_once('-').unwrap_or((part, part));
@@ -594,8 +595,15 @@ impl<'a> JobSync<'a> {
         }
         if let Some((reason, message)) = self.failure(active_pods) {
             self.fail(&reason, &message, active_pods, terminating);
+        } else if let Some(message) = self.success_policy() {
+            self.complete(success_policy::REASON, &message, active_pods, terminating);
         } else if self.succeeded_enough() {
-            self.complete(active_pods, terminating);
+            self.complete(
+                REASON_COMPLETIONS,
+                MSG_COMPLETIONS,
+                active_pods,
+                terminating,
+            );
         } else if suspended {
             self.suspend(active_pods);
         } else {
@@ -655,6 +663,18 @@ impl<'a> JobSync<'a> {
         None
     }
 
+    /// `successPolicy` (Indexed Jobs only): the message of the rule the succeeded indexes
+    /// meet, if one does (the condition, once set, keeps its reason).
+    fn success_policy(&self) -> Option<String> {
+        if let Some(c) = condition_of(&self.status, "SuccessCriteriaMet") {
+            return (c["reason"] == success_policy::REASON)
+                .then(|| c["message"].as_str().unwrap_or("").to_owned());
+        }
+        self.indexed
+            .then(|| success_policy::matched(self.spec(), &self.completed))
+            .flatten()
+    }
+
     fn succeeded_enough(&self) -> bool {
         match self.spec()["completions"].as_i64() {
             Some(c) => self.succeeded >= c,
@@ -686,15 +706,15 @@ impl<'a> JobSync<'a> {
         }
     }
 
-    /// SuccessCriteriaMet now; Complete once no pod runs.
-    fn complete(&mut self, active_pods: &[&Value], terminating: i64) {
-        let met = || condition("SuccessCriteriaMet", REASON_COMPLETIONS, MSG_COMPLETIONS);
+    /// SuccessCriteriaMet now; Complete once no pod runs (both with `reason` and `message`).
+    fn complete(&mut self, reason: &str, message: &str, active_pods: &[&Value], terminating: i64) {
         if !has_condition(&self.status, "SuccessCriteriaMet") {
-            add_condition(&mut self.status, met());
+            let met = condition("SuccessCriteriaMet", reason, message);
+            add_condition(&mut self.status, met);
         }
         self.delete_all(active_pods);
         if self.active == 0 && terminating == 0 {
-            let done = condition("Complete", REASON_COMPLETIONS, MSG_COMPLETIONS);
+            let done = condition("Complete", reason, message);
             add_condition(&mut self.status, done);
             self.status["completionTime"] = json!(now_rfc3339());
             let store = &self.cluster.store;
