@@ -119,6 +119,8 @@ def test_a_bad_failed_create_grace_is_refused_before_anything_is_created(kube, t
     env = kube.env(job_spec(unique("grace")))
     with pytest.raises(ValueError, match="failed_create_grace"):
         env.execute(image=kube.image, flow_run_id="grace-run", wait=True, failed_create_grace=-1)
+    with pytest.raises(ValueError, match="options of the wait: pass wait=True"):
+        env.execute(image=kube.image, flow_run_id="grace-run", stream_logs=True)
     assert jobs_of_run(kube, "grace-run") == []
     flow_py = tmp_path / "f.py"
     flow_py.write_text("class F:\n    def run(self):\n        pass\n\nflow = F()\n")
@@ -196,6 +198,22 @@ def test_a_native_sidecar_runs_beside_the_flow_and_the_job_completes(kube, tmp_p
         conditions = {c.type: c.status for c in pod.status.conditions}
         assert conditions["Initialized"] == "True", conditions
         assert "flow beside its sidecar" in run.logs()
+    finally:
+        run.delete()
+
+
+def test_a_native_sidecars_log_is_streamed_beside_the_flows(kube, tmp_path, capfd):
+    path = flow_file(tmp_path, PrintFlow(["the flow speaks"], sleep=1))
+    spec = native_spec(unique("native-log"))
+    mesh = spec["spec"]["template"]["spec"]["initContainers"][0]
+    mesh["command"] = ["sh", "-c", "echo mesh is up; exec sleep 3600"]
+    run = kube.env(spec).execute(flow_location=path, image=kube.image)
+    try:
+        assert run.wait(timeout=120, stream_logs=True)["succeeded"] == 1
+        lines = capfd.readouterr().out.splitlines()
+        # Two containers ran in the pod: each line names its container.
+        assert "[mesh] mesh is up" in lines, lines
+        assert "[flow] the flow speaks" in lines, lines
     finally:
         run.delete()
 

@@ -439,7 +439,9 @@ class KubernetesJobEnvironment:
             stream_logs: ``wait`` prints the log lines (see :meth:`JobRun.wait`).
             failed_create_grace: As :meth:`JobRun.wait`'s (None: its default, 120 s).
             stop_sidecars: As :meth:`JobRun.wait`'s. For the other options of the wait, call
-                ``execute(...).wait(...)``.
+                ``execute(...).wait(...)``. ``stream_logs``, ``timeout`` or
+                ``failed_create_grace`` without ``wait=True`` is a ``ValueError`` (before any
+                request).
 
         Raises:
             ClusterConfigError: No cluster configuration (it lists what was tried).

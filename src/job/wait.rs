@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod};
 use kube::api::{Api, ListParams, LogParams};
 use kube::runtime::watcher;
 use tokio::sync::mpsc;
@@ -464,19 +464,34 @@ impl LogStreams {
     }
 }
 
-/// The pod's regular containers, in the spec's order (the flow container first).
+/// The containers whose logs a wait streams: the pod's regular containers in the spec's order
+/// (the flow container first), then its native sidecars (init containers with
+/// `restartPolicy: Always`, which run beside them).
 fn containers(pod: &Pod) -> Vec<String> {
-    let spec = pod.spec.iter().flat_map(|s| s.containers.iter());
-    spec.map(|c| c.name.clone()).collect()
+    let Some(spec) = pod.spec.as_ref() else {
+        return Vec::new();
+    };
+    let sidecars = spec.init_containers.iter().flatten();
+    let sidecars = sidecars.filter(|c| c.restart_policy.as_deref() == Some("Always"));
+    let all = spec.containers.iter().chain(sidecars);
+    all.map(|c| c.name.clone()).collect()
 }
 
-/// How many times the container was restarted in its pod (`OnFailure`).
+/// The status of a regular container or of a native sidecar.
+fn status_of<'a>(pod: &'a Pod, container: &str) -> Option<&'a ContainerStatus> {
+    flow_status(pod, container).or_else(|| {
+        let statuses = pod.status.as_ref()?.init_container_statuses.as_ref()?;
+        statuses.iter().find(|c| c.name == container)
+    })
+}
+
+/// How many times the container was restarted in its pod (`OnFailure`; a native sidecar).
 fn restarts(pod: &Pod, container: &str) -> i32 {
-    flow_status(pod, container).map_or(0, |c| c.restart_count)
+    status_of(pod, container).map_or(0, |c| c.restart_count)
 }
 
 fn started(pod: &Pod, container: &str) -> bool {
-    flow_status(pod, container)
+    status_of(pod, container)
         .and_then(|c| c.state.as_ref())
         .is_some_and(|s| s.running.is_some() || s.terminated.is_some())
 }

@@ -514,6 +514,12 @@ impl PyKubernetesJobEnvironment {
         // Every argument is checked before the first request.
         let wait_timeout = super::seconds("timeout", timeout)?;
         let failed_create_grace = super::seconds("failed_create_grace", failed_create_grace)?;
+        if !wait && (stream_logs || timeout.is_some() || failed_create_grace.is_some()) {
+            return Err(PyValueError::new_err(
+                "stream_logs, timeout and failed_create_grace are options of the wait: pass \
+                 wait=True, or call .wait(...) on the JobRun that execute() returns",
+            ));
+        }
         let args = CallArgs {
             flow,
             flow_location,
