@@ -359,6 +359,23 @@ async fn delete_propagation_policies() {
     let dep = cms.get("or-dep").await.unwrap();
     assert!(dep.metadata.owner_references.unwrap_or_default().is_empty());
 
+    // An explicit Orphan with no dependents at all: kube-apiserver still answers the Job held
+    // by the `orphan` finalizer (kubectl delete --cascade=orphan), then the collector removes it.
+    jobs.create(&PostParams::default(), &support::sample_job("or2"))
+        .await
+        .unwrap();
+    let held = jobs
+        .delete("or2", &DeleteParams::orphan())
+        .await
+        .unwrap()
+        .left()
+        .expect("an orphaning delete answers the object");
+    assert!(held.finalizers().contains(&"orphan".to_string()));
+    assert!(held.metadata.deletion_timestamp.is_some());
+    assert!(
+        support::eventually(3, || async { jobs.get_opt("or2").await.unwrap().is_none() }).await
+    );
+
     // dryRun delete keeps the object.
     jobs.create(&PostParams::default(), &support::sample_job("keep"))
         .await
@@ -438,4 +455,23 @@ async fn qos_class_on_create_compares_quantities() {
     let created = pods.create(&PostParams::default(), &pod).await.unwrap();
     let qos = created.status.and_then(|s| s.qos_class);
     assert_eq!(qos.as_deref(), Some("Guaranteed"));
+}
+
+#[tokio::test]
+async fn removing_the_last_label_leaves_no_labels_map() {
+    // kubectl label configmap c env-: kube-apiserver omits the then empty map.
+    let cluster = support::start();
+    let client = support::client(&cluster).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "lbl", "labels": {"env": "dev"}}}))
+            .unwrap();
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    let patch = json!({"metadata": {"labels": {"env": null}, "annotations": {}}});
+    let out = cms
+        .patch("lbl", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    assert!(out.metadata.labels.is_none(), "{:?}", out.metadata.labels);
+    assert!(out.metadata.annotations.is_none());
 }
