@@ -267,7 +267,10 @@ async fn selectors_filter_lists() {
         .list(&ListParams::default().labels("tier notin (web)"))
         .await
         .unwrap();
-    assert_eq!(notin.items.len(), 1);
+    // Unlabelled objects match `notin` too: b and the namespace's kube-root-ca.crt.
+    let mut names: Vec<String> = notin.items.iter().map(|c| c.name_any()).collect();
+    names.sort();
+    assert_eq!(names, ["b", "kube-root-ca.crt"]);
     let byname = cms
         .list(&ListParams::default().fields("metadata.name=b"))
         .await
@@ -474,4 +477,37 @@ async fn removing_the_last_label_leaves_no_labels_map() {
         .unwrap();
     assert!(out.metadata.labels.is_none(), "{:?}", out.metadata.labels);
     assert!(out.metadata.annotations.is_none());
+}
+
+#[tokio::test]
+async fn every_namespace_has_kube_root_ca_crt() {
+    // As kube-controller-manager's root-ca-cert-publisher: in the built-in namespaces, in a
+    // new one, and back after a delete.
+    let cluster = support::start();
+    let client = support::client(&cluster).await;
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "rootca"}})).unwrap();
+    nss.create(&PostParams::default(), &ns).await.unwrap();
+    for name in ["default", "rootca"] {
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), name);
+        assert!(
+            support::eventually(3, || async {
+                cms.get_opt("kube-root-ca.crt").await.unwrap().is_some()
+            })
+            .await,
+            "{name}"
+        );
+    }
+    let cms: Api<ConfigMap> = Api::namespaced(client, "rootca");
+    let cm = cms.get("kube-root-ca.crt").await.unwrap();
+    assert!(cm.data.unwrap()["ca.crt"].starts_with("-----BEGIN CERTIFICATE-----"));
+    cms.delete("kube-root-ca.crt", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(
+        support::eventually(3, || async {
+            cms.get_opt("kube-root-ca.crt").await.unwrap().is_some()
+        })
+        .await
+    );
 }
