@@ -528,11 +528,14 @@ def render(outcomes: list[Outcome], seconds: float, command: str, notes: list[st
     lines += [
         "",
         "In the corpus since issue 17: protobuf bodies (`pb-*`), `fieldValidation` (`fv-*`), "
-        "OpenAPI v2 and v3 (`openapi-*`), access reviews (`ssar-*`, `ssr-*`). Not in it yet: "
-        "server-side apply (the emulator has none), exec (a WebSocket upgrade: "
+        "OpenAPI v2 and v3 (`openapi-*`), access reviews (`ssar-*`, `ssr-*`), and kubectl "
+        "1.33.1's own requests captured with `-v=9` (`kubectl-*`: get as Tables, get --watch, "
+        "label, annotate, create, client-side apply, patch, describe's event list, wait, logs, "
+        "run, delete with its propagation policies, top, auth can-i, and exec's answers before "
+        "the upgrade). Not in it yet: exec's stream itself (a WebSocket upgrade: "
         "`tests/test_conformance_exec.py` covers it with kubectl 1.33 and the Python client), "
-        "the requests of kubectl 1.33+ captured with `-v=8`, Jobs that run pods to completion "
-        "(the controllers' timing differs: the conformance tests cover them).",
+        "Jobs that run pods to completion (the controllers' timing differs: the conformance "
+        "tests cover them).",
         "",
         "Not compared: response headers other than the media type (e.g. `Warning`, "
         "`Audit-Id`). Watch answers are the list of events read (bounded by a count and "

@@ -716,9 +716,9 @@ fn finalizers_on_delete(
         Propagation::Foreground => Some("foregroundDeletion"),
         Propagation::Background => None,
     };
-    // Foreground always holds the object until the collector has seen its dependents gone
-    // (kube-apiserver answers it with the finalizer); orphaning only when there are any.
-    let always = matches!(policy, Propagation::Foreground);
+    // Foreground and orphan always hold the object until the collector has seen to its
+    // dependents (kube-apiserver answers both with the finalizer, dependents or not).
+    let always = matches!(policy, Propagation::Foreground | Propagation::Orphan);
     if let Some(f) = extra {
         if (always || g.has_dependents(uid)) && !fins.iter().any(|x| x == f) {
             fins.push(f.to_string());

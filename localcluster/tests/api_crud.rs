@@ -267,7 +267,10 @@ async fn selectors_filter_lists() {
         .list(&ListParams::default().labels("tier notin (web)"))
         .await
         .unwrap();
-    assert_eq!(notin.items.len(), 1);
+    // Unlabelled objects match `notin` too: b and the namespace's kube-root-ca.crt.
+    let mut names: Vec<String> = notin.items.iter().map(|c| c.name_any()).collect();
+    names.sort();
+    assert_eq!(names, ["b", "kube-root-ca.crt"]);
     let byname = cms
         .list(&ListParams::default().fields("metadata.name=b"))
         .await
@@ -359,6 +362,23 @@ async fn delete_propagation_policies() {
     let dep = cms.get("or-dep").await.unwrap();
     assert!(dep.metadata.owner_references.unwrap_or_default().is_empty());
 
+    // An explicit Orphan with no dependents at all: kube-apiserver still answers the Job held
+    // by the `orphan` finalizer (kubectl delete --cascade=orphan), then the collector removes it.
+    jobs.create(&PostParams::default(), &support::sample_job("or2"))
+        .await
+        .unwrap();
+    let held = jobs
+        .delete("or2", &DeleteParams::orphan())
+        .await
+        .unwrap()
+        .left()
+        .expect("an orphaning delete answers the object");
+    assert!(held.finalizers().contains(&"orphan".to_string()));
+    assert!(held.metadata.deletion_timestamp.is_some());
+    assert!(
+        support::eventually(3, || async { jobs.get_opt("or2").await.unwrap().is_none() }).await
+    );
+
     // dryRun delete keeps the object.
     jobs.create(&PostParams::default(), &support::sample_job("keep"))
         .await
@@ -438,4 +458,56 @@ async fn qos_class_on_create_compares_quantities() {
     let created = pods.create(&PostParams::default(), &pod).await.unwrap();
     let qos = created.status.and_then(|s| s.qos_class);
     assert_eq!(qos.as_deref(), Some("Guaranteed"));
+}
+
+#[tokio::test]
+async fn removing_the_last_label_leaves_no_labels_map() {
+    // kubectl label configmap c env-: kube-apiserver omits the then empty map.
+    let cluster = support::start();
+    let client = support::client(&cluster).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "lbl", "labels": {"env": "dev"}}}))
+            .unwrap();
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    let patch = json!({"metadata": {"labels": {"env": null}, "annotations": {}}});
+    let out = cms
+        .patch("lbl", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    assert!(out.metadata.labels.is_none(), "{:?}", out.metadata.labels);
+    assert!(out.metadata.annotations.is_none());
+}
+
+#[tokio::test]
+async fn every_namespace_has_kube_root_ca_crt() {
+    // As kube-controller-manager's root-ca-cert-publisher: in the built-in namespaces, in a
+    // new one, and back after a delete.
+    let cluster = support::start();
+    let client = support::client(&cluster).await;
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "rootca"}})).unwrap();
+    nss.create(&PostParams::default(), &ns).await.unwrap();
+    for name in ["default", "rootca"] {
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), name);
+        assert!(
+            support::eventually(3, || async {
+                cms.get_opt("kube-root-ca.crt").await.unwrap().is_some()
+            })
+            .await,
+            "{name}"
+        );
+    }
+    let cms: Api<ConfigMap> = Api::namespaced(client, "rootca");
+    let cm = cms.get("kube-root-ca.crt").await.unwrap();
+    assert!(cm.data.unwrap()["ca.crt"].starts_with("-----BEGIN CERTIFICATE-----"));
+    cms.delete("kube-root-ca.crt", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(
+        support::eventually(3, || async {
+            cms.get_opt("kube-root-ca.crt").await.unwrap().is_some()
+        })
+        .await
+    );
 }

@@ -172,3 +172,39 @@ async fn runtime_watcher_survives_a_forced_410() {
     }
     assert!(errors <= 1, "at most the one expiry error");
 }
+
+#[tokio::test]
+async fn table_watch_sends_the_columns_once() {
+    // kubectl get --watch asks Tables: kube-apiserver sends columnDefinitions with the first
+    // event only, `null` after.
+    let cluster = support::start();
+    let client = support::client(&cluster).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    for name in ["t1", "t2"] {
+        cms.create(&PostParams::default(), &cm(name, "tab"))
+            .await
+            .unwrap();
+    }
+    let req = hyper::Request::get(
+        "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=0&labelSelector=tier%3Dtab&timeoutSeconds=1",
+    )
+    .header(
+        "Accept",
+        "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+    )
+    .body(Vec::new())
+    .unwrap();
+    let text = tokio::time::timeout(Duration::from_secs(5), client.request_text(req))
+        .await
+        .expect("the stream ends with its timeoutSeconds")
+        .unwrap();
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2, "{text}");
+    assert_eq!(events[0]["object"]["kind"], "Table");
+    assert!(events[0]["object"]["columnDefinitions"].is_array());
+    assert!(events[1]["object"]["columnDefinitions"].is_null());
+    assert_eq!(events[1]["object"]["rows"][0]["cells"][0], "t2");
+}

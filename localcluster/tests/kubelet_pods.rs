@@ -178,6 +178,44 @@ fn simulated_oom_kill() {
 }
 
 #[test]
+fn node_selector_the_node_lacks_leaves_the_pod_unscheduled() {
+    // As kube-scheduler: a nodeSelector no node matches keeps the pod Pending, PodScheduled
+    // False with the scheduler's message; one the node matches is bound.
+    let lc = start();
+    let c = shared(&lc);
+    for (name, sel) in [
+        ("nomatch", json!({"fid": "none"})),
+        ("match", json!({"kubernetes.io/os": "linux"})),
+    ] {
+        c.store
+            .create(
+                Kind::Pod,
+                json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": "default"},
+                "spec": {"restartPolicy": "Never", "nodeSelector": sel,
+                    "containers": [sh("main", "true")]}}),
+            )
+            .expect("pod created");
+    }
+    wait_for(5, "unschedulable", || {
+        let p = pod(&c, "nomatch")?;
+        (p["status"]["conditions"][0]["reason"] == "Unschedulable").then_some(())
+    });
+    let p = pod(&c, "nomatch").expect("pod");
+    assert!(p["spec"]["nodeName"].is_null());
+    assert_eq!(p["status"]["phase"], "Pending");
+    let cond = &p["status"]["conditions"][0];
+    assert_eq!(cond["observedGeneration"], 1);
+    assert!(cond["message"]
+        .as_str()
+        .unwrap()
+        .contains("1 node(s) didn't match Pod's node affinity/selector"));
+    wait_for(5, "bound", || {
+        pod(&c, "match")?["spec"]["nodeName"].as_str().map(|_| ())
+    });
+}
+
+#[test]
 fn simulated_unschedulable_and_create_error() {
     let lc = start();
     let c = shared(&lc);

@@ -439,8 +439,25 @@ fn apply_update(
     if !causes.is_empty() {
         return Err(ApiError::invalid(kind, &name, causes));
     }
+    drop_empty_meta_maps(&mut new);
     *cur = new;
     Ok(())
+}
+
+/// Drops empty `metadata.labels` and `metadata.annotations`: kube-apiserver's ObjectMeta
+/// omits an empty map, so a patch removing the last label answers with no `labels` at all.
+fn drop_empty_meta_maps(obj: &mut Value) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in ["labels", "annotations"] {
+            if meta
+                .get(field)
+                .and_then(Value::as_object)
+                .is_some_and(serde_json::Map::is_empty)
+            {
+                meta.remove(field);
+            }
+        }
+    }
 }
 
 /// Carries what only the server sets (identity, timestamps, generation) and the status

@@ -19,6 +19,7 @@ const EVENT_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60
 /// Spawns the GC task; it ends with the cluster.
 pub fn spawn(cluster: Arc<Cluster>) {
     let mut rx = cluster.store.subscribe();
+    super::root_ca::publish_all(&cluster);
     tokio::spawn(async move {
         let mut expiry = tokio::time::interval(EVENT_SWEEP_EVERY);
         loop {
@@ -144,6 +145,7 @@ fn collect_if_orphaned(cluster: &Cluster, kind: Kind, obj: &Value) {
 }
 
 fn handle(cluster: &Cluster, c: &Change) {
+    super::root_ca::handle(cluster, c);
     match c.event {
         EventType::Added => collect_if_orphaned(cluster, c.kind, &c.object),
         EventType::Modified => process_owner(cluster, c.kind, &c.object),
@@ -166,6 +168,7 @@ fn handle(cluster: &Cluster, c: &Change) {
 
 /// After missing changes: look at everything once.
 fn sweep(cluster: &Cluster) {
+    super::root_ca::publish_all(cluster);
     for kind in Kind::ALL {
         let (items, _) = cluster.store.list_arc(kind, None);
         for o in items {

@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod patch;
 pub mod pod_log;
 pub mod protobuf;
+pub mod root_ca;
 pub mod router;
 pub mod selectors;
 pub mod server;

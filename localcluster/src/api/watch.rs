@@ -1,6 +1,7 @@
 //! `?watch=true`: a chunked stream of `{"type","object"}` lines — synthetic ADDED for RV ""/"0",
 //! history replay for RV N (ERROR 410 when too old), selector enter/leave, bookmarks, timeouts.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +29,8 @@ struct Filter {
     ns: Option<String>,
     sel: Selection,
     format: Format,
+    /// Set once a Table event went out: as kube-apiserver, only the first carries the columns.
+    columns_sent: AtomicBool,
 }
 
 impl Filter {
@@ -64,10 +67,7 @@ impl Filter {
         out.extend_from_slice(ty.as_bytes());
         out.extend_from_slice(b"\",\"object\":");
         let written = if self.format == Format::Table && ty != "ERROR" && ty != "BOOKMARK" {
-            serde_json::to_writer(
-                &mut out,
-                &table::table(self.kind, std::slice::from_ref(obj), None),
-            )
+            serde_json::to_writer(&mut out, &self.table(obj))
         } else {
             serde_json::to_writer(&mut out, obj)
         };
@@ -76,6 +76,15 @@ impl Filter {
         }
         out.extend_from_slice(b"}\n");
         Bytes::from(out)
+    }
+
+    /// One object as a Table; `columnDefinitions` is null after the stream's first Table.
+    fn table(&self, obj: &Value) -> Value {
+        let mut t = table::table(self.kind, std::slice::from_ref(obj), None);
+        if self.columns_sent.swap(true, Ordering::Relaxed) {
+            t["columnDefinitions"] = Value::Null;
+        }
+        t
     }
 
     fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
@@ -126,6 +135,7 @@ pub fn serve(
         ns: t.ns.clone(),
         sel: Selection::from_req(req, t.kind)?,
         format,
+        columns_sent: AtomicBool::new(false),
     };
     let params = Params {
         timeout: req

@@ -310,9 +310,16 @@ impl Worker {
             // Pending, as on a cluster where that scheduler does not run).
             return Err(next_interrupt(&mut self.signal).await);
         }
-        if self.simulate == "unschedulable" {
-            let msg = "0/1 nodes are available: 1 node(s) were unschedulable. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.";
-            self.api.unschedulable(&self.pod, msg).await;
+        let reason = if self.simulate == "unschedulable" {
+            Some("were unschedulable")
+        } else if !node_selector_fits(&self.pod["spec"]["nodeSelector"]) {
+            Some("didn't match Pod's node affinity/selector")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            let msg = format!("0/1 nodes are available: 1 node(s) {reason}. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.");
+            self.api.unschedulable(&self.pod, &msg).await;
             return Err(next_interrupt(&mut self.signal).await);
         }
         let pod = self
@@ -967,4 +974,24 @@ fn w_ctr<'a>(init: &'a [Ctr], ctrs: &'a [Ctr], s: Slot) -> &'a Ctr {
     } else {
         &ctrs[s.idx]
     }
+}
+
+/// Whether the emulator's one node has every label of a pod's `spec.nodeSelector` (its
+/// well-known labels: `kubernetes.io/hostname`, `kubernetes.io/os`, `kubernetes.io/arch`).
+fn node_selector_fits(selector: &Value) -> bool {
+    let Some(sel) = selector.as_object() else {
+        return true;
+    };
+    let arch = std::env::consts::ARCH
+        .replace("x86_64", "amd64")
+        .replace("aarch64", "arm64");
+    sel.iter().all(|(k, v)| {
+        let have = match k.as_str() {
+            "kubernetes.io/hostname" => crate::events::NODE_NAME,
+            "kubernetes.io/os" | "beta.kubernetes.io/os" => "linux",
+            "kubernetes.io/arch" | "beta.kubernetes.io/arch" => arch.as_str(),
+            _ => return false,
+        };
+        v.as_str() == Some(have)
+    })
 }

@@ -159,6 +159,7 @@ impl NodeApi for StoreApi {
             let cond = json!([{
                 "type": "PodScheduled", "status": "False", "lastProbeTime": null,
                 "lastTransitionTime": rfc3339(Utc::now()), "reason": "Unschedulable", "message": message,
+                "observedGeneration": pod["metadata"]["generation"].as_i64().unwrap_or(1),
             }]);
             let qos = crate::resources::qos_class(&pod["spec"]);
             let written = store.update(Kind::Pod, &ns, &name, |o| {
