@@ -840,9 +840,12 @@ mod tests {
         assert_eq!(j["metadata"]["generation"], json!(2));
         let same = s.update(Kind::Job, "default", "a", |_| Ok(())).unwrap();
         assert_eq!(meta_str(&same, "resourceVersion"), (base + 2).to_string());
-        let out = s
-            .delete_ex(Kind::Job, "default", "a", &DeleteOptions::default())
-            .unwrap();
+        // Background: removed at once (a Job's default, Orphan, is held by its finalizer).
+        let background = DeleteOptions {
+            propagation: Some(Propagation::Background),
+            ..DeleteOptions::default()
+        };
+        let out = s.delete_ex(Kind::Job, "default", "a", &background).unwrap();
         assert!(out.removed);
         assert_eq!(
             meta_str(&out.object, "resourceVersion"),
