@@ -33,21 +33,27 @@ def new_kubectl_binary() -> str:
     return path
 
 
-@pytest.fixture(scope="module", params=["1.20", "new"])
-def kubectl(request, local_cluster, tmp_path_factory) -> Kubectl:
-    """kubectl 1.20.2, then the newer kubectl, each with a fresh HOME; ``.minor`` is the minor
-    version of the binary that talks to the cluster (after any dispatching)."""
-    binary = kubectl_binary() if request.param == "1.20" else new_kubectl_binary()
-    home = tmp_path_factory.mktemp(f"kubectl-{request.param}")
+def make_kubectl(which: str, local_cluster, tmp_path_factory) -> Kubectl:
+    """kubectl 1.20.2 (``which="1.20"``) or the newer kubectl (``"new"``), with a fresh HOME;
+    ``.minor`` is the minor version of the binary that talks to the cluster (after any
+    dispatching)."""
+    binary = kubectl_binary() if which == "1.20" else new_kubectl_binary()
+    home = tmp_path_factory.mktemp(f"kubectl-{which}")
     k = Kubectl(binary, local_cluster.kubeconfig, home)
     version = json.loads(k.run("version", "-o", "json").stdout)["clientVersion"]["gitVersion"]
     minor = int(re.match(r"v1\.(\d+)\.", version).group(1))
-    if request.param == "1.20":
+    if which == "1.20":
         assert version == "v1.20.2", f"{binary} is not kubectl 1.20.2: {version}"
     else:
         assert minor >= 27, f"{binary} talks to the cluster as {version}, older than 1.27"
     k.minor = minor
     return k
+
+
+@pytest.fixture(scope="module", params=["1.20", "new"])
+def kubectl(request, local_cluster, tmp_path_factory) -> Kubectl:
+    """kubectl 1.20.2, then the newer kubectl (``make_kubectl``)."""
+    return make_kubectl(request.param, local_cluster, tmp_path_factory)
 
 
 def get_json(kubectl: Kubectl, *args: str) -> dict:

@@ -197,7 +197,11 @@ RULES: list[tuple[str, str]] = [
     ),
     ("containerID", "`containerID` values (runtime-specific) → `<container-id>`"),
     ("eventName", "recorder-made Event names `<object>.<16 hex digits>` → `<object>.<hex>`"),
-    ("managedFields", "`metadata.managedFields` dropped (server-side apply bookkeeping)"),
+    (
+        "managedFields",
+        "`metadata.managedFields` dropped (server-side apply bookkeeping), except in the "
+        "entries marked `managed_fields` (the `ssa-*` entries), which compare them",
+    ),
     ("selfLink", "`metadata.selfLink` dropped"),
     ("serverAddress", "`serverAddressByClientCIDRs` dropped (the servers' own addresses)"),
     ("nodeName", "`spec.nodeName` → `<node>`; `status.hostIP(s)`, `status.podIP(s)` → `<ip>`"),
@@ -208,15 +212,26 @@ RULES: list[tuple[str, str]] = [
         + " and the emulation/compatibility fields dropped (build facts of each binary)",
     ),
     ("tableAge", "Table cells that are an age (`5s`, `2m3s`) → `<age>`"),
+    (
+        "conflictCauses",
+        "the `details.causes` of an apply conflict (`FieldManagerConflict`) sorted by field and "
+        "message: kube-apiserver lists them in Go's map order of the managers, which changes "
+        "from run to run (its message sorts them)",
+    ),
     ("runName", "the run's unique prefix → `<run>` (the same on both sides; for stable keys)"),
 ]
 
 
-def normalise(value: Any, run: str, path: str = "") -> Any:
+def normalise(value: Any, run: str, path: str = "", managed: bool = False) -> Any:
+    """The body as compared; ``managed`` keeps ``managedFields`` (the corpus's server-side
+    apply entries compare them, their times normalised like any other)."""
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
             p = f"{path}.{k}" if path else k
+            if k == "managedFields" and managed:
+                out[k] = normalise(v, run, p, managed)
+                continue
             if k in ("managedFields", "selfLink", "serverAddressByClientCIDRs"):
                 continue
             if path == "" and k in VERSION_BUILD:
@@ -232,7 +247,12 @@ def normalise(value: Any, run: str, path: str = "") -> Any:
             elif k in ("hostIPs", "podIPs") and isinstance(v, list):
                 out[k] = [{"ip": "<ip>"} for _ in v]
             else:
-                out[k] = normalise(v, run, p)
+                out[k] = normalise(v, run, p, managed)
+        causes = out.get("causes")
+        if isinstance(causes, list) and all(
+            isinstance(c, dict) and c.get("reason") == "FieldManagerConflict" for c in causes
+        ):
+            out["causes"] = sorted(causes, key=lambda c: (c.get("field"), c.get("message")))
         if out.get("kind") == "Table" and isinstance(out.get("rows"), list):
             for row in out["rows"]:
                 if isinstance(row, dict) and isinstance(row.get("cells"), list):
@@ -241,7 +261,7 @@ def normalise(value: Any, run: str, path: str = "") -> Any:
                     ]
         return out
     if isinstance(value, list):
-        return [normalise(v, run, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [normalise(v, run, f"{path}[{i}]", managed) for i, v in enumerate(value)]
     if isinstance(value, str):
         value = UUID.sub("<uid>", value)
         value = TIME.sub("<time>", value)
@@ -402,7 +422,13 @@ def compare(entry: dict[str, Any], real: Answer, local: Answer, run: str) -> Out
         r, loc = (a.headers.get(name.lower(), []) for a in (real, local))
         if r != loc:
             out.diffs.append((f"(header {name})", r, loc))
-    diff(normalise(real.body, run), normalise(local.body, run), "", out.diffs)
+    managed = bool(entry.get("managed_fields"))
+    diff(
+        normalise(real.body, run, managed=managed),
+        normalise(local.body, run, managed=managed),
+        "",
+        out.diffs,
+    )
     return out
 
 
@@ -528,7 +554,10 @@ def render(outcomes: list[Outcome], seconds: float, command: str, notes: list[st
     lines += [
         "",
         "In the corpus since issue 17: protobuf bodies (`pb-*`), `fieldValidation` (`fv-*`), "
-        "OpenAPI v2 and v3 (`openapi-*`), access reviews (`ssar-*`, `ssr-*`), and kubectl "
+        "OpenAPI v2 and v3 (`openapi-*`), access reviews (`ssar-*`, `ssr-*`), server-side "
+        "apply (`ssa-*`: create, re-apply, shared values, conflicts, force, fields an applier "
+        "stops naming, an update's manager, dry run, the option and body errors; their "
+        "`managedFields` compared too), and kubectl "
         "1.33.1's own requests captured with `-v=9` (`kubectl-*`: get as Tables, get --watch, "
         "label, annotate, create, client-side apply, patch, describe's event list, wait, logs, "
         "run, delete with its propagation policies, top, auth can-i, and exec's answers before "

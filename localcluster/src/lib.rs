@@ -9,6 +9,7 @@ pub mod controller;
 pub mod error;
 pub mod events;
 pub mod faults;
+pub mod fieldmanager;
 pub mod kind;
 pub mod kubeconfig;
 pub mod kubelet;

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::admission::admit_pod;
+use super::apply;
 use super::listitem::ListItem;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::target::{Format, Target};
@@ -17,6 +18,7 @@ use super::{
     configdata, event, field_validation, job, json_bytes, json_response, patch, table, Body, Req,
 };
 use crate::error::{ApiError, Cause};
+use crate::fieldmanager::{self, Writer};
 use crate::store::{generate_name, meta_str, DeleteOptions, Kind, Propagation};
 use crate::Cluster;
 
@@ -222,9 +224,27 @@ pub fn create(cluster: &Arc<Cluster>, req: &Req, t: &Target) -> Result<Response<
     let warnings = field_validation::check_body(req, t.kind, "CreateOptions")?;
     let mut obj = req.json_body(t.kind.kind())?;
     field_validation::prune(t.kind, &mut obj);
-    check_type(t.kind, &mut obj)?;
-    check_namespace(t, &mut obj)?;
-    let meta = meta_mut(&mut obj)?;
+    prepare_create_body(t, &mut obj)?;
+    let w = apply::writer(req, None)?;
+    let created = create_object(cluster, t, obj, req.dry_run(), |c| {
+        fieldmanager::record_update(t.kind, None, c, &w)
+    })?;
+    let mut resp = json_response(201, &created);
+    field_validation::add_warnings(&mut resp, &warnings);
+    Ok(resp)
+}
+
+/// Checks a new object's kind and namespace and drops what only the server sets.
+///
+/// # Errors
+/// 400/405 as the API server answers them.
+pub(crate) fn prepare_create_body(t: &Target, obj: &mut Value) -> Result<(), ApiError> {
+    if t.kind.namespaced() && t.ns.is_none() {
+        return Err(ApiError::method_not_allowed());
+    }
+    check_type(t.kind, obj)?;
+    check_namespace(t, obj)?;
+    let meta = meta_mut(obj)?;
     for field in [
         "uid",
         "resourceVersion",
@@ -237,7 +257,22 @@ pub fn create(cluster: &Arc<Cluster>, req: &Req, t: &Target) -> Result<Response<
     ] {
         meta.remove(field);
     }
-    let (given, prefix) = crate::store::name_and_prefix(t.kind, meta)?;
+    Ok(())
+}
+
+/// Stores a new object (a name made from `generateName` when it has none), its defaults set,
+/// then `manage` records its managers.
+///
+/// # Errors
+/// 404 for a missing namespace, 409/422 as the API server answers them.
+pub(crate) fn create_object(
+    cluster: &Arc<Cluster>,
+    t: &Target,
+    mut obj: Value,
+    dry_run: bool,
+    manage: impl Fn(&mut Value),
+) -> Result<Value, ApiError> {
+    let (given, prefix) = crate::store::name_and_prefix(t.kind, meta_mut(&mut obj)?)?;
     if t.kind.namespaced()
         && cluster
             .store
@@ -246,7 +281,6 @@ pub fn create(cluster: &Arc<Cluster>, req: &Req, t: &Target) -> Result<Response<
     {
         return Err(ApiError::not_found(Kind::Namespace, ns_of(t)));
     }
-    let dry_run = req.dry_run();
     let mut attempt = 0;
     loop {
         let mut candidate = obj.clone();
@@ -256,12 +290,9 @@ pub fn create(cluster: &Arc<Cluster>, req: &Req, t: &Target) -> Result<Response<
         }
         m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         prepare_new(t.kind, &mut candidate)?;
+        manage(&mut candidate);
         match cluster.store.create_opts(t.kind, candidate, dry_run) {
-            Ok(created) => {
-                let mut resp = json_response(201, &created);
-                field_validation::add_warnings(&mut resp, &warnings);
-                return Ok(resp);
-            }
+            Ok(created) => return Ok(created),
             Err(e) if e.reason == "AlreadyExists" && given.is_empty() && attempt < 8 => {
                 attempt += 1
             }
@@ -378,11 +409,14 @@ pub fn list(
 }
 
 /// Applies an update body to the stored object `cur` (inside the store's lock).
-fn apply_update(
+/// `w` is the writer whose update managedFields record; None for server-side apply, whose
+/// object carries its managedFields already.
+pub(crate) fn apply_update(
     kind: Kind,
     sub: Option<&str>,
     cur: &mut Value,
     mut new: Value,
+    w: Option<&Writer>,
 ) -> Result<(), ApiError> {
     let name = meta_str(cur, "name").to_string();
     if let Some(rv) = new
@@ -395,7 +429,14 @@ fn apply_update(
         }
     }
     if sub == Some("status") {
-        cur["status"] = new.get("status").cloned().unwrap_or(json!({}));
+        let mut next = cur.clone();
+        next["status"] = new.get("status").cloned().unwrap_or(json!({}));
+        if let Some(w) = w {
+            fieldmanager::record_update(kind, Some(cur), &mut next, w);
+        } else if let Some(m) = new.pointer("/metadata/managedFields") {
+            next["metadata"]["managedFields"] = m.clone();
+        }
+        *cur = next;
         return Ok(());
     }
     check_type(kind, &mut new)?;
@@ -440,6 +481,9 @@ fn apply_update(
         return Err(ApiError::invalid(kind, &name, causes));
     }
     drop_empty_meta_maps(&mut new);
+    if let Some(w) = w {
+        fieldmanager::record_update(kind, Some(cur), &mut new, w);
+    }
     *cur = new;
     Ok(())
 }
@@ -530,10 +574,11 @@ pub fn replace(cluster: &Arc<Cluster>, req: &Req, t: &Target) -> Result<Response
     }
     check_namespace(t, &mut body)?;
     let sub = t.sub.as_deref();
+    let w = apply::writer(req, sub)?;
     let updated = cluster
         .store
         .update_opts(t.kind, ns_of(t), name, req.dry_run(), |cur| {
-            apply_update(t.kind, sub, cur, body)
+            apply_update(t.kind, sub, cur, body, Some(&w))
         })?;
     let mut resp = json_response(200, &updated);
     field_validation::add_warnings(&mut resp, &warnings);
@@ -548,13 +593,18 @@ pub fn patch(cluster: &Arc<Cluster>, req: &Req, t: &Target) -> Result<Response<B
     let ct = req
         .header(header::CONTENT_TYPE)
         .unwrap_or("application/merge-patch+json");
+    if apply::is_apply(ct) {
+        return apply::apply(cluster, req, t);
+    }
     let ptype = patch::PatchType::from_content_type(ct)?;
+    apply::refuse_force(req)?;
     let mode = field_validation::mode(req, "PatchOptions")?;
     let mut warnings = Vec::new();
     let body: Value = serde_json::from_slice(&req.body)
         .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
     let sub = t.sub.as_deref();
     let kind = t.kind;
+    let w = apply::writer(req, sub)?;
     let updated = cluster
         .store
         .update_opts(kind, ns_of(t), name_of(t), req.dry_run(), |cur| {
@@ -573,7 +623,7 @@ pub fn patch(cluster: &Arc<Cluster>, req: &Req, t: &Target) -> Result<Response<B
                     m.remove("resourceVersion");
                 }
             }
-            apply_update(kind, sub, cur, patched)
+            apply_update(kind, sub, cur, patched, Some(&w))
         })?;
     let mut resp = json_response(200, &updated);
     field_validation::add_warnings(&mut resp, &warnings);

@@ -141,7 +141,8 @@ pub fn problems(kind: Kind, body: &[u8]) -> Vec<String> {
     out
 }
 
-fn root_schema(kind: Kind) -> Option<(&'static Value, &'static Value)> {
+/// The schemas of `kind`'s API group version and its root schema.
+pub(crate) fn root_schema(kind: Kind) -> Option<(&'static Value, &'static Value)> {
     let (doc, name) = match kind {
         Kind::Job => ("apis/batch/v1", "io.k8s.api.batch.v1.Job".to_string()),
         k => ("api/v1", format!("io.k8s.api.core.v1.{}", k.kind())),
@@ -187,7 +188,7 @@ enum Node<'s> {
 }
 
 /// Follows `$ref` (also inside a one-element `allOf`, as the v3 documents wrap them).
-fn resolve<'s>(schemas: &'s Value, mut node: &'s Value) -> &'s Value {
+pub(crate) fn resolve<'s>(schemas: &'s Value, mut node: &'s Value) -> &'s Value {
     for _ in 0..16 {
         let r = node.get("$ref").or_else(|| node.pointer("/allOf/0/$ref"));
         match r.and_then(Value::as_str) {

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod admission;
+pub mod apply;
 pub mod binding;
 pub mod configdata;
 pub mod crud;

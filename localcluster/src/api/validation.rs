@@ -233,6 +233,16 @@ pub fn default_pod_spec(spec: &mut Value, bare_pod: bool) {
                 set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
                 set_default(c, "terminationMessagePolicy", json!("File"));
                 set_default(c, "resources", json!({}));
+                for port in c
+                    .get_mut("ports")
+                    .and_then(Value::as_array_mut)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(p) = port.as_object_mut() {
+                        set_default(p, "protocol", json!("TCP"));
+                    }
+                }
             }
         }
     }
