@@ -286,6 +286,20 @@ impl ApiError {
         )
     }
 
+    /// 504 `Too large resource version: N, current: M` (a read at a resourceVersion ahead).
+    pub fn too_large_resource_version(requested: u64, current: u64) -> ApiError {
+        let mut e = ApiError::new(
+            504,
+            "Timeout",
+            format!("Too large resource version: {requested}, current: {current}"),
+        );
+        e.details = Some(Box::new(
+            json!({"causes": [{"reason": "ResourceVersionTooLarge",
+            "message": "Too large resource version"}], "retryAfterSeconds": 1}),
+        ));
+        e
+    }
+
     /// 500 InternalError `Internal error occurred: …`.
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {
         let mut e = ApiError::new(

@@ -369,6 +369,57 @@ impl Store {
         }
     }
 
+    /// The objects of a kind as they were at `rv` (a list with `resourceVersionMatch=Exact`):
+    /// today's, with every later change the history holds undone, newest first.
+    ///
+    /// # Errors
+    /// 410 Expired when changes after `rv` were dropped from the history; 504 when `rv` is
+    /// ahead of the store.
+    pub fn list_at(
+        &self,
+        kind: Kind,
+        ns: Option<&str>,
+        rv: u64,
+    ) -> Result<Vec<Arc<Value>>, ApiError> {
+        let g = self.lock();
+        if rv > g.rv {
+            return Err(ApiError::too_large_resource_version(rv, g.rv));
+        }
+        if rv < g.evicted_upto {
+            return Err(ApiError::new(
+                410,
+                "Expired",
+                "The resourceVersion for the provided list is too old.",
+            ));
+        }
+        let key = |o: &Value| {
+            (
+                meta_str(o, "namespace").to_string(),
+                meta_str(o, "name").to_string(),
+            )
+        };
+        let mut state: BTreeMap<Key, Arc<Value>> = Self::collect(&g, kind, ns)
+            .into_iter()
+            .map(|o| (key(&o), o))
+            .collect();
+        let in_scope =
+            |o: &Value| ns.is_none_or(|n| !kind.namespaced() || meta_str(o, "namespace") == n);
+        for c in g.history.iter().rev().take_while(|c| c.rv > rv) {
+            if c.kind != kind || !in_scope(&c.object) {
+                continue;
+            }
+            match (&c.event, &c.prev) {
+                (EventType::Added, _) | (_, None) => {
+                    state.remove(&key(&c.object));
+                }
+                (_, Some(prev)) => {
+                    state.insert(key(prev), prev.clone());
+                }
+            }
+        }
+        Ok(state.into_values().collect())
+    }
+
     /// A consistent snapshot (objects + RV) and a receiver for every change after it.
     pub fn snapshot_and_subscribe(
         &self,
@@ -818,6 +869,40 @@ mod tests {
         assert!(n[58..]
             .bytes()
             .all(|b| crate::meta::NAME_ALPHABET.contains(&b)));
+    }
+
+    #[test]
+    fn a_list_at_an_exact_resource_version_undoes_the_later_changes() {
+        let s = Store::new();
+        let base = s.current_rv();
+        let job =
+            |name: &str| json!({"metadata": {"name": name, "namespace": "default"}, "spec": {}});
+        s.create(Kind::Job, job("a")).unwrap();
+        s.update(Kind::Job, "default", "a", |o| {
+            o["spec"]["x"] = json!(1);
+            Ok(())
+        })
+        .unwrap();
+        s.create(Kind::Job, job("b")).unwrap();
+        let background = DeleteOptions {
+            propagation: Some(Propagation::Background),
+            ..DeleteOptions::default()
+        };
+        s.delete_ex(Kind::Job, "default", "a", &background).unwrap();
+        let names_at = |rv: u64| -> Vec<(String, Value)> {
+            s.list_at(Kind::Job, Some("default"), rv)
+                .unwrap()
+                .iter()
+                .map(|o| (meta_str(o, "name").to_string(), o["spec"].clone()))
+                .collect()
+        };
+        assert_eq!(names_at(base), []);
+        assert_eq!(names_at(base + 1), [("a".to_string(), json!({}))]);
+        assert_eq!(names_at(base + 2), [("a".to_string(), json!({"x": 1}))]);
+        assert_eq!(names_at(base + 3).len(), 2);
+        assert_eq!(names_at(base + 4), [("b".to_string(), json!({}))]);
+        let ahead = s.list_at(Kind::Job, None, base + 99).unwrap_err();
+        assert_eq!((ahead.code, ahead.reason.as_str()), (504, "Timeout"));
     }
 
     #[test]

@@ -363,6 +363,55 @@ struct ListMeta {
 ///
 /// # Errors
 /// 400 for bad selectors.
+/// The resourceVersion of a list with `resourceVersionMatch=Exact` (None for other lists),
+/// checked as kube-apiserver checks ListOptions.
+///
+/// # Errors
+/// 422 for a match without a resourceVersion, an unknown match, or Exact at "0".
+fn exact_rv(req: &Req) -> Result<Option<u64>, ApiError> {
+    let Some(matching) = req.param("resourceVersionMatch").filter(|m| !m.is_empty()) else {
+        return Ok(None);
+    };
+    let rv = req.param("resourceVersion").unwrap_or("");
+    let invalid = |reason: &str, detail: String| {
+        let mut e = ApiError::new(
+            422,
+            "Invalid",
+            format!("ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: {detail}"),
+        );
+        e.details = Some(Box::new(
+            json!({"group": "meta.k8s.io", "kind": "ListOptions",
+            "causes": [{"reason": reason, "message": detail, "field": "resourceVersionMatch"}]}),
+        ));
+        e
+    };
+    if rv.is_empty() {
+        return Err(invalid(
+            "FieldValueForbidden",
+            "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
+                .into(),
+        ));
+    }
+    match matching {
+        "NotOlderThan" => Ok(None),
+        "Exact" if rv == "0" => Err(invalid(
+            "FieldValueForbidden",
+            "Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\""
+                .into(),
+        )),
+        "Exact" => rv
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("invalid resource version \"{rv}\""))),
+        other => Err(invalid(
+            "FieldValueNotSupported",
+            format!(
+                "Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\", \"\""
+            ),
+        )),
+    }
+}
+
 pub fn list(
     cluster: &Arc<Cluster>,
     req: &Req,
@@ -370,9 +419,10 @@ pub fn list(
     format: Format,
 ) -> Result<Response<Body>, ApiError> {
     let sel = Selection::from_req(req, t.kind)?;
-    let (items, rv) = match (sel.fields.pinned_name(), t.ns.as_deref()) {
+    let (items, rv) = match (exact_rv(req)?, sel.fields.pinned_name(), t.ns.as_deref()) {
+        (Some(rv), _, ns) => (cluster.store.list_at(t.kind, ns, rv)?, rv),
         // kubectl wait/delete select one object by name: skip the scan.
-        (Some(name), Some(ns)) => {
+        (None, Some(name), Some(ns)) => {
             let rv = cluster.store.current_rv();
             (
                 cluster
