@@ -82,8 +82,12 @@ def test_apply_conflicts_force_and_ownership(kubectl, tmp_path):
 
     kubectl.run("label", "job", name, "extra=yes")
     job = get_managed(kubectl, "job", name)
-    updates = [f for (m, op), f in managers(job).items() if op == "Update"]
-    assert any("f:extra" in f["f:metadata"]["f:labels"] for f in updates), managers(job)
+    labels_updated = [
+        f.get("f:metadata", {}).get("f:labels", {})
+        for (_, op), f in managers(job).items()
+        if op == "Update"
+    ]
+    assert any("f:extra" in labels for labels in labels_updated), managers(job)
 
     # fid-one stops naming its labels: team (its alone) goes; stage (fid-two's) and extra stay.
     del manifest["metadata"]["labels"]

@@ -53,6 +53,15 @@ impl Memory {
     }
 }
 
+/// The manager the Job controller writes as, kube-controller-manager's (through `/status`
+/// for a Job's status).
+fn controller(subresource: Option<&str>) -> crate::fieldmanager::Writer {
+    crate::fieldmanager::Writer {
+        manager: "kube-controller-manager".into(),
+        subresource: subresource.map(String::from),
+    }
+}
+
 fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
     v.as_str()
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
@@ -789,7 +798,9 @@ impl<'a> JobSync<'a> {
     /// Creates one pod and records the event; `false` (and a retry in a second) on failure.
     fn create_pod(&mut self, jm: &mut JobMemory, index: Option<i64>) -> bool {
         let store = &self.cluster.store;
-        match store.create(Kind::Pod, new_pod(self.job, index)) {
+        let mut pod = new_pod(self.job, index);
+        crate::fieldmanager::record_update(Kind::Pod, None, &mut pod, &controller(None));
+        match store.create(Kind::Pod, pod) {
             Ok(p) => {
                 self.active += 1;
                 jm.tracked.insert(meta_str(&p, "uid").to_owned());
@@ -823,7 +834,14 @@ impl<'a> JobSync<'a> {
             if meta_str(o, "uid") != uid {
                 return Err(ApiError::not_found(Kind::Job, name));
             }
+            let before = o.clone();
             o["status"] = self.status.clone();
+            crate::fieldmanager::record_update(
+                Kind::Job,
+                Some(&before),
+                o,
+                &controller(Some("status")),
+            );
             Ok(())
         });
     }

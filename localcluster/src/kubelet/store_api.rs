@@ -184,12 +184,18 @@ impl NodeApi for StoreApi {
                 .store
                 .update(Kind::Pod, &ns, &name, |o| {
                     check_uid(o, &uid)?;
+                    let before = o.clone();
                     if !o["status"].is_object() {
                         o["status"] = json!({});
                     }
                     if let (Some(dst), Value::Object(src)) = (o["status"].as_object_mut(), status) {
                         dst.extend(src);
                     }
+                    let kubelet = crate::fieldmanager::Writer {
+                        manager: "kubelet".into(),
+                        subresource: Some("status".into()),
+                    };
+                    crate::fieldmanager::record_update(Kind::Pod, Some(&before), o, &kubelet);
                     Ok(())
                 })
                 .map(|mut p| p["metadata"].take())
