@@ -286,6 +286,29 @@ impl ApiError {
         )
     }
 
+    /// 422 of a request's options (`PatchOptions.meta.k8s.io "" is invalid: force: Forbidden:
+    /// …`), the cause's reason read off the detail's first words, as apimachinery words them.
+    pub fn invalid_options(options_kind: &str, field: &str, detail: &str) -> ApiError {
+        let reason = [
+            ("Required", "FieldValueRequired"),
+            ("Too long", "FieldValueTooLong"),
+            ("Unsupported value", "FieldValueNotSupported"),
+        ]
+        .iter()
+        .find(|(prefix, _)| detail.starts_with(prefix))
+        .map_or("FieldValueForbidden", |(_, r)| r);
+        let mut e = ApiError::new(
+            422,
+            "Invalid",
+            format!("{options_kind}.meta.k8s.io \"\" is invalid: {field}: {detail}"),
+        );
+        e.details = Some(Box::new(
+            json!({"group": "meta.k8s.io", "kind": options_kind,
+            "causes": [{"reason": reason, "message": detail, "field": field}]}),
+        ));
+        e
+    }
+
     /// 504 `Too large resource version: N, current: M` (a read at a resourceVersion ahead).
     pub fn too_large_resource_version(requested: u64, current: u64) -> ApiError {
         let mut e = ApiError::new(

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use hyper::{header, Response};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::crud::{apply_update, create_object, prepare_create_body};
 use super::target::Target;
@@ -24,27 +24,7 @@ pub fn is_apply(content_type: &str) -> bool {
 }
 
 fn invalid_option(field: &str, detail: &str) -> ApiError {
-    let message = format!("{field}: {detail}");
-    let mut e = ApiError::new(
-        422,
-        "Invalid",
-        format!("PatchOptions.meta.k8s.io \"\" is invalid: {message}"),
-    );
-    e.details = Some(Box::new(
-        json!({"group": "meta.k8s.io", "kind": "PatchOptions",
-        "causes": [{"reason": cause_reason(detail), "message": detail, "field": field}]}),
-    ));
-    e
-}
-
-fn cause_reason(detail: &str) -> &'static str {
-    if detail.starts_with("Required") {
-        "FieldValueRequired"
-    } else if detail.starts_with("Too long") {
-        "FieldValueTooLong"
-    } else {
-        "FieldValueForbidden"
-    }
+    ApiError::invalid_options("PatchOptions", field, detail)
 }
 
 /// Who writes: `fieldManager`, else the product of the User-Agent (`kubectl-label` of

@@ -373,42 +373,25 @@ fn exact_rv(req: &Req) -> Result<Option<u64>, ApiError> {
         return Ok(None);
     };
     let rv = req.param("resourceVersion").unwrap_or("");
-    let invalid = |reason: &str, detail: String| {
-        let mut e = ApiError::new(
-            422,
-            "Invalid",
-            format!("ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: {detail}"),
-        );
-        e.details = Some(Box::new(
-            json!({"group": "meta.k8s.io", "kind": "ListOptions",
-            "causes": [{"reason": reason, "message": detail, "field": "resourceVersionMatch"}]}),
-        ));
-        e
-    };
+    let invalid =
+        |detail: &str| ApiError::invalid_options("ListOptions", "resourceVersionMatch", detail);
     if rv.is_empty() {
         return Err(invalid(
-            "FieldValueForbidden",
-            "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
-                .into(),
+            "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
         ));
     }
     match matching {
         "NotOlderThan" => Ok(None),
         "Exact" if rv == "0" => Err(invalid(
-            "FieldValueForbidden",
-            "Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\""
-                .into(),
+            "Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
         )),
         "Exact" => rv
             .parse()
             .map(Some)
             .map_err(|_| ApiError::bad_request(format!("invalid resource version \"{rv}\""))),
-        other => Err(invalid(
-            "FieldValueNotSupported",
-            format!(
-                "Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\", \"\""
-            ),
-        )),
+        other => Err(invalid(&format!(
+            "Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\", \"\""
+        ))),
     }
 }
 

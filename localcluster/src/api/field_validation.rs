@@ -37,16 +37,11 @@ pub fn mode(req: &Req, options_kind: &str) -> Result<Mode, ApiError> {
             let detail = format!(
                 "Unsupported value: {other:?}: supported values: \"\", \"Ignore\", \"Strict\", \"Warn\""
             );
-            let mut e = ApiError::new(
-                422,
-                "Invalid",
-                format!("{options_kind}.meta.k8s.io \"\" is invalid: fieldValidation: {detail}"),
-            );
-            e.details = Some(Box::new(
-                json!({"group": "meta.k8s.io", "kind": options_kind,
-                "causes": [{"reason": "FieldValueNotSupported", "message": detail, "field": "fieldValidation"}]}),
-            ));
-            Err(e)
+            Err(ApiError::invalid_options(
+                options_kind,
+                "fieldValidation",
+                &detail,
+            ))
         }
     }
 }

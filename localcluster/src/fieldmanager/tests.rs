@@ -12,6 +12,15 @@ fn job(image: &str, labels: Value) -> Value {
             "containers": [{"name": "flow", "image": image}]}}}})
 }
 
+/// Applies `config` as `manager` (not forcing; `apply_forced` forces).
+fn apply_as(live: Option<&Value>, config: &Value, manager: &str) -> Result<Value, ApiError> {
+    apply(Kind::Job, live, config, &w(manager), false)
+}
+
+fn apply_forced(live: Option<&Value>, config: &Value, manager: &str) -> Result<Value, ApiError> {
+    apply(Kind::Job, live, config, &w(manager), true)
+}
+
 fn w(manager: &str) -> Writer {
     Writer {
         manager: manager.into(),
@@ -50,39 +59,18 @@ fn a_create_records_every_field_as_the_creators_update() {
 
 #[test]
 fn an_apply_conflicts_with_another_managers_field_until_forced() {
-    let live = apply(
-        Kind::Job,
-        None,
-        &job("a", json!({"app": "x"})),
-        &w("kubectl"),
-        false,
-    )
-    .unwrap();
+    let live = apply_as(None, &job("a", json!({"app": "x"})), "kubectl").unwrap();
     assert_eq!(
         entries(&live),
         [("kubectl".to_string(), "Apply".to_string())]
     );
-    let err = apply(
-        Kind::Job,
-        Some(&live),
-        &job("b", json!({"app": "x"})),
-        &w("other"),
-        false,
-    )
-    .unwrap_err();
+    let err = apply_as(Some(&live), &job("b", json!({"app": "x"})), "other").unwrap_err();
     assert_eq!(err.code, 409);
     assert_eq!(
         err.message,
         r#"Apply failed with 1 conflict: conflict with "kubectl": .spec.template.spec.containers[name="flow"].image"#
     );
-    let forced = apply(
-        Kind::Job,
-        Some(&live),
-        &job("b", json!({"app": "x"})),
-        &w("other"),
-        true,
-    )
-    .unwrap();
+    let forced = apply_forced(Some(&live), &job("b", json!({"app": "x"})), "other").unwrap();
     assert_eq!(
         forced["spec"]["template"]["spec"]["containers"][0]["image"],
         "b"
@@ -105,34 +93,13 @@ fn an_apply_conflicts_with_another_managers_field_until_forced() {
 
 #[test]
 fn the_same_value_is_shared_and_an_update_takes_fields_without_conflict() {
-    let live = apply(
-        Kind::Job,
-        None,
-        &job("a", json!({"app": "x"})),
-        &w("one"),
-        false,
-    )
-    .unwrap();
-    let shared = apply(
-        Kind::Job,
-        Some(&live),
-        &job("a", json!({"app": "x"})),
-        &w("two"),
-        false,
-    )
-    .unwrap();
+    let live = apply_as(None, &job("a", json!({"app": "x"})), "one").unwrap();
+    let shared = apply_as(Some(&live), &job("a", json!({"app": "x"})), "two").unwrap();
     assert_eq!(entries(&shared).len(), 2);
     let mut labelled = shared.clone();
     labelled["metadata"]["labels"]["app"] = json!("y");
     record_update(Kind::Job, Some(&shared), &mut labelled, &w("kubectl-label"));
-    let err = apply(
-        Kind::Job,
-        Some(&labelled),
-        &job("a", json!({"app": "x"})),
-        &w("one"),
-        false,
-    )
-    .unwrap_err();
+    let err = apply_as(Some(&labelled), &job("a", json!({"app": "x"})), "one").unwrap_err();
     assert!(
         err.message
             .contains(r#"conflict with "kubectl-label" using batch/v1: .metadata.labels.app"#),
@@ -143,25 +110,11 @@ fn the_same_value_is_shared_and_an_update_takes_fields_without_conflict() {
 
 #[test]
 fn fields_an_applier_stops_naming_are_removed_unless_another_owns_them() {
-    let live = apply(
-        Kind::Job,
-        None,
-        &job("a", json!({"app": "x", "tier": "t"})),
-        &w("me"),
-        false,
-    )
-    .unwrap();
+    let live = apply_as(None, &job("a", json!({"app": "x", "tier": "t"})), "me").unwrap();
     let mut other = live.clone();
     other["metadata"]["labels"]["keep"] = json!("k");
     record_update(Kind::Job, Some(&live), &mut other, &w("editor"));
-    let next = apply(
-        Kind::Job,
-        Some(&other),
-        &job("a", json!({"app": "x"})),
-        &w("me"),
-        false,
-    )
-    .unwrap();
+    let next = apply_as(Some(&other), &job("a", json!({"app": "x"})), "me").unwrap();
     assert_eq!(next["metadata"]["labels"], json!({"app": "x", "keep": "k"}));
 }
 
@@ -172,7 +125,7 @@ fn keyed_items_merge_by_key_in_the_configurations_place() {
         json!([{"name": "a", "image": "1"}, {"name": "c", "image": "3"}]);
     let mut config = job("a", json!({}));
     config["spec"]["template"]["spec"]["containers"] = json!([{"name": "a", "image": "1"}, {"name": "b", "image": "2"}, {"name": "c", "image": "3"}]);
-    let merged = apply(Kind::Job, Some(&live), &config, &w("me"), false).unwrap();
+    let merged = apply_as(Some(&live), &config, "me").unwrap();
     let names: Vec<&str> = merged["spec"]["template"]["spec"]["containers"]
         .as_array()
         .unwrap()
@@ -194,13 +147,7 @@ fn managed_fields_a_request_carries_replace_the_live_ones() {
         entries(&renamed),
         [("kubectl".to_string(), "Apply".to_string())]
     );
-    let again = apply(
-        Kind::Job,
-        Some(&renamed),
-        &job("a", json!({"app": "x"})),
-        &w("kubectl"),
-        false,
-    );
+    let again = apply_as(Some(&renamed), &job("a", json!({"app": "x"})), "kubectl");
     assert!(again.is_ok(), "the renamed applier owns its fields");
 }
 
@@ -221,35 +168,14 @@ fn an_undeclared_field_is_named_by_its_keyed_path() {
 
 #[test]
 fn a_no_op_apply_keeps_the_time_and_a_new_applier_of_the_same_values_has_none() {
-    let mut live = apply(
-        Kind::Job,
-        None,
-        &job("a", json!({"app": "x"})),
-        &w("one"),
-        false,
-    )
-    .unwrap();
+    let mut live = apply_as(None, &job("a", json!({"app": "x"})), "one").unwrap();
     live["metadata"]["managedFields"][0]["time"] = json!("2020-01-01T00:00:00Z");
-    let again = apply(
-        Kind::Job,
-        Some(&live),
-        &job("a", json!({"app": "x"})),
-        &w("one"),
-        false,
-    )
-    .unwrap();
+    let again = apply_as(Some(&live), &job("a", json!({"app": "x"})), "one").unwrap();
     assert_eq!(
         again["metadata"]["managedFields"][0]["time"],
         "2020-01-01T00:00:00Z"
     );
-    let shared = apply(
-        Kind::Job,
-        Some(&again),
-        &job("a", json!({"app": "x"})),
-        &w("two"),
-        false,
-    )
-    .unwrap();
+    let shared = apply_as(Some(&again), &job("a", json!({"app": "x"})), "two").unwrap();
     let first = &shared["metadata"]["managedFields"][0];
     assert_eq!(
         (first["manager"].as_str(), first.get("time")),
