@@ -79,13 +79,6 @@ pub struct Comparison {
     pub removed: Set,
 }
 
-impl Comparison {
-    /// Whether nothing changed.
-    pub fn is_same(&self) -> bool {
-        self.added.is_empty() && self.modified.is_empty() && self.removed.is_empty()
-    }
-}
-
 /// Compares `old` with `new` (structured-merge-diff's `Compare`).
 pub fn compare(sc: &Schema, old: &Value, new: &Value) -> Comparison {
     let mut c = Comparison::default();
@@ -187,6 +180,14 @@ fn group<'v>(sc: &Schema, ty: Ty, items: Option<&'v Vec<Value>>) -> Vec<(Pe, Vec
     out
 }
 
+/// The items of a grouped list that have path element `pe`.
+fn items_at<'g, 'v>(groups: &'g [(Pe, Vec<&'v Value>)], pe: &Pe) -> &'g [&'v Value] {
+    groups
+        .iter()
+        .find(|(p, _)| p == pe)
+        .map_or(&[][..], |(_, v)| v.as_slice())
+}
+
 fn cmp_items(
     sc: &Schema,
     ty: Ty,
@@ -204,18 +205,13 @@ fn cmp_items(
             .filter(|p| !lg.iter().any(|(q, _)| q == *p)),
     );
     for pe in pes {
-        let find = |g: &[(Pe, Vec<&Value>)]| -> Vec<Value> {
-            g.iter()
-                .find(|(p, _)| p == pe)
-                .map(|(_, v)| v.iter().map(|x| (*x).clone()).collect())
-                .unwrap_or_default()
-        };
-        let (lv, rv) = (find(&lg), find(&rg));
+        let (lv, rv) = (items_at(&lg, pe), items_at(&rg, pe));
         path.push(pe.clone());
         match (lv.len(), rv.len()) {
             (0..=1, 0..=1) => {
-                cmp_node(sc, item_ty, lv.first(), rv.first(), path, c);
-                mark_node(lv.first(), rv.first(), path, c);
+                let (l, r) = (lv.first().copied(), rv.first().copied());
+                cmp_node(sc, item_ty, l, r, path, c);
+                mark_node(l, r, path, c);
             }
             (2.., 2..) if lv != rv => c.modified.insert(path),
             (2.., 2..) => {}

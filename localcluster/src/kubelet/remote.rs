@@ -32,6 +32,11 @@ pub struct RemoteApi {
     logs: LogStore,
     /// The node's pods as last seen by the watcher, for the log endpoint.
     pods: Mutex<HashMap<(String, String), Arc<Value>>>,
+    /// The status this kubelet last wrote for each pod, with the pod's UID (its status
+    /// manager). The log endpoint trusts it over the watch, which delivers the kubelet's own
+    /// writes late: a client that saw a container running must be able to read its log at
+    /// once. (A real kubelet reads its status manager too.)
+    written: Mutex<HashMap<PodKey, (String, Value)>>,
     events: mpsc::UnboundedSender<Value>,
     /// The API server's URL, for the kubeconfig given to each pod.
     server: String,
@@ -61,6 +66,7 @@ impl RemoteApi {
             config,
             logs: LogStore::new(),
             pods: Mutex::new(HashMap::new()),
+            written: Mutex::new(HashMap::new()),
             events: tx,
             server,
         })
@@ -70,9 +76,35 @@ impl RemoteApi {
         self.pods.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The pod `ns/name` of this node as last seen.
+    fn written(&self) -> MutexGuard<'_, HashMap<PodKey, (String, Value)>> {
+        self.written.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The pod `ns/name` of this node as last seen, with the status this kubelet last wrote
+    /// for it (which the watch may not have delivered yet).
     pub fn pod(&self, ns: &str, name: &str) -> Option<Arc<Value>> {
-        self.cache().get(&(ns.to_owned(), name.to_owned())).cloned()
+        let key = (ns.to_owned(), name.to_owned());
+        let seen = self.cache().get(&key).cloned()?;
+        let written = self.written();
+        match written.get(&key) {
+            Some((uid, status)) if seen["metadata"]["uid"] == uid.as_str() => {
+                let mut pod = (*seen).clone();
+                if let (Some(to), Some(from)) = (pod["status"].as_object_mut(), status.as_object())
+                {
+                    to.extend(from.iter().map(|(k, v)| (k.clone(), v.clone())));
+                } else {
+                    pod["status"] = status.clone();
+                }
+                Some(Arc::new(pod))
+            }
+            _ => Some(seen),
+        }
+    }
+
+    /// Keep `status` as what this kubelet last wrote for `pod`.
+    fn remember_written(&self, pod: &Value, status: &Value) {
+        let uid = meta_str(pod, "uid").to_owned();
+        self.written().insert(pod_key(pod), (uid, status.clone()));
     }
 
     /// The kube-rs client.
@@ -101,6 +133,7 @@ impl RemoteApi {
                 let mut cache = self.cache();
                 cache.clear();
                 cache.extend(all.iter().map(|p| (pod_key(p), p.clone())));
+                self.written().retain(|k, _| cache.contains_key(k));
                 Some(PodEvent::Resync(all))
             }
             watcher::Event::Apply(p) => {
@@ -117,6 +150,7 @@ impl RemoteApi {
                     .is_some_and(|c| c["metadata"]["uid"] == p["metadata"]["uid"])
                 {
                     cache.remove(&k);
+                    self.written().remove(&k);
                 }
                 Some(PodEvent::Deleted(p))
             }
@@ -140,7 +174,10 @@ impl RemoteApi {
                 .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
             {
-                Ok(p) => return Ok(serde_json::to_value(p.metadata).unwrap_or(Value::Null)),
+                Ok(p) => {
+                    self.remember_written(pod, &status);
+                    return Ok(serde_json::to_value(p.metadata).unwrap_or(Value::Null));
+                }
                 Err(e) if is_code(&e, &[404, 409]) => return Err(Gone),
                 Err(e) if is_code(&e, &[400, 403, 422]) || attempt == WRITE_ATTEMPTS => {
                     eprintln!("kjenv-kubelet: cannot write the status of pod {ns}/{name}: {e}");
@@ -319,5 +356,60 @@ impl RemoteApi {
             .create_subresource::<Value, Value>("binding", &name, &pp, &binding)
             .await
             .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote() -> Arc<RemoteApi> {
+        let url = "https://127.0.0.1:9".parse().expect("url");
+        let client = kube::Client::try_from(kube::Config::new(url)).expect("client");
+        let config = NodeConfig {
+            node_name: "n".into(),
+            root: std::env::temp_dir(),
+            concurrency: 1,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(1),
+            path_prefix: Vec::new(),
+        };
+        RemoteApi::new(client, config, "https://127.0.0.1:9".into())
+    }
+
+    fn pod(uid: &str, state: Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"namespace": "ns", "name": "p", "uid": uid},
+            "spec": {"containers": [{"name": "flow"}]},
+            "status": {"phase": "Pending", "containerStatuses": [{"name": "flow", "state": state,
+                "ready": false, "restartCount": 0, "image": "i", "imageID": ""}]},
+        }))
+        .expect("pod")
+    }
+
+    fn state(api: &RemoteApi) -> Value {
+        api.pod("ns", "p").expect("pod")["status"]["containerStatuses"][0]["state"].clone()
+    }
+
+    #[tokio::test]
+    async fn the_log_endpoint_sees_the_status_the_kubelet_wrote_before_the_watch_does() {
+        let api = remote();
+        let waiting = json!({"waiting": {"reason": "ContainerCreating"}});
+        let seen = api.step(
+            watcher::Event::Apply(pod("u1", waiting.clone())),
+            &mut Vec::new(),
+        );
+        assert!(seen.is_some());
+        let running = json!({"running": {"startedAt": "2026-01-01T00:00:00Z"}});
+        let written = serde_json::to_value(pod("u1", running.clone())).expect("json");
+        api.remember_written(&written, &written["status"]);
+        // The watch has not delivered the write yet: the kubelet's own status counts.
+        assert_eq!(state(&api), running);
+        // A new pod of the same name does not inherit it.
+        api.step(
+            watcher::Event::Apply(pod("u2", waiting.clone())),
+            &mut Vec::new(),
+        );
+        assert_eq!(state(&api), waiting);
     }
 }
