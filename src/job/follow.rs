@@ -111,8 +111,9 @@ impl Follow {
     /// Follow until the container has terminated and its log was read to the end.
     ///
     /// # Errors
-    /// A final error (the pod gone, the container not started), or the last transient one after
-    /// `policy.attempts` failures in a row without a new line.
+    /// A final error (the pod gone, refused), or the last transient one (a node that still
+    /// calls the container waiting is one) after `policy.attempts` failures in a row without a
+    /// new line.
     pub(crate) async fn run(&self, policy: &Policy) -> Result<()> {
         let mut failures = 0u32;
         let mut pause = policy.first_delay;
@@ -125,7 +126,9 @@ impl Follow {
                     Ok(false) => None,
                     Err(e) => Some(e),
                 },
-                Err(e) if matches!(classify(&e), Verdict::Final) => return Err(Error::from(e)),
+                Err(e) if matches!(classify(&e), Verdict::Final) && !node_lags(&e) => {
+                    return Err(Error::from(e))
+                }
                 Err(e) => Some(Error::from(e)),
             };
             if self.delivered() != before {
@@ -239,6 +242,13 @@ impl Follow {
     }
 }
 
+/// A kubelet's 400 "container … is waiting to start" for a container the wait saw started: a
+/// node whose log endpoint answers from a copy of the pod that lags behind its own status
+/// writes. Worth the stream's retries (a few seconds), not the end of the log.
+fn node_lags(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(s) if s.code == 400 && s.message.contains("is waiting to start"))
+}
+
 /// Whether `container` has terminated and will not run again: its pod has finished, or its
 /// restart policy does not restart it (`Never`; `OnFailure` after exit code 0). A container an
 /// `OnFailure` pod restarts writes its next attempt's lines to the same log, which the stream
@@ -302,6 +312,25 @@ mod tests {
         assert!(done_for_good(&pod("OnFailure", "Running", Some(0)), "flow"));
         assert!(done_for_good(&pod("OnFailure", "Failed", Some(1)), "flow"));
         assert!(!done_for_good(&pod("Never", "Running", None), "other"));
+    }
+
+    #[test]
+    fn a_container_the_node_still_calls_waiting_is_tried_again() {
+        let status = |code: u16, message: &str| {
+            kube::Error::Api(
+                serde_json::from_value(serde_json::json!({
+                    "status": "Failure", "code": code, "message": message, "reason": "BadRequest",
+                }))
+                .unwrap(),
+            )
+        };
+        let waiting = "container \"flow\" in pod \"p\" is waiting to start: ContainerCreating";
+        assert!(node_lags(&status(400, waiting)));
+        assert!(!node_lags(&status(
+            400,
+            "container \"x\" is not valid for pod \"p\""
+        )));
+        assert!(!node_lags(&status(403, waiting)));
     }
 
     #[test]
