@@ -238,6 +238,22 @@ pub fn create(cluster: &Arc<Cluster>, req: &Req, t: &Target) -> Result<Response<
 ///
 /// # Errors
 /// 400/405 as the API server answers them.
+/// A Job's or a pod's condition times are Go structs (`metav1.Time`), which kube-apiserver
+/// writes as `null` when a client left them out of a status write.
+fn null_condition_times(kind: Kind, status: &mut Value) {
+    if !matches!(kind, Kind::Job | Kind::Pod) {
+        return;
+    }
+    let Some(conditions) = status.get_mut("conditions").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for c in conditions.iter_mut().filter_map(Value::as_object_mut) {
+        for field in ["lastProbeTime", "lastTransitionTime"] {
+            c.entry(field).or_insert(Value::Null);
+        }
+    }
+}
+
 pub(crate) fn prepare_create_body(t: &Target, obj: &mut Value) -> Result<(), ApiError> {
     if t.kind.namespaced() && t.ns.is_none() {
         return Err(ApiError::method_not_allowed());
@@ -464,6 +480,7 @@ pub(crate) fn apply_update(
     if sub == Some("status") {
         let mut next = cur.clone();
         next["status"] = new.get("status").cloned().unwrap_or(json!({}));
+        null_condition_times(kind, &mut next["status"]);
         if let Some(w) = w {
             fieldmanager::record_update(kind, Some(cur), &mut next, w);
         } else if let Some(m) = new.pointer("/metadata/managedFields") {
@@ -796,4 +813,29 @@ pub fn delete_collection(
         200,
         &json!({"kind": t.kind.list_kind(), "apiVersion": t.kind.api_version(), "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn condition_times_a_status_write_left_out_are_null_as_go_writes_them() {
+        let mut status = json!({"conditions": [
+            {"type": "A", "status": "True"},
+            {"type": "B", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+        ]});
+        null_condition_times(Kind::Job, &mut status);
+        assert_eq!(
+            status["conditions"],
+            json!([
+                {"type": "A", "status": "True", "lastProbeTime": null, "lastTransitionTime": null},
+                {"type": "B", "status": "True", "lastProbeTime": null,
+                 "lastTransitionTime": "2026-01-01T00:00:00Z"},
+            ])
+        );
+        let mut other = json!({"conditions": [{"type": "A"}]});
+        null_condition_times(Kind::Namespace, &mut other);
+        assert_eq!(other, json!({"conditions": [{"type": "A"}]}));
+    }
 }
