@@ -238,22 +238,6 @@ pub fn create(cluster: &Arc<Cluster>, req: &Req, t: &Target) -> Result<Response<
 ///
 /// # Errors
 /// 400/405 as the API server answers them.
-/// A Job's or a pod's condition times are Go structs (`metav1.Time`), which kube-apiserver
-/// writes as `null` when a client left them out of a status write.
-fn null_condition_times(kind: Kind, status: &mut Value) {
-    if !matches!(kind, Kind::Job | Kind::Pod) {
-        return;
-    }
-    let Some(conditions) = status.get_mut("conditions").and_then(Value::as_array_mut) else {
-        return;
-    };
-    for c in conditions.iter_mut().filter_map(Value::as_object_mut) {
-        for field in ["lastProbeTime", "lastTransitionTime"] {
-            c.entry(field).or_insert(Value::Null);
-        }
-    }
-}
-
 pub(crate) fn prepare_create_body(t: &Target, obj: &mut Value) -> Result<(), ApiError> {
     if t.kind.namespaced() && t.ns.is_none() {
         return Err(ApiError::method_not_allowed());
@@ -455,6 +439,22 @@ pub fn list(
         200,
         serde_json::to_vec(&out).map_err(ApiError::internal)?,
     ))
+}
+
+/// A Job's or a pod's condition times are Go structs (`metav1.Time`), which kube-apiserver
+/// writes as `null` when a client left them out of a status write.
+fn null_condition_times(kind: Kind, status: &mut Value) {
+    if !matches!(kind, Kind::Job | Kind::Pod) {
+        return;
+    }
+    let Some(conditions) = status.get_mut("conditions").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for c in conditions.iter_mut().filter_map(Value::as_object_mut) {
+        for field in ["lastProbeTime", "lastTransitionTime"] {
+            c.entry(field).or_insert(Value::Null);
+        }
+    }
 }
 
 /// Applies an update body to the stored object `cur` (inside the store's lock).
